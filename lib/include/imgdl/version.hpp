@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string_view>
+
+namespace imgdl {
+
+/// The library's version, "MAJOR.MINOR.PATCH", from the one number in CMake's project().
+/// Thread-safe: returns a view of a static string.
+std::string_view version() noexcept;
+
+/// The project's home page, used in the default User-Agent. Thread-safe.
+std::string_view project_url() noexcept;
+
+}  // namespace imgdl

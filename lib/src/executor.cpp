@@ -1,0 +1,374 @@
+#include "imgdl/executor.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace imgdl {
+namespace detail {
+
+/// Everything the workers, the futures and the executor handle share. Futures keep it alive through
+/// their state, so a future may outlive its executor.
+class ExecutorCore {
+ public:
+  explicit ExecutorCore(ExecutorOptions options)
+      : max_workers_(options.max_workers.value_or(ThreadPoolExecutor::default_max_workers())),
+        prefix_(options.thread_name_prefix.empty() ? "imgdl" : std::move(options.thread_name_prefix)),
+        initializer_(std::move(options.initializer)),
+        on_callback_error_(std::move(options.on_callback_error)) {
+    if (max_workers_ == 0) throw std::invalid_argument("max_workers must be greater than 0");
+  }
+
+  void enqueue(std::shared_ptr<ExecutorCore> self, std::shared_ptr<StateBase> task) {
+    std::unique_lock lock(mutex_);
+    if (broken_) throw BrokenExecutor(broken_message);
+    if (shutdown_) throw ExecutorShutdownError();
+    queue_.push_back(std::move(task));
+    pending_.fetch_add(1, std::memory_order_relaxed);
+    // Python >= 3.8: each idle worker takes one queued task; start a thread only for tasks beyond
+    // what the idle workers will take.
+    if (queue_.size() > idle_ && threads_.size() < max_workers_) {
+      const std::size_t index = threads_.size();
+      ++live_workers_;
+      running_tasks_.resize(index + 1, nullptr);
+      threads_.emplace_back([core = std::move(self), index] { core->worker_main(index); });
+    }
+    const bool wake = idle_ > 0;
+    lock.unlock();
+    if (wake) work_cv_.notify_one();
+  }
+
+  void shutdown(bool wait, bool cancel_futures, bool cancel_running) {
+    std::deque<std::shared_ptr<StateBase>> cancelled;
+    {
+      std::lock_guard lock(mutex_);
+      shutdown_ = true;
+      if (cancel_futures) cancelled.swap(queue_);
+      if (cancel_running) {
+        for (auto* running : running_tasks_)
+          if (running) running->request_stop();
+      }
+    }
+    for (auto& task : cancelled) task->cancel();
+    work_cv_.notify_all();
+    if (!wait) return;
+
+    if (current_worker_core == this) {
+      // Inside one of our own tasks: joining ourselves would deadlock, so wait for every other worker
+      // to exit (or to be inside shutdown() too).
+      std::unique_lock lock(mutex_);
+      ++waiting_workers_;
+      exit_cv_.notify_all();
+      exit_cv_.wait(lock, [&] { return live_workers_ == waiting_workers_; });
+      --waiting_workers_;
+      return;
+    }
+    std::lock_guard join_lock(join_mutex_);
+    // No thread is added once shutdown_ is set, so the vector is stable here.
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+  /// For the destructor: after shutdown(true), a worker destroying the executor detaches itself.
+  void release_threads() {
+    std::lock_guard join_lock(join_mutex_);
+    for (auto& t : threads_) {
+      if (!t.joinable()) continue;
+      if (t.get_id() == std::this_thread::get_id())
+        t.detach();
+      else
+        t.join();
+    }
+  }
+
+  ExecutorStats stats() const noexcept {
+    ExecutorStats s;
+    s.pending = pending_.load(std::memory_order_relaxed);
+    s.running = running_.load(std::memory_order_relaxed);
+    s.completed = completed_.load(std::memory_order_relaxed);
+    s.cancelled = cancelled_.load(std::memory_order_relaxed);
+    s.callback_errors = callback_errors_.load(std::memory_order_relaxed);
+    std::lock_guard lock(mutex_);
+    s.workers = threads_.size();
+    return s;
+  }
+  std::size_t max_workers() const noexcept { return max_workers_; }
+
+  void task_started() noexcept {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    running_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void task_finished(bool was_cancelled) noexcept {
+    running_.fetch_sub(1, std::memory_order_relaxed);
+    (was_cancelled ? cancelled_ : completed_).fetch_add(1, std::memory_order_relaxed);
+  }
+  void pending_cancelled() noexcept {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    cancelled_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void pending_failed() noexcept {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    completed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void report_callback_error(std::exception_ptr error) noexcept {
+    callback_errors_.fetch_add(1, std::memory_order_relaxed);
+    if (!on_callback_error_) return;
+    try {
+      on_callback_error_(error);
+    } catch (...) {
+      // The handler's own failure has nowhere left to go; the count above still records it.
+    }
+  }
+
+  static constexpr const char* broken_message =
+      "a thread initializer failed, the thread pool is not usable anymore";
+
+ private:
+  void worker_main(std::size_t index) {
+    current_worker_core = this;
+    name_thread(index);
+    if (initializer_) {
+      try {
+        initializer_();
+      } catch (...) {
+        break_pool(std::current_exception());
+        worker_exit();
+        return;
+      }
+    }
+    std::shared_ptr<StateBase> current;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      while (queue_.empty()) {
+        if (shutdown_ || broken_) {
+          current.reset();
+          running_tasks_[index] = nullptr;
+          lock.unlock();
+          worker_exit();
+          return;
+        }
+        ++idle_;
+        work_cv_.wait(lock);
+        --idle_;
+      }
+      // `current` keeps the task alive while it is listed in running_tasks_ (shutdown may stop it).
+      current = std::move(queue_.front());
+      queue_.pop_front();
+      running_tasks_[index] = current.get();
+      lock.unlock();
+      current->run();
+      lock.lock();
+    }
+  }
+
+  void name_thread(std::size_t index) const {
+    // Linux keeps 15 bytes of a thread's name; pthread_setname_np fails outright on longer ones.
+    std::string name = prefix_ + "_" + std::to_string(index);
+    if (name.size() > 15) name.resize(15);
+    pthread_setname_np(pthread_self(), name.c_str());
+  }
+
+  void break_pool(std::exception_ptr cause) {
+    std::string message = broken_message;
+    try {
+      std::rethrow_exception(cause);
+    } catch (const std::exception& e) {
+      message += std::string(": ") + e.what();
+    } catch (...) {
+    }
+    std::deque<std::shared_ptr<StateBase>> pending;
+    {
+      std::lock_guard lock(mutex_);
+      broken_ = true;
+      pending.swap(queue_);
+    }
+    work_cv_.notify_all();
+    const auto error = std::make_exception_ptr(BrokenExecutor(message));
+    for (auto& task : pending) task->fail_pending(error);
+  }
+
+  void worker_exit() {
+    {
+      std::lock_guard lock(mutex_);
+      --live_workers_;
+    }
+    exit_cv_.notify_all();
+  }
+
+  static thread_local ExecutorCore* current_worker_core;
+
+  const std::size_t max_workers_;
+  const std::string prefix_;
+  const std::function<void()> initializer_;
+  const std::function<void(std::exception_ptr)> on_callback_error_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::condition_variable exit_cv_;
+  std::deque<std::shared_ptr<StateBase>> queue_;
+  std::vector<std::thread> threads_;
+  std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
+  std::size_t idle_ = 0;
+  std::size_t live_workers_ = 0;
+  std::size_t waiting_workers_ = 0;
+  bool shutdown_ = false;
+  bool broken_ = false;
+  std::mutex join_mutex_;
+
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<std::size_t> running_{0};
+  std::atomic<std::size_t> completed_{0};
+  std::atomic<std::size_t> cancelled_{0};
+  std::atomic<std::size_t> callback_errors_{0};
+};
+
+thread_local ExecutorCore* ExecutorCore::current_worker_core = nullptr;
+
+// ---- StateBase ----
+
+StateBase::StateBase(std::shared_ptr<ExecutorCore> core, bool stoppable)
+    : core_(std::move(core)), stop_(stoppable ? std::stop_source() : std::stop_source(std::nostopstate)) {}
+
+StateBase::~StateBase() = default;
+
+bool StateBase::try_start() noexcept {
+  auto expected = FutureStatus::Pending;
+  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) return false;
+  core_->task_started();
+  return true;
+}
+
+bool StateBase::cancel() {
+  auto expected = FutureStatus::Pending;
+  if (status_.compare_exchange_strong(expected, FutureStatus::Cancelled, std::memory_order_acq_rel)) {
+    core_->pending_cancelled();
+    complete(FutureStatus::Cancelled, nullptr);
+    return true;
+  }
+  if (expected == FutureStatus::Running) request_stop();
+  return expected == FutureStatus::Cancelled;
+}
+
+void StateBase::request_stop() noexcept { stop_.request_stop(); }
+
+bool StateBase::fail_pending(std::exception_ptr error) {
+  // Claim the task first (a worker's try_start may race), and publish Finished only once the error is
+  // stored, so nobody sees a finished future without its exception.
+  auto expected = FutureStatus::Pending;
+  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) return false;
+  core_->pending_failed();
+  complete(FutureStatus::Finished, std::move(error));
+  return true;
+}
+
+void StateBase::finish(std::exception_ptr error) noexcept {
+  auto final_status = FutureStatus::Finished;
+  if (error && stop_.stop_requested()) {
+    // A task asked to stop that answers with CancelledError ends cancelled, not failed.
+    try {
+      std::rethrow_exception(error);
+    } catch (const CancelledError&) {
+      final_status = FutureStatus::Cancelled;
+      error = nullptr;
+    } catch (...) {
+    }
+  }
+  core_->task_finished(final_status == FutureStatus::Cancelled);
+  complete(final_status, std::move(error));
+}
+
+void StateBase::complete(FutureStatus final_status, std::exception_ptr error) noexcept {
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mutex_);
+    error_ = std::move(error);
+    status_.store(final_status, std::memory_order_release);
+    callbacks.swap(callbacks_);
+    if (waiters_ > 0) done_cv_.notify_all();
+  }
+  for (auto& callback : callbacks) {
+    try {
+      callback();
+    } catch (...) {
+      core_->report_callback_error(std::current_exception());
+    }
+  }
+}
+
+void StateBase::wait() const {
+  if (done()) return;
+  std::unique_lock lock(mutex_);
+  ++waiters_;
+  done_cv_.wait(lock, [&] { return done(); });
+  --waiters_;
+}
+
+bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
+  if (done()) return true;
+  std::unique_lock lock(mutex_);
+  ++waiters_;
+  const bool finished = done_cv_.wait_until(lock, deadline, [&] { return done(); });
+  --waiters_;
+  return finished;
+}
+
+void StateBase::add_callback(std::function<void()> callback) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!done()) {
+      callbacks_.push_back(std::move(callback));
+      return;
+    }
+  }
+  try {
+    callback();
+  } catch (...) {
+    core_->report_callback_error(std::current_exception());
+  }
+}
+
+std::exception_ptr StateBase::error() const {
+  if (status() == FutureStatus::Cancelled) throw CancelledError();
+  std::lock_guard lock(mutex_);
+  return error_;
+}
+
+}  // namespace detail
+
+// ---- ThreadPoolExecutor ----
+
+ThreadPoolExecutor::ThreadPoolExecutor() : ThreadPoolExecutor(ExecutorOptions{}) {}
+
+ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers)
+    : ThreadPoolExecutor(ExecutorOptions{.max_workers = max_workers}) {}
+
+ThreadPoolExecutor::ThreadPoolExecutor(ExecutorOptions options)
+    : core_(std::make_shared<detail::ExecutorCore>(std::move(options))) {}
+
+ThreadPoolExecutor::~ThreadPoolExecutor() {
+  core_->shutdown(true, false, false);
+  core_->release_threads();
+}
+
+std::size_t ThreadPoolExecutor::default_max_workers() noexcept {
+  const std::size_t hardware = std::max(1u, std::thread::hardware_concurrency());
+  return std::min<std::size_t>(32, hardware + 4);
+}
+
+void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures, bool cancel_running) {
+  core_->shutdown(wait, cancel_futures, cancel_running);
+}
+
+ExecutorStats ThreadPoolExecutor::stats() const noexcept { return core_->stats(); }
+
+std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
+
+void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::StateBase> task) { core_->enqueue(core_, std::move(task)); }
+
+}  // namespace imgdl

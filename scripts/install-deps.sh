@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, whatever imgdl's build and tests need and this machine lacks.
+# Idempotent: a machine that already has everything runs no apt-get at all.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev doctest-dev
+  libcpp-httplib-dev libssl-dev
+  clang libclang-rt-14-dev   # sanitizer and libFuzzer runtimes
+  bsdutils                   # `script`, which drives the CLI under a pseudo-terminal in tests
+)
+# Extra groups on request, e.g. `install-deps.sh bench` for the benchmark's peers.
+for group in "$@"; do
+  case "$group" in
+    bench) packages+=(curl wget2 aria2 python3 time) ;;
+    *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+echo "install-deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
