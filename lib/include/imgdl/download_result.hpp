@@ -1,0 +1,64 @@
+#pragma once
+// imgdl::DownloadResult: what became of one URL. A failed download is a value, not an exception.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "imgdl/image_type.hpp"
+
+namespace imgdl {
+
+/// The outcome of one URL. Skipped counts as success (the file was already there, or the URL was a
+/// duplicate of an earlier one in the same run).
+enum class DownloadStatus { Ok, Skipped, Failed, Cancelled };
+
+/// Why a download failed; ErrorKind::None when it did not.
+enum class ErrorKind {
+  None,
+  InvalidUrl,         ///< not an http(s) URL
+  Dns,                ///< the host name did not resolve
+  Connect,            ///< connection refused or unreachable
+  Tls,                ///< certificate verification or handshake failed
+  Timeout,            ///< connect timeout, whole-transfer timeout or the low-speed limit
+  HttpStatus,         ///< the server answered with a non-success status
+  TooManyRedirects,   ///< more redirects than max_redirects (or a loop)
+  ForbiddenRedirect,  ///< a redirect to a scheme other than http or https
+  TooLarge,           ///< Content-Length or the streamed body exceeded max_file_size
+  NotImage,           ///< the body's magic bytes are not a known image format
+  Empty,              ///< the server sent no body
+  Truncated,          ///< the connection ended before the announced body did
+  Network,            ///< any other transport failure (reset, protocol error)
+  Write,              ///< the file could not be created or written (permissions, full disk)
+  Cancelled,          ///< stopped on request
+};
+
+/// The result of one URL, complete whatever happened. Plain data: copy and share freely.
+struct DownloadResult {
+  std::string url;                     ///< as given
+  std::filesystem::path path;          ///< the final file (or the planned one when none was kept)
+  DownloadStatus status = DownloadStatus::Failed;
+  long http_status = 0;                ///< the last response's status, 0 if none arrived
+  std::uint64_t bytes = 0;             ///< bytes in the final file (or received, on failure)
+  ImageType image_type = ImageType::Unknown;
+  std::string sha256;                  ///< hex SHA-256 of the kept file; empty when none was kept
+  int attempts = 0;                    ///< transfers tried (1 + retries used)
+  std::chrono::steady_clock::duration elapsed{};  ///< from the first attempt's start to the end
+  ErrorKind error = ErrorKind::None;
+  std::string message;                 ///< a human sentence: "HTTP 404 Not Found", ...
+
+  /// Ok or Skipped.
+  bool ok() const noexcept { return status == DownloadStatus::Ok || status == DownloadStatus::Skipped; }
+};
+
+/// "ok", "skipped", "failed", "cancelled". Thread-safe.
+std::string_view to_string(DownloadStatus status) noexcept;
+/// "none", "invalid_url", "dns", "connect", "tls", "timeout", "http_status", "too_many_redirects",
+/// "forbidden_redirect", "too_large", "not_image", "empty", "truncated", "network", "write",
+/// "cancelled". Thread-safe.
+std::string_view to_string(ErrorKind kind) noexcept;
+
+}  // namespace imgdl

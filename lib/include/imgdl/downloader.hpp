@@ -1,0 +1,153 @@
+#pragma once
+// imgdl::Downloader: fetches URLs as tasks on a ThreadPoolExecutor and writes each to a file named
+// from the URL's basename, streaming to `<name>.part` and renaming only once the body checks out.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imgdl/download_result.hpp"
+#include "imgdl/executor.hpp"
+#include "imgdl/future.hpp"
+
+namespace imgdl {
+
+/// What to do when the file a URL maps to already exists in the output directory.
+enum class OnExists {
+  Rename,     ///< keep both: the new file becomes name.1.jpg, name.2.jpg, ...
+  Skip,       ///< do not fetch; the result is Skipped
+  Overwrite,  ///< replace it (atomically, by rename; a symlink there is replaced, never followed)
+  Resume,     ///< continue `<name>.part` with a Range request; Skipped if the final file exists
+};
+
+/// How download_all() runs the list.
+enum class Mode {
+  Pooled,      ///< up to max_workers transfers at once
+  Sequential,  ///< one transfer at a time, in input order, on the same machinery
+};
+
+/// Where the Downloader reports progress. Every method has an empty default, so override only what
+/// you need. on_queued runs on the thread calling submit()/download_all(); all the others run on
+/// worker threads, concurrently for different transfers (serialise your output). They must not
+/// throw, and should return quickly: a slow observer slows the transfer that calls it.
+class DownloadObserver {
+ public:
+  /// Identifies a transfer in every call: `index` counts submissions from 0, `name` is the planned
+  /// file name. The views are valid only during the call.
+  struct Transfer {
+    std::size_t index;
+    std::string_view url;
+    std::string_view name;
+  };
+
+  virtual ~DownloadObserver() = default;
+  /// The URL was accepted and is waiting for a worker.
+  virtual void on_queued(const Transfer&) {}
+  /// A worker started its first attempt.
+  virtual void on_started(const Transfer&) {}
+  /// Body bytes so far, and the expected total when known. At most 10 calls a second per transfer,
+  /// plus one final call with the complete count.
+  virtual void on_progress(const Transfer&, std::uint64_t /*bytes*/, std::optional<std::uint64_t> /*total*/) {}
+  /// Attempt `attempt` failed for `reason` and the next starts after `delay`.
+  virtual void on_retrying(const Transfer&, int /*attempt*/, std::chrono::milliseconds /*delay*/,
+                           std::string_view /*reason*/) {}
+  /// The transfer ended (ok, skipped, failed or cancelled). Called exactly once per submission.
+  virtual void on_finished(const Transfer&, const DownloadResult&) {}
+};
+
+/// How a Downloader behaves. Read once, by the constructor.
+struct DownloadOptions {
+  /// Where files go; created (with parents) if missing. Nothing is ever written outside it.
+  std::filesystem::path output_dir = ".";
+  /// Concurrent transfers; unset means Python's executor default, min(32, hardware threads + 4).
+  std::optional<std::size_t> max_workers;
+  /// Most concurrent transfers to one host (by host name); 0 means unlimited.
+  std::size_t per_host = 0;
+  /// Limit on connecting (DNS, TCP and TLS); 0 means libcurl's default (300 s).
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  /// Limit on a whole attempt; 0 means none.
+  std::chrono::milliseconds timeout{0};
+  /// Abort an attempt that moves fewer than low_speed_limit bytes/s for low_speed_time (0 disables).
+  std::uint64_t low_speed_limit = 1;
+  std::chrono::seconds low_speed_time{std::chrono::seconds(30)};
+  /// Further attempts after a transient failure (connect, timeout, reset, 408, 429, 5xx).
+  int retries = 3;
+  /// Backoff before retry n is retry_backoff × 2^(n-1), with ±50% jitter, capped by retry_max_delay.
+  /// A Retry-After header (seconds or HTTP date) on 429/503 replaces it, under the same cap.
+  std::chrono::milliseconds retry_backoff{500};
+  std::chrono::milliseconds retry_max_delay{std::chrono::seconds(30)};
+  /// Redirects followed per attempt (http and https only).
+  int max_redirects = 10;
+  /// Largest body accepted, in bytes; 0 means unlimited. Checked against Content-Length before the
+  /// body and while streaming.
+  std::uint64_t max_file_size = 0;
+  /// Empty means `imgdl/<version> (+<project URL>) libcurl/<version>`: Wikimedia and others refuse
+  /// generic agents.
+  std::string user_agent;
+  OnExists on_exists = OnExists::Rename;
+  /// Refuse bodies whose magic bytes are not a known image format (ErrorKind::NotImage).
+  bool require_image = true;
+  /// A PEM bundle of CA certificates to trust instead of the system's.
+  std::filesystem::path ca_file;
+  /// Skip TLS certificate and host verification. Only ever an explicit opt-in.
+  bool insecure = false;
+  /// Progress reports; may be null. Shared so it outlives every transfer that calls it.
+  std::shared_ptr<DownloadObserver> observer;
+};
+
+/// Downloads URLs concurrently into one directory.
+///
+/// Threading: submit(), download_all() and cancel() are thread-safe. Transfers run on the
+/// Downloader's own worker threads, each reusing one libcurl handle (and so its keep-alive
+/// connections); DNS and TLS sessions are shared between them. Several Downloaders may live in one
+/// process. The destructor waits for running transfers (call cancel() first to abort them).
+///
+/// Files: a body streams to `<name>.part` (created exclusively, never through a symlink) and is
+/// renamed to its final name only after its status, size and image checks pass; on failure the
+/// `.part` is removed (kept for a later resume with OnExists::Resume when the failure was transient).
+class Downloader {
+ public:
+  /// Creates the output directory if needed. Throws std::system_error if it cannot be created or
+  /// opened, std::invalid_argument for contradictory options (e.g. max_workers 0).
+  explicit Downloader(DownloadOptions options);
+  ~Downloader();
+  Downloader(const Downloader&) = delete;
+  Downloader& operator=(const Downloader&) = delete;
+
+  /// Plans the URL's file name now (so names follow submission order) and schedules the transfer.
+  /// The future always holds a DownloadResult; it is cancelled only if cancel() ran before a worker
+  /// took it. A URL equal to one submitted earlier is not fetched again: its result is Skipped.
+  /// Throws ExecutorShutdownError after cancel().
+  Future<DownloadResult> submit(std::string url);
+
+  /// Downloads every URL and returns their results in input order. Names are all planned before the
+  /// first transfer starts. Sequential mode runs one transfer at a time on the same machinery, for
+  /// honest timing comparisons. After cancel(), unfinished URLs come back Cancelled.
+  std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode = Mode::Pooled);
+
+  /// Stops everything: queued transfers are cancelled and running ones abort promptly (their .part
+  /// files are removed, or kept under OnExists::Resume). Idempotent; no more work is accepted.
+  void cancel();
+  /// True once cancel() was called.
+  bool cancelled() const noexcept;
+
+  /// The options in force, with defaults resolved (user agent, worker count).
+  const DownloadOptions& options() const noexcept;
+  /// Live counts of the underlying executor, for progress displays.
+  ExecutorStats stats() const noexcept;
+
+  /// The User-Agent used when DownloadOptions::user_agent is empty.
+  static std::string default_user_agent();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace imgdl

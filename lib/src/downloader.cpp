@@ -1,0 +1,338 @@
+#include "imgdl/downloader.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "curl_handles.hpp"
+#include "host_limiter.hpp"
+#include "image_type.hpp"
+#include "naming.hpp"
+#include "output_dir.hpp"
+#include "sha256.hpp"
+#include "transfer.hpp"
+#include "version_config.hpp"
+
+namespace imgdl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// What submit() decided before any transfer: the name, or why there is nothing to fetch.
+struct Plan {
+  std::size_t index = 0;
+  std::string url;
+  std::string fetch_url;  // the normalized URL handed to libcurl
+  std::string host;
+  std::string name;       // planned file name; may still lack an extension
+  ErrorKind error = ErrorKind::None;
+  std::string message;
+  bool duplicate = false;
+};
+
+/// Sleeps for `delay` unless a stop is requested first; false when stopped.
+bool sleep_unless_stopped(std::chrono::milliseconds delay, const std::stop_token& stop) {
+  std::mutex mutex;
+  std::condition_variable_any cv;
+  std::unique_lock lock(mutex);
+  return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
+}
+
+std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt, std::optional<std::chrono::milliseconds> retry_after) {
+  if (retry_after) return std::min(*retry_after, o.retry_max_delay);
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const double base = static_cast<double>(o.retry_backoff.count()) * std::pow(2.0, attempt - 1);
+  const double jittered = base * std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+  const auto capped = std::min(jittered, static_cast<double>(o.retry_max_delay.count()));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(capped));
+}
+
+}  // namespace
+
+std::string_view to_string(DownloadStatus status) noexcept {
+  switch (status) {
+    case DownloadStatus::Ok: return "ok";
+    case DownloadStatus::Skipped: return "skipped";
+    case DownloadStatus::Failed: return "failed";
+    case DownloadStatus::Cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::None: return "none";
+    case ErrorKind::InvalidUrl: return "invalid_url";
+    case ErrorKind::Dns: return "dns";
+    case ErrorKind::Connect: return "connect";
+    case ErrorKind::Tls: return "tls";
+    case ErrorKind::Timeout: return "timeout";
+    case ErrorKind::HttpStatus: return "http_status";
+    case ErrorKind::TooManyRedirects: return "too_many_redirects";
+    case ErrorKind::ForbiddenRedirect: return "forbidden_redirect";
+    case ErrorKind::TooLarge: return "too_large";
+    case ErrorKind::NotImage: return "not_image";
+    case ErrorKind::Empty: return "empty";
+    case ErrorKind::Truncated: return "truncated";
+    case ErrorKind::Network: return "network";
+    case ErrorKind::Write: return "write";
+    case ErrorKind::Cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+class Downloader::Impl {
+ public:
+  explicit Impl(DownloadOptions options)
+      : options_(resolve(std::move(options))),
+        output_(options_.output_dir),
+        limiter_(options_.per_host),
+        settings_{&options_, share_.get(), options_.user_agent},
+        // Declared last: destroyed first, so every worker (and its easy handle) is gone before the
+        // share handle and the output directory.
+        executor_(ExecutorOptions{.max_workers = options_.max_workers, .thread_name_prefix = "imgdl"}) {}
+
+  ~Impl() { executor_.shutdown(true); }
+
+  Future<DownloadResult> submit(std::string url) {
+    return schedule(plan(std::move(url)));
+  }
+
+  Plan plan(std::string url) {
+    Plan p;
+    p.url = std::move(url);
+    std::string error;
+    auto parsed = detail::parse_url(p.url, &error);
+    std::lock_guard lock(plan_mutex_);
+    p.index = next_index_++;
+    if (!parsed) {
+      p.error = ErrorKind::InvalidUrl;
+      p.message = error;
+      return p;
+    }
+    p.fetch_url = parsed->normalized;
+    p.host = parsed->host;
+    if (auto name = planner_.assign(*parsed)) {
+      p.name = std::move(*name);
+    } else {
+      p.duplicate = true;
+      p.name = detail::filename_from_url(*parsed);
+    }
+    return p;
+  }
+
+  Future<DownloadResult> schedule(Plan p) {
+    const auto& observer = options_.observer;
+    if (observer) observer->on_queued(transfer(p));
+    auto future = executor_.submit([this, p](std::stop_token stop) { return fetch(p, stop); });
+    if (observer) {
+      // A transfer cancelled before any worker took it never runs fetch(): report it from here.
+      future.add_done_callback([this, p](const Future<DownloadResult>& f) {
+        if (f.cancelled()) options_.observer->on_finished(transfer(p), cancelled_result(p));
+      });
+    }
+    return future;
+  }
+
+  std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode) {
+    std::vector<Plan> plans;
+    plans.reserve(urls.size());
+    for (const auto& url : urls) plans.push_back(plan(url));  // every name before any transfer
+
+    std::vector<DownloadResult> results;
+    results.reserve(plans.size());
+    if (mode == Mode::Sequential) {
+      for (auto& p : plans) results.push_back(result_of(schedule_or_cancel(p), p));
+      return results;
+    }
+    std::vector<std::optional<Future<DownloadResult>>> futures;
+    futures.reserve(plans.size());
+    for (auto& p : plans) futures.push_back(schedule_or_cancel(p));
+    for (std::size_t i = 0; i < plans.size(); ++i) results.push_back(result_of(futures[i], plans[i]));
+    return results;
+  }
+
+  void cancel() {
+    cancelled_.store(true);
+    executor_.shutdown(false, true, true);
+  }
+  bool cancelled() const noexcept { return cancelled_.load(); }
+  const DownloadOptions& options() const noexcept { return options_; }
+  ExecutorStats stats() const noexcept { return executor_.stats(); }
+
+ private:
+  static DownloadOptions resolve(DownloadOptions o) {
+    detail::ensure_curl_global_init();  // before any worker thread exists
+    if (o.max_workers && *o.max_workers == 0) throw std::invalid_argument("max_workers must be greater than 0");
+    if (!o.max_workers) o.max_workers = ThreadPoolExecutor::default_max_workers();
+    if (o.retries < 0) throw std::invalid_argument("retries must not be negative");
+    if (o.max_redirects < 0) throw std::invalid_argument("max_redirects must not be negative");
+    if (o.user_agent.empty()) o.user_agent = default_user_agent();
+    if (o.output_dir.empty()) o.output_dir = ".";
+    return o;
+  }
+
+  static DownloadObserver::Transfer transfer(const Plan& p) { return {p.index, p.url, p.name}; }
+
+  DownloadResult base_result(const Plan& p) const {
+    DownloadResult r;
+    r.url = p.url;
+    if (!p.name.empty()) r.path = options_.output_dir / p.name;
+    return r;
+  }
+
+  DownloadResult cancelled_result(const Plan& p) const {
+    auto r = base_result(p);
+    r.status = DownloadStatus::Cancelled;
+    r.error = ErrorKind::Cancelled;
+    r.message = "cancelled before it started";
+    return r;
+  }
+
+  std::optional<Future<DownloadResult>> schedule_or_cancel(const Plan& p) {
+    try {
+      return schedule(p);
+    } catch (const ExecutorShutdownError&) {
+      return std::nullopt;  // cancel() ran: this URL is reported cancelled
+    }
+  }
+
+  DownloadResult result_of(const std::optional<Future<DownloadResult>>& future, const Plan& p) {
+    if (!future) return cancelled_result(p);
+    try {
+      return future->result();
+    } catch (const CancelledError&) {
+      return cancelled_result(p);
+    }
+  }
+
+  /// Runs on a worker: the whole life of one URL, attempts and retries included.
+  DownloadResult fetch(const Plan& p, std::stop_token stop) {
+    const auto start = Clock::now();
+    auto result = base_result(p);
+    const auto& observer = options_.observer;
+    const auto info = transfer(p);
+    auto finish = [&](DownloadStatus status, ErrorKind error, std::string message) {
+      result.status = status;
+      result.error = error;
+      result.message = std::move(message);
+      result.elapsed = Clock::now() - start;
+      if (observer) observer->on_finished(info, result);
+      return result;
+    };
+
+    if (p.error != ErrorKind::None) return finish(DownloadStatus::Failed, p.error, p.message);
+    if (p.duplicate) return finish(DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run");
+    const bool resume = options_.on_exists == OnExists::Resume;
+    if ((options_.on_exists == OnExists::Skip || resume) && output_.exists(p.name))
+      return finish(DownloadStatus::Skipped, ErrorKind::None, "already exists");
+    if (stop.stop_requested()) return finish(DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
+    if (observer) observer->on_started(info);
+
+    std::error_code error;
+    detail::PartFile part = output_.open_part(p.name, resume, error);
+    if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + p.name + ".part: " + error.message());
+    detail::Sha256 hash;
+    if (part.size() > 0) {
+      if (auto read_error = part.read_all([&](std::string_view chunk) { hash.update(chunk); }))
+        return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot read " + part.name() + ": " + read_error.message());
+    }
+
+    auto report = [&](std::uint64_t bytes, std::optional<std::uint64_t> total) {
+      if (observer) observer->on_progress(info, bytes, total);
+    };
+    thread_local std::optional<detail::CurlEasy> easy;  // one per worker thread, reused across tasks
+    if (!easy) easy.emplace();
+
+    detail::AttemptOutcome outcome;
+    bool use_range = resume;
+    for (int attempt = 1;; ++attempt) {
+      result.attempts = attempt;
+      {
+        auto slot = limiter_.acquire(p.host, stop);
+        if (!slot) {
+          outcome = {ErrorKind::Cancelled, "cancelled"};
+          break;
+        }
+        outcome = detail::run_attempt(*easy, settings_, p.fetch_url, part, hash, use_range, stop, report);
+      }
+      result.http_status = outcome.http_status;
+      if (outcome.error == ErrorKind::None || !outcome.retryable || attempt > options_.retries) break;
+      if (outcome.restart_from_scratch || !resume) {
+        if (auto truncate_error = part.truncate()) {
+          outcome = {ErrorKind::Write, "cannot truncate " + part.name() + ": " + truncate_error.message()};
+          break;
+        }
+        hash = detail::Sha256();
+        use_range = resume && !outcome.restart_from_scratch;
+      }
+      const auto delay = backoff(options_, attempt, outcome.retry_after);
+      if (observer) observer->on_retrying(info, attempt, delay, outcome.message);
+      if (!sleep_unless_stopped(delay, stop)) {
+        outcome = {ErrorKind::Cancelled, "cancelled"};
+        break;
+      }
+    }
+
+    result.bytes = part.size();
+    if (outcome.error != ErrorKind::None) {
+      // Under Resume, a transfer cut short stays as .part for the next run to continue.
+      const bool keep = resume && part.size() > 0 &&
+                        (outcome.retryable || outcome.error == ErrorKind::Cancelled || outcome.error == ErrorKind::Timeout);
+      if (keep) part.keep();
+      part.discard();
+      const auto status = outcome.error == ErrorKind::Cancelled ? DownloadStatus::Cancelled : DownloadStatus::Failed;
+      return finish(status, outcome.error, outcome.message);
+    }
+
+    result.image_type = outcome.image_type;
+    std::string final_name = p.name;
+    if (!detail::has_extension(final_name) && outcome.image_type != ImageType::Unknown)
+      final_name = detail::with_extension_for(final_name, extension_for(outcome.image_type));
+    result.sha256 = hash.hex_digest();
+    const auto published = output_.publish(part, final_name, options_.on_exists, error);
+    if (error) {
+      part.discard();
+      return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot rename to " + final_name + ": " + error.message());
+    }
+    result.path = options_.output_dir / published;
+    return finish(DownloadStatus::Ok, ErrorKind::None, {});
+  }
+
+  const DownloadOptions options_;
+  detail::OutputDir output_;
+  detail::HostLimiter limiter_;
+  detail::CurlShare share_;
+  const detail::TransferSettings settings_;
+  std::mutex plan_mutex_;
+  detail::NamePlanner planner_;
+  std::size_t next_index_ = 0;
+  std::atomic<bool> cancelled_{false};
+  ThreadPoolExecutor executor_;
+};
+
+Downloader::Downloader(DownloadOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Downloader::~Downloader() = default;
+
+Future<DownloadResult> Downloader::submit(std::string url) { return impl_->submit(std::move(url)); }
+
+std::vector<DownloadResult> Downloader::download_all(const std::vector<std::string>& urls, Mode mode) {
+  return impl_->download_all(urls, mode);
+}
+
+void Downloader::cancel() { impl_->cancel(); }
+bool Downloader::cancelled() const noexcept { return impl_->cancelled(); }
+const DownloadOptions& Downloader::options() const noexcept { return impl_->options(); }
+ExecutorStats Downloader::stats() const noexcept { return impl_->stats(); }
+
+std::string Downloader::default_user_agent() {
+  return "imgdl/" IMGDL_VERSION_STRING " (+" IMGDL_PROJECT_URL ") " + detail::curl_version_token();
+}
+
+}  // namespace imgdl

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "imgdl/image_type.hpp"
+
+namespace imgdl::detail {
+
+/// How many leading bytes sniff_image_type() wants to see: enough for an SVG's XML prolog and a comment
+/// or two. Binary formats need far fewer, so a shorter head (a small file) is fine. Thread-safe: pure.
+std::size_t sniff_bytes_needed() noexcept;
+
+/// Detects the image type from a file's first bytes (magic numbers; for SVG, the first element).
+/// Bytes past sniff_bytes_needed() are ignored. A head too short to be sure of gives Unknown, never a
+/// guess. Thread-safe: pure.
+ImageType sniff_image_type(std::string_view head) noexcept;
+
+/// Same as above, for raw bytes. Thread-safe: pure.
+ImageType sniff_image_type(std::span<const std::byte> head) noexcept;
+
+/// The extensions extension_for() can return, i.e. what NamePlanner must reserve for a name that will
+/// get its extension only after sniffing. Thread-safe: pure.
+bool is_image_extension(std::string_view ext) noexcept;
+
+/// The longest string extension_for() returns (".webp", ".tiff", ".avif", ".heic": 5 bytes).
+inline constexpr std::size_t max_image_extension_bytes = 5;
+
+}  // namespace imgdl::detail

@@ -1,0 +1,460 @@
+#include "naming.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+#include "sha256.hpp"
+
+namespace imgdl::detail {
+namespace {
+
+struct CurluDeleter {
+  void operator()(CURLU* h) const noexcept { curl_url_cleanup(h); }
+};
+using CurluPtr = std::unique_ptr<CURLU, CurluDeleter>;
+
+struct CurlStringDeleter {
+  void operator()(char* s) const noexcept { curl_free(s); }
+};
+using CurlString = std::unique_ptr<char, CurlStringDeleter>;
+
+// Reads one part; nullopt if CURLU has none (or fails), with the code in *rc.
+std::optional<std::string> get_part(CURLU* h, CURLUPart part, unsigned int flags, CURLUcode* rc = nullptr) {
+  char* raw = nullptr;
+  const CURLUcode code = curl_url_get(h, part, &raw, flags);
+  const CurlString owned(raw);
+  if (rc != nullptr) {
+    *rc = code;
+  }
+  if (code != CURLUE_OK || !owned) {
+    return std::nullopt;
+  }
+  return std::string(owned.get());
+}
+
+bool is_ascii_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_ascii_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+int hex_value(char c) noexcept {
+  if (is_ascii_digit(c)) {
+    return c - '0';
+  }
+  const char l = ascii_lower(c);
+  return (l >= 'a' && l <= 'f') ? l - 'a' + 10 : -1;
+}
+
+bool is_continuation(char c) noexcept { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// The longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8 sequence.
+std::string_view utf8_prefix(std::string_view s, std::size_t max) noexcept {
+  if (s.size() <= max) {
+    return s;
+  }
+  std::size_t cut = max;
+  while (cut > 0 && is_continuation(s[cut])) {
+    --cut;
+  }
+  return s.substr(0, cut);
+}
+
+// Input excerpt for error messages; parse_url rejects control characters before quoting anything.
+std::string excerpt(std::string_view s) {
+  constexpr std::size_t kMax = 100;
+  std::string out(utf8_prefix(s, kMax));
+  if (out.size() < s.size()) {
+    out += "...";
+  }
+  return out;
+}
+
+// Decodes one UTF-8 sequence at s[i]; returns its length (0 if invalid) and the code point in *cp.
+// Strict RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t* cp) noexcept {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char b0 = b(0);
+  std::size_t len = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xBF;
+  char32_t value = 0;
+  if (b0 < 0x80) {
+    *cp = b0;
+    return 1;
+  } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+    value = b0 & 0x1Fu;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    value = b0 & 0x0Fu;
+    lo = b0 == 0xE0 ? 0xA0 : 0x80;
+    hi = b0 == 0xED ? 0x9F : 0xBF;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    value = b0 & 0x07u;
+    lo = b0 == 0xF0 ? 0x90 : 0x80;
+    hi = b0 == 0xF4 ? 0x8F : 0xBF;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) {
+    return 0;
+  }
+  for (std::size_t k = 1; k < len; ++k) {
+    const unsigned char c = b(k);
+    if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) {
+      return 0;
+    }
+    value = (value << 6) | (c & 0x3Fu);
+  }
+  *cp = value;
+  return len;
+}
+
+// Code points that are legal but dangerous in a file name: they break lines in logs or reorder how a
+// name is displayed ("photo<U+202E>gpj.exe" shows as "photoexe.jpg").
+bool is_forbidden_code_point(char32_t cp) noexcept {
+  return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+         cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+// Step 3 and 4 of the rule: every byte of the result is safe and it is valid UTF-8 without leading dots.
+std::string make_safe(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  for (std::size_t i = 0; i < raw.size();) {
+    char32_t cp = 0;
+    const std::size_t len = decode_utf8(raw, i, &cp);
+    if (len == 0) {
+      out.push_back('_');  // a byte that is not part of valid UTF-8
+      ++i;
+    } else if (cp == U'/' || cp == U'\\' || is_forbidden_code_point(cp)) {
+      out.push_back('_');
+      i += len;
+    } else {
+      out.append(raw.substr(i, len));
+      i += len;
+    }
+  }
+  const std::size_t first = out.find_first_not_of('.');
+  out.erase(0, first == std::string::npos ? out.size() : first);
+  return out;
+}
+
+// Step 5: at most 255 bytes keeping the extension, at most 250 without one.
+std::string fit_length(std::string name) {
+  const std::string_view ext = extension_of(name);
+  const std::size_t limit = ext.empty() ? max_bare_name_bytes : max_name_bytes;
+  if (name.size() <= limit) {
+    return name;
+  }
+  const std::string_view stem = std::string_view(name).substr(0, name.size() - ext.size());
+  std::string out(utf8_prefix(stem, limit - ext.size()));
+  out.append(ext);
+  return out;
+}
+
+std::uint64_t fnv1a64(std::string_view s) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// Step 6: "<host>_<8 hex>" for URLs whose last segment gives nothing ("http://h/", "http://h/?q=1").
+std::string fallback_name(const ParsedUrl& url) {
+  std::string host;
+  for (const char c : url.host) {
+    if (c == '[' || c == ']') {
+      continue;  // IPv6 literal brackets
+    }
+    host.push_back(c == ':' ? '_' : c);
+  }
+  host = make_safe(host);
+  if (host.empty()) {
+    host = "download";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto top = static_cast<std::uint32_t>(fnv1a64(url.normalized) >> 32);
+  std::string suffix = "_";
+  for (int shift = 28; shift >= 0; shift -= 4) {
+    suffix.push_back(kHex[(top >> shift) & 0xFu]);
+  }
+  std::string out(utf8_prefix(host, max_bare_name_bytes - suffix.size()));
+  out += suffix;
+  return out;
+}
+
+NamePlanner::Key make_key(std::string_view s) {
+  const Sha256::Digest d = Sha256::digest_of(s);
+  NamePlanner::Key k;
+  for (std::size_t i = 0; i < 8; ++i) {
+    k.hi = (k.hi << 8) | d[i];
+    k.lo = (k.lo << 8) | d[8 + i];
+  }
+  if (k.hi == 0 && k.lo == 0) {
+    k.lo = 1;  // {0, 0} marks an empty slot
+  }
+  return k;
+}
+
+}  // namespace
+
+std::optional<ParsedUrl> parse_url(std::string_view url, std::string* error) {
+  const auto fail = [error](std::string message) -> std::optional<ParsedUrl> {
+    if (error != nullptr) {
+      *error = std::move(message);
+    }
+    return std::nullopt;
+  };
+  if (url.empty()) {
+    return fail("empty URL");
+  }
+  for (const char c : url) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+      return fail("whitespace in URL");
+    }
+    if (u < 0x20 || u == 0x7F) {
+      return fail("control character in URL");
+    }
+  }
+  // Check the scheme ourselves: CURLU knows more schemes than we allow, and is lenient about slashes
+  // ("http:/h", "http:///h" parse as "http://h/"), which would invent a host.
+  const std::size_t colon = url.find(':');
+  bool scheme_ok = colon != std::string_view::npos && colon > 0 && is_ascii_alpha(url[0]);
+  for (std::size_t i = 1; scheme_ok && i < colon; ++i) {
+    const char c = url[i];
+    scheme_ok = is_ascii_alpha(c) || is_ascii_digit(c) || c == '+' || c == '-' || c == '.';
+  }
+  if (!scheme_ok) {
+    return fail("not a URL: " + excerpt(url));
+  }
+  std::string scheme(url.substr(0, colon));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), ascii_lower);
+  if (scheme != "http" && scheme != "https") {
+    return fail("unsupported scheme '" + excerpt(scheme) + "' (only http and https)");
+  }
+  const std::string_view rest = url.substr(colon + 1);
+  if (!rest.starts_with("//")) {
+    return fail("not a URL: " + excerpt(url));
+  }
+  if (rest.size() == 2 || std::strchr("/?#", rest[2]) != nullptr) {
+    return fail("missing host");
+  }
+
+  const CurluPtr h(curl_url());
+  if (!h) {
+    return fail("out of memory parsing URL");
+  }
+  const std::string copy(url);  // CURLU wants a NUL-terminated string
+  const CURLUcode rc = curl_url_set(h.get(), CURLUPART_URL, copy.c_str(), CURLU_URLENCODE);
+  if (rc == CURLUE_NO_HOST) {
+    return fail("missing host");
+  }
+  if (rc != CURLUE_OK) {
+    return fail(std::string("invalid URL: ") + curl_url_strerror(rc));
+  }
+  ParsedUrl out;
+  out.scheme = std::move(scheme);
+  auto host = get_part(h.get(), CURLUPART_HOST, 0);
+  if (!host || host->empty()) {
+    return fail("missing host");
+  }
+  // Hosts are case-insensitive: lowercase them so "http://EXAMPLE.com/a" and "http://example.com/a" are
+  // one URL. Dropping the fragment (never sent to the server) does the same for "#x" and "#y".
+  // (Each curl_url_set re-validates, so only when needed: a list may hold a million URLs.)
+  if (std::any_of(host->begin(), host->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+    std::transform(host->begin(), host->end(), host->begin(), ascii_lower);
+    if (curl_url_set(h.get(), CURLUPART_HOST, host->c_str(), 0) != CURLUE_OK) {
+      return fail("invalid URL: " + excerpt(url));
+    }
+  }
+  if (url.find('#') != std::string_view::npos &&
+      curl_url_set(h.get(), CURLUPART_FRAGMENT, nullptr, 0) != CURLUE_OK) {
+    return fail("invalid URL: " + excerpt(url));
+  }
+  out.host = std::move(*host);
+  auto path = get_part(h.get(), CURLUPART_PATH, 0);
+  auto port = get_part(h.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  auto normalized = get_part(h.get(), CURLUPART_URL, CURLU_NO_DEFAULT_PORT);
+  if (!path || !port || !normalized) {
+    return fail("invalid URL: " + excerpt(url));
+  }
+  out.path = path->empty() ? "/" : std::move(*path);
+  const auto [ptr, ec] = std::from_chars(port->data(), port->data() + port->size(), out.port);
+  if (ec != std::errc{} || ptr != port->data() + port->size()) {
+    return fail("invalid port");
+  }
+  out.normalized = std::move(*normalized);
+  return out;
+}
+
+std::string_view extension_of(std::string_view name) noexcept {
+  constexpr std::size_t kMaxExtChars = 10;
+  const std::size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) {
+    return {};
+  }
+  const std::string_view ext = name.substr(dot + 1);
+  if (ext.empty() || ext.size() > kMaxExtChars) {
+    return {};
+  }
+  bool letter = false;
+  for (const char c : ext) {
+    if (is_ascii_alpha(c)) {
+      letter = true;
+    } else if (!is_ascii_digit(c)) {
+      return {};
+    }
+  }
+  return letter ? name.substr(dot) : std::string_view{};
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::string filename_from_url(const ParsedUrl& url) {
+  const std::string_view path = url.path;
+  const std::size_t slash = path.rfind('/');
+  const std::string_view segment = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  std::string name = make_safe(percent_decode(segment));
+  if (name.empty()) {
+    return fallback_name(url);
+  }
+  return fit_length(std::move(name));
+}
+
+std::string with_extension_for(std::string name, std::string_view image_ext) {
+  if (image_ext.empty() || has_extension(name)) {
+    return name;
+  }
+  if (name.size() + image_ext.size() > max_name_bytes) {
+    name.resize(utf8_prefix(name, max_name_bytes - image_ext.size()).size());
+  }
+  name.append(image_ext);
+  return name;
+}
+
+std::string next_free_name(std::string_view name, int n) {
+  const std::string_view ext = extension_of(name);
+  const std::string_view stem = name.substr(0, name.size() - ext.size());
+  const std::string suffix = "." + std::to_string(n);
+  const std::size_t limit = ext.empty() ? max_bare_name_bytes : max_name_bytes;
+  std::string out(utf8_prefix(stem, limit - suffix.size() - ext.size()));
+  if (out.empty()) {
+    out = "_";  // only for a name that was empty or all extension: never start with the dot
+  }
+  out += suffix;
+  out.append(ext);
+  return out;
+}
+
+// --- NamePlanner ---------------------------------------------------------------------------------
+
+std::size_t NamePlanner::KeySet::slot_of(const Key& key) const noexcept {
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = static_cast<std::size_t>(key.lo) & mask;
+  while (slots_[i] != Key{} && slots_[i] != key) {
+    i = (i + 1) & mask;
+  }
+  return i;
+}
+
+bool NamePlanner::KeySet::contains(const Key& key) const noexcept {
+  return !slots_.empty() && slots_[slot_of(key)] == key;
+}
+
+bool NamePlanner::KeySet::insert(const Key& key) {
+  if (contains(key)) {
+    return false;
+  }
+  if ((size_ + 1) * 4 > slots_.size() * 3) {
+    std::vector<Key> old(std::max<std::size_t>(16, slots_.size() * 2));
+    old.swap(slots_);
+    for (const Key& k : old) {
+      if (k != Key{}) {
+        slots_[slot_of(k)] = k;
+      }
+    }
+  }
+  slots_[slot_of(key)] = key;
+  ++size_;
+  return true;
+}
+
+bool NamePlanner::taken(std::string_view name) const {
+  if (names_.contains(make_key(name))) {
+    return true;
+  }
+  const std::string_view ext = extension_of(name);
+  if (ext.empty()) {
+    // A bare name may still become name + any image extension: each of those must be free too.
+    static constexpr ImageType kAll[] = {ImageType::Jpeg, ImageType::Png,  ImageType::Gif,
+                                         ImageType::Webp, ImageType::Bmp,  ImageType::Tiff,
+                                         ImageType::Ico,  ImageType::Avif, ImageType::Heic,
+                                         ImageType::Svg};
+    std::string with_ext(name);
+    for (const ImageType t : kAll) {
+      with_ext.resize(name.size());
+      with_ext.append(extension_for(t));
+      if (names_.contains(make_key(with_ext))) {
+        return true;
+      }
+    }
+    return false;
+  }
+  // "cat.jpg" clashes with a planned bare "cat" that may be saved as "cat.jpg".
+  return bare_.size() > 0 && is_image_extension(ext) &&
+         bare_.contains(make_key(name.substr(0, name.size() - ext.size())));
+}
+
+void NamePlanner::claim(const std::string& name) {
+  const Key key = make_key(name);
+  names_.insert(key);
+  if (!has_extension(name)) {
+    bare_.insert(key);
+  }
+}
+
+std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
+  if (!urls_.insert(make_key(url.normalized))) {
+    return std::nullopt;
+  }
+  std::string base = filename_from_url(url);
+  if (!taken(base)) {
+    claim(base);
+    return base;
+  }
+  int& next = next_suffix_.try_emplace(make_key(base), 1).first->second;
+  for (;; ++next) {
+    std::string candidate = next_free_name(base, next);
+    if (!taken(candidate)) {
+      ++next;
+      claim(candidate);
+      return candidate;
+    }
+  }
+}
+
+bool NamePlanner::is_duplicate(const ParsedUrl& url) const { return urls_.contains(make_key(url.normalized)); }
+
+bool NamePlanner::is_reserved(std::string_view final_name) const { return taken(final_name); }
+
+}  // namespace imgdl::detail

@@ -1,0 +1,70 @@
+#include "sha256.hpp"
+
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+namespace imgdl::detail {
+
+void Sha256::CtxDeleter::operator()(evp_md_ctx_st* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_) {
+    throw std::runtime_error("sha256: EVP_MD_CTX_new failed");
+  }
+  if (EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("sha256: EVP_DigestInit_ex failed");
+  }
+}
+
+void Sha256::update(std::string_view data) {
+  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) {
+    throw std::runtime_error("sha256: EVP_DigestUpdate failed");
+  }
+}
+
+void Sha256::update(std::span<const std::byte> data) {
+  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) {
+    throw std::runtime_error("sha256: EVP_DigestUpdate failed");
+  }
+}
+
+Sha256::Digest Sha256::digest() const {
+  // Finalize a copy so this hasher can keep going (e.g. a digest of a partial download).
+  const std::unique_ptr<evp_md_ctx_st, CtxDeleter> copy(EVP_MD_CTX_new());
+  if (!copy || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1) {
+    throw std::runtime_error("sha256: EVP_MD_CTX_copy_ex failed");
+  }
+  Digest out{};
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(copy.get(), out.data(), &len) != 1 || len != out.size()) {
+    throw std::runtime_error("sha256: EVP_DigestFinal_ex failed");
+  }
+  return out;
+}
+
+std::string Sha256::hex_digest() const { return to_hex(digest()); }
+
+Sha256::Digest Sha256::digest_of(std::string_view data) {
+  Digest out{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size()) {
+    throw std::runtime_error("sha256: EVP_Digest failed");
+  }
+  return out;
+}
+
+std::string Sha256::of(std::string_view data) { return to_hex(digest_of(data)); }
+
+std::string Sha256::to_hex(std::span<const std::uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const std::uint8_t b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0x0F]);
+  }
+  return out;
+}
+
+}  // namespace imgdl::detail
