@@ -1,0 +1,741 @@
+// The Downloader against a real HTTP server on loopback (tests/support/test_server.hpp): every
+// concurrency claim is proven from the server's own counters, never from the clock.
+
+#include <doctest/doctest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "imgdl/downloader.hpp"
+#include "sha256.hpp"
+#include "test_server.hpp"
+#include "transfer.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using imgdl::DownloadOptions;
+using imgdl::DownloadResult;
+using imgdl::DownloadStatus;
+using imgdl::Downloader;
+using imgdl::ErrorKind;
+using imgdl::test::TestServer;
+
+namespace {
+
+/// A fresh, empty directory under the system temp dir, removed afterwards.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = fs::temp_directory_path() /
+           ("imgdl-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ignored);
+    fs::remove_all(path, ignored);
+  }
+  std::set<std::string> entries() const {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(path)) names.insert(e.path().filename().string());
+    return names;
+  }
+};
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+bool has_part_files(const fs::path& dir) {
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().extension() == ".part") return true;
+  return false;
+}
+
+DownloadOptions options_for(const TempDir& dir) {
+  DownloadOptions o;
+  o.output_dir = dir.path;
+  o.max_workers = 4;
+  o.retry_backoff = 10ms;
+  o.retry_max_delay = 2s;
+  o.connect_timeout = 5s;
+  o.timeout = 20s;
+  return o;
+}
+
+DownloadResult fetch_one(DownloadOptions o, const std::string& url) {
+  Downloader d(std::move(o));
+  return d.submit(url).result();
+}
+
+/// Records every observer call; thread-safe.
+struct Recorder : imgdl::DownloadObserver {
+  std::mutex mutex;
+  std::map<std::size_t, int> queued, started, finished;
+  std::map<std::size_t, int> progress_calls;
+  std::vector<std::pair<int, std::chrono::milliseconds>> retries;
+  std::atomic<int> started_count{0};
+
+  void on_queued(const Transfer& t) override {
+    std::lock_guard lock(mutex);
+    ++queued[t.index];
+  }
+  void on_started(const Transfer& t) override {
+    std::lock_guard lock(mutex);
+    ++started[t.index];
+    ++started_count;
+  }
+  void on_progress(const Transfer& t, std::uint64_t, std::optional<std::uint64_t>) override {
+    std::lock_guard lock(mutex);
+    ++progress_calls[t.index];
+  }
+  void on_retrying(const Transfer&, int attempt, std::chrono::milliseconds delay, std::string_view) override {
+    std::lock_guard lock(mutex);
+    retries.emplace_back(attempt, delay);
+  }
+  void on_finished(const Transfer& t, const DownloadResult&) override {
+    std::lock_guard lock(mutex);
+    ++finished[t.index];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an image is streamed to a file named from the URL, with its sha256, type and size") {
+  TestServer server;
+  TempDir dir;
+  const auto url = server.url("/img/photo.jpg?size=123456");
+  const auto r = fetch_one(options_for(dir), url);
+  REQUIRE(r.status == DownloadStatus::Ok);
+  const auto expected = TestServer::image_bytes("jpeg", 123456, "/img/photo.jpg");
+  CHECK(r.path == dir.path / "photo.jpg");
+  CHECK(read_file(r.path) == expected);
+  CHECK(r.bytes == 123456);
+  CHECK(r.http_status == 200);
+  CHECK(r.image_type == imgdl::ImageType::Jpeg);
+  CHECK(r.sha256 == imgdl::detail::Sha256::of(expected));
+  CHECK(r.attempts == 1);
+  CHECK(r.error == ErrorKind::None);
+  CHECK(r.elapsed > 0ns);
+  CHECK(dir.entries() == std::set<std::string>{"photo.jpg"});
+}
+
+TEST_CASE("the output directory is created with its parents when missing") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.output_dir = dir.path / "a" / "b";
+  const auto r = fetch_one(o, server.url("/img/x.png?size=3000"));
+  CHECK(r.status == DownloadStatus::Ok);
+  CHECK(fs::exists(dir.path / "a" / "b" / "x.png"));
+}
+
+TEST_CASE("with W workers and more slow URLs than W, the server sees exactly W requests in flight at its peak") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 4;
+  Downloader d(o);
+  const auto results = d.download_all(server.image_urls(12, 2000, "slow", 300ms));
+  for (const auto& r : results) REQUIRE(r.status == DownloadStatus::Ok);
+  CHECK(server.peak_in_flight() == 4);
+  CHECK(server.requests() == 12);
+  SUBCASE("and reuses kept-alive connections: at most W connections for N requests") {
+    CHECK(server.connections() <= 4);
+  }
+}
+
+TEST_CASE("sequential mode keeps one request in flight and one connection") {
+  TestServer server;
+  TempDir dir;
+  Downloader d(options_for(dir));
+  const auto results = d.download_all(server.image_urls(5, 1000, "seq", 50ms), imgdl::Mode::Sequential);
+  for (const auto& r : results) CHECK(r.status == DownloadStatus::Ok);
+  CHECK(server.peak_in_flight() == 1);
+  CHECK(server.connections() == 1);
+}
+
+TEST_CASE("per_host caps concurrent transfers to each host while other hosts proceed") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 8;
+  o.per_host = 2;
+  std::vector<std::string> urls;
+  const auto port = std::to_string(server.port());
+  for (int i = 0; i < 6; ++i) {
+    urls.push_back("http://127.0.0.1:" + port + "/img/a" + std::to_string(i) + ".jpg?latency_ms=300");
+    urls.push_back("http://localhost:" + port + "/img/b" + std::to_string(i) + ".jpg?latency_ms=300");
+  }
+  Downloader d(o);
+  for (const auto& r : d.download_all(urls)) REQUIRE(r.status == DownloadStatus::Ok);
+  CHECK(server.peak_in_flight_for_host("127.0.0.1") == 2);
+  CHECK(server.peak_in_flight_for_host("localhost") == 2);
+  CHECK(server.peak_in_flight() == 4);
+}
+
+TEST_CASE("results come back in input order whatever order transfers finish in") {
+  TestServer server;
+  TempDir dir;
+  Downloader d(options_for(dir));
+  std::vector<std::string> urls;
+  for (int i = 0; i < 6; ++i)
+    urls.push_back(server.url("/img/o" + std::to_string(i) + ".jpg?latency_ms=" + std::to_string(300 - 50 * i)));
+  const auto results = d.download_all(urls);
+  REQUIRE(results.size() == urls.size());
+  for (std::size_t i = 0; i < urls.size(); ++i) CHECK(results[i].url == urls[i]);
+}
+
+TEST_CASE("error statuses fail with the status line and never write their body") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  for (int code : {400, 401, 403, 404, 410, 500, 503}) {
+    CAPTURE(code);
+    const auto r = fetch_one(o, server.url("/status/" + std::to_string(code)));
+    CHECK(r.status == DownloadStatus::Failed);
+    CHECK(r.error == ErrorKind::HttpStatus);
+    CHECK(r.http_status == code);
+    CHECK(r.message.rfind("HTTP " + std::to_string(code), 0) == 0);
+  }
+  CHECK(fetch_one(o, server.url("/status/404")).message == "HTTP 404 Not Found");
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("transient failures are retried with backoff until they succeed") {
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.observer = recorder;
+  o.retries = 3;
+  const auto r = fetch_one(o, server.url("/flaky/k1?fails=2&code=503&size=5000"));
+  REQUIRE(r.status == DownloadStatus::Ok);
+  CHECK(r.attempts == 3);
+  CHECK(server.hits("/flaky/k1") == 3);
+  REQUIRE(recorder->retries.size() == 2);
+  CHECK(recorder->retries[0].first == 1);
+  CHECK(recorder->retries[1].first == 2);
+  // Backoff doubles per attempt around retry_backoff (10 ms) with ±50% jitter.
+  CHECK(recorder->retries[0].second <= 15ms);
+  CHECK(recorder->retries[1].second <= 30ms);
+
+  SUBCASE("and give up after `retries` further attempts") {
+    o.retries = 1;
+    const auto failed = fetch_one(o, server.url("/flaky/k2?fails=5&code=500"));
+    CHECK(failed.status == DownloadStatus::Failed);
+    CHECK(failed.attempts == 2);
+    CHECK(failed.http_status == 500);
+  }
+  SUBCASE("but a 404 is not retried") {
+    const auto failed = fetch_one(o, server.url("/status/404"));
+    CHECK(failed.attempts == 1);
+  }
+}
+
+TEST_CASE("Retry-After on 429 and 503 sets the delay, capped by retry_max_delay") {
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.observer = recorder;
+  o.retry_max_delay = 1500ms;
+  SUBCASE("in seconds") {
+    const auto r = fetch_one(o, server.url("/flaky/r1?fails=1&code=429&retry_after=1"));
+    CHECK(r.status == DownloadStatus::Ok);
+    REQUIRE(recorder->retries.size() == 1);
+    CHECK(recorder->retries[0].second == 1000ms);
+  }
+  SUBCASE("capped") {
+    const auto r = fetch_one(o, server.url("/flaky/r2?fails=1&code=503&retry_after=120"));
+    CHECK(r.status == DownloadStatus::Ok);
+    REQUIRE(recorder->retries.size() == 1);
+    CHECK(recorder->retries[0].second == 1500ms);
+  }
+}
+
+TEST_CASE("Retry-After parses delta-seconds and HTTP dates") {
+  using imgdl::detail::parse_retry_after;
+  CHECK(parse_retry_after("5") == std::chrono::milliseconds(5000));
+  CHECK(parse_retry_after(" 0 ") == std::chrono::milliseconds(0));
+  CHECK(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == std::chrono::milliseconds(0));  // past
+  const auto future = parse_retry_after("Fri, 31 Dec 2100 23:59:59 GMT");
+  REQUIRE(future.has_value());
+  CHECK(*future > std::chrono::hours(24));
+  CHECK_FALSE(parse_retry_after("soon").has_value());
+  CHECK_FALSE(parse_retry_after("").has_value());
+}
+
+TEST_CASE("redirects are followed up to max_redirects and only to http or https") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  SUBCASE("a chain within the limit lands the image under the first URL's name") {
+    const auto r = fetch_one(o, server.url("/redirect/3"));
+    CHECK(r.status == DownloadStatus::Ok);
+    CHECK(r.http_status == 200);
+  }
+  SUBCASE("a chain past the limit") {
+    o.max_redirects = 2;
+    const auto r = fetch_one(o, server.url("/redirect/3"));
+    CHECK(r.error == ErrorKind::TooManyRedirects);
+  }
+  SUBCASE("a loop") {
+    const auto r = fetch_one(o, server.url("/redirect-loop"));
+    CHECK(r.error == ErrorKind::TooManyRedirects);
+  }
+  SUBCASE("to file://, ftp:// and gopher:// is refused") {
+    for (std::string target : {"file:///etc/passwd", "ftp://127.0.0.1/x.jpg", "gopher://127.0.0.1/x"}) {
+      CAPTURE(target);
+      const auto r = fetch_one(o, server.url("/redirect-to?url=" + target));
+      CHECK(r.error == ErrorKind::ForbiddenRedirect);
+    }
+  }
+  CHECK_FALSE(has_part_files(dir.path));
+}
+
+TEST_CASE("max_file_size refuses a large Content-Length before the body and aborts an unbounded body") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_file_size = 10000;
+  o.retries = 0;
+  SUBCASE("Content-Length over the limit") {
+    const auto r = fetch_one(o, server.url("/img/big.jpg?size=5000000"));
+    CHECK(r.error == ErrorKind::TooLarge);
+    CHECK(r.bytes == 0);
+  }
+  SUBCASE("no Content-Length, aborted at the limit") {
+    const auto r = fetch_one(o, server.url("/unbounded"));
+    CHECK(r.error == ErrorKind::TooLarge);
+  }
+  SUBCASE("a body exactly at the limit is fine") {
+    const auto r = fetch_one(o, server.url("/img/edge.jpg?size=10000"));
+    CHECK(r.status == DownloadStatus::Ok);
+  }
+  CHECK_FALSE(has_part_files(dir.path));
+}
+
+TEST_CASE("require_image refuses HTML served with 200 and keeps nothing, unless turned off") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  const auto r = fetch_one(o, server.url("/html"));
+  CHECK(r.error == ErrorKind::NotImage);
+  CHECK(r.message == "not an image (server sent text/html)");
+  CHECK(dir.entries().empty());
+  o.require_image = false;
+  const auto kept = fetch_one(o, server.url("/html"));
+  CHECK(kept.status == DownloadStatus::Ok);
+}
+
+TEST_CASE("valid image bytes with a wrong Content-Type are accepted") {
+  TestServer server;
+  TempDir dir;
+  const auto r = fetch_one(options_for(dir), server.url("/img/w.png?content_type=text/plain"));
+  CHECK(r.status == DownloadStatus::Ok);
+  CHECK(r.image_type == imgdl::ImageType::Png);
+}
+
+TEST_CASE("an empty 200 fails as empty, the seed's 'could not download the image'") {
+  TestServer server;
+  TempDir dir;
+  const auto r = fetch_one(options_for(dir), server.url("/empty"));
+  CHECK(r.error == ErrorKind::Empty);
+  CHECK(r.message.find("could not download the image") != std::string::npos);
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("a cut body fails as truncated and leaves no file") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  const auto r = fetch_one(o, server.url("/truncated/t.jpg?size=50000&sent=20000"));
+  CHECK(r.status == DownloadStatus::Failed);
+  CHECK((r.error == ErrorKind::Truncated || r.error == ErrorKind::Network));
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("connection failures and invalid URLs are reported as their kinds") {
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  SUBCASE("connection refused") {
+    // A port that was just free: bind, read it back, close.
+    int port = 0;
+    {
+      TestServer temporary;
+      port = temporary.port();
+    }
+    const auto r = fetch_one(o, "http://127.0.0.1:" + std::to_string(port) + "/x.jpg");
+    CHECK(r.error == ErrorKind::Connect);
+  }
+  SUBCASE("not http(s)") {
+    const auto r = fetch_one(o, "ftp://127.0.0.1/x.jpg");
+    CHECK(r.error == ErrorKind::InvalidUrl);
+    CHECK(r.attempts == 0);
+  }
+  SUBCASE("not a URL") {
+    const auto r = fetch_one(o, "not a url");
+    CHECK(r.error == ErrorKind::InvalidUrl);
+  }
+}
+
+TEST_CASE("timeouts: the whole-transfer limit and the low-speed limit") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  SUBCASE("a stall before the headers") {
+    o.timeout = 500ms;
+    const auto r = fetch_one(o, server.url("/stall-headers?ms=10000"));
+    CHECK(r.error == ErrorKind::Timeout);
+  }
+  SUBCASE("a slow drip under the low-speed limit") {
+    o.low_speed_limit = 100000;
+    o.low_speed_time = 1s;
+    const auto r = fetch_one(o, server.url("/drip?size=100000&bytes_per_sec=1000"));
+    CHECK(r.error == ErrorKind::Timeout);
+  }
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("the default User-Agent names imgdl, its home page and libcurl; a custom one is sent as is") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  fetch_one(o, server.url("/img/ua.jpg"));
+  const auto agent = server.last_user_agent();
+  CHECK(agent == Downloader::default_user_agent());
+  CHECK(agent.rfind("imgdl/", 0) == 0);
+  CHECK(agent.find("(+http") != std::string::npos);
+  CHECK(agent.find("libcurl/") != std::string::npos);
+  o.user_agent = "custom/1.0";
+  o.on_exists = imgdl::OnExists::Overwrite;
+  fetch_one(o, server.url("/img/ua.jpg"));
+  CHECK(server.last_user_agent() == "custom/1.0");
+}
+
+TEST_CASE("names: same basenames get distinct names in input order and a repeated URL is fetched once") {
+  TestServer server;
+  TempDir dir;
+  Downloader d(options_for(dir));
+  const auto results = d.download_all({server.url("/img/same.jpg?size=1000"), server.url("/img/same.jpg?size=2000"),
+                                       server.url("/img/same.jpg?size=1000"), server.url("/img/same.jpg?size=3000")});
+  REQUIRE(results.size() == 4);
+  CHECK(results[0].path.filename() == "same.jpg");
+  CHECK(results[1].path.filename() == "same.1.jpg");
+  CHECK(results[2].status == DownloadStatus::Skipped);
+  CHECK(results[3].path.filename() == "same.2.jpg");
+  CHECK(fs::file_size(dir.path / "same.jpg") == 1000);
+  CHECK(fs::file_size(dir.path / "same.1.jpg") == 2000);
+  CHECK(fs::file_size(dir.path / "same.2.jpg") == 3000);
+  CHECK(server.hits("/img/same.jpg") == 3);
+}
+
+TEST_CASE("a name without an extension gets the detected type's") {
+  TestServer server;
+  TempDir dir;
+  const auto r = fetch_one(options_for(dir), server.url("/img/noext?type=png&size=2000"));
+  REQUIRE(r.status == DownloadStatus::Ok);
+  CHECK(r.path.filename() == "noext.png");
+}
+
+TEST_CASE("no URL can make a file appear outside the output directory") {
+  TestServer server;
+  TempDir outer;
+  const auto dir = outer.path / "out";
+  auto o = options_for(outer);
+  o.output_dir = dir;
+  Downloader d(o);
+  const std::vector<std::string> hostile = {
+      server.url("/img/..%2f..%2fescape.jpg"), server.url("/img/%2e%2e%2fescape2.jpg"), server.url("/img/..%5cwin.jpg"),
+      server.url("/img/%2e%2e"), server.url("/img/.bashrc"), server.url("/img/a%00b.jpg"), server.url("/img/a%0ab.jpg")};
+  for (const auto& r : d.download_all(hostile)) {
+    CAPTURE(r.url);
+    CAPTURE(r.message);
+    if (r.status == DownloadStatus::Ok) {
+      CHECK(r.path.parent_path() == dir);
+      CHECK(r.path.filename().string().front() != '.');
+    }
+  }
+  for (const auto& e : fs::directory_iterator(outer.path)) CHECK(e.path() == dir);
+}
+
+TEST_CASE("on_exists decides what happens to a file already there") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  const auto url = server.url("/img/e.jpg?size=4000");
+  const auto expected = TestServer::image_bytes("jpeg", 4000, "/img/e.jpg");
+  std::ofstream(dir.path / "e.jpg") << "old";
+  SUBCASE("rename keeps both") {
+    const auto r = fetch_one(o, url);
+    CHECK(r.path.filename() == "e.1.jpg");
+    CHECK(read_file(dir.path / "e.jpg") == "old");
+  }
+  SUBCASE("skip does not fetch") {
+    o.on_exists = imgdl::OnExists::Skip;
+    const auto r = fetch_one(o, url);
+    CHECK(r.status == DownloadStatus::Skipped);
+    CHECK(server.hits("/img/e.jpg") == 0);
+    CHECK(read_file(dir.path / "e.jpg") == "old");
+  }
+  SUBCASE("overwrite replaces it") {
+    o.on_exists = imgdl::OnExists::Overwrite;
+    const auto r = fetch_one(o, url);
+    CHECK(r.path.filename() == "e.jpg");
+    CHECK(read_file(dir.path / "e.jpg") == expected);
+  }
+}
+
+TEST_CASE("a symlink sitting at the target name is never followed") {
+  TestServer server;
+  TempDir dir;
+  TempDir elsewhere;
+  const auto victim = elsewhere.path / "victim.txt";
+  std::ofstream(victim) << "precious";
+  fs::create_symlink(victim, dir.path / "s.jpg");
+  fs::create_symlink(victim, dir.path / "p.jpg.part");
+  auto o = options_for(dir);
+  SUBCASE("rename moves on to the next free name") {
+    const auto r = fetch_one(o, server.url("/img/s.jpg"));
+    CHECK(r.path.filename() == "s.1.jpg");
+  }
+  SUBCASE("overwrite replaces the link itself") {
+    o.on_exists = imgdl::OnExists::Overwrite;
+    const auto r = fetch_one(o, server.url("/img/s.jpg"));
+    CHECK(r.status == DownloadStatus::Ok);
+    CHECK_FALSE(fs::is_symlink(dir.path / "s.jpg"));
+  }
+  SUBCASE("a planted .part symlink is not written through") {
+    const auto r = fetch_one(o, server.url("/img/p.jpg"));
+    CHECK(r.status == DownloadStatus::Ok);
+  }
+  SUBCASE("resume refuses to continue through a .part symlink") {
+    o.on_exists = imgdl::OnExists::Resume;
+    const auto r = fetch_one(o, server.url("/img/p.jpg"));
+    CHECK(r.status == DownloadStatus::Failed);
+    CHECK(r.error == ErrorKind::Write);
+  }
+  CHECK(read_file(victim) == "precious");
+}
+
+TEST_CASE("resume continues a .part file with a Range request and checks Content-Range") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.on_exists = imgdl::OnExists::Resume;
+  const auto expected = TestServer::image_bytes("jpeg", 60000, "/img/r.jpg");
+  std::ofstream(dir.path / "r.jpg.part", std::ios::binary) << expected.substr(0, 25000);
+  SUBCASE("the server honours the range") {
+    const auto r = fetch_one(o, server.url("/img/r.jpg?size=60000"));
+    REQUIRE(r.status == DownloadStatus::Ok);
+    CHECK(read_file(dir.path / "r.jpg") == expected);
+    CHECK(r.sha256 == imgdl::detail::Sha256::of(expected));
+    REQUIRE(server.range_headers().size() == 1);
+    CHECK(server.range_headers()[0] == "bytes=25000-");
+    CHECK_FALSE(fs::exists(dir.path / "r.jpg.part"));
+  }
+  SUBCASE("the server ignores the range: the file restarts cleanly") {
+    const auto r = fetch_one(o, server.url("/img/r.jpg?size=60000&ignore_range=1"));
+    REQUIRE(r.status == DownloadStatus::Ok);
+    CHECK(read_file(dir.path / "r.jpg") == expected);
+    CHECK_FALSE(fs::exists(dir.path / "r.jpg.part"));
+  }
+  SUBCASE("an existing final file is skipped") {
+    std::ofstream(dir.path / "r.jpg") << "done";
+    const auto r = fetch_one(o, server.url("/img/r.jpg?size=60000"));
+    CHECK(r.status == DownloadStatus::Skipped);
+    CHECK(server.requests() == 0);
+  }
+}
+
+TEST_CASE("resume keeps the .part of a transfer cut short, holding exactly the bytes received") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.on_exists = imgdl::OnExists::Resume;
+  o.retries = 0;
+  const auto cut = fetch_one(o, server.url("/truncated/t.jpg?size=50000&sent=20000"));
+  CHECK(cut.status == DownloadStatus::Failed);
+  REQUIRE(fs::exists(dir.path / "t.jpg.part"));
+  CHECK(read_file(dir.path / "t.jpg.part") ==
+        TestServer::image_bytes("jpeg", 50000, "/truncated/t.jpg").substr(0, 20000));
+  CHECK_FALSE(fs::exists(dir.path / "t.jpg"));
+
+  SUBCASE("without resume the same cut leaves nothing") {
+    o.on_exists = imgdl::OnExists::Rename;
+    fetch_one(o, server.url("/truncated/t.jpg?size=50000&sent=20000"));
+    CHECK(dir.entries().empty());
+  }
+}
+
+TEST_CASE("TLS is verified by default, trusted through ca_file, and skipped only when insecure is asked for") {
+  TestServer server(imgdl::test::ServerOptions{.tls = true});
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  const auto url = server.url("/img/tls.jpg");
+  const auto refused = fetch_one(o, url);
+  CHECK(refused.error == ErrorKind::Tls);
+  CHECK(refused.message.find("TLS verification failed") != std::string::npos);
+  o.ca_file = server.ca_file();
+  CHECK(fetch_one(o, url).status == DownloadStatus::Ok);
+  o.ca_file.clear();
+  o.insecure = true;
+  o.on_exists = imgdl::OnExists::Overwrite;
+  CHECK(fetch_one(o, url).status == DownloadStatus::Ok);
+}
+
+TEST_CASE("the observer hears queued, started, progress and exactly one finished per URL") {
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.observer = recorder;
+  o.retries = 0;
+  Downloader d(o);
+  d.download_all({server.url("/img/a.jpg?size=200000"), server.url("/status/404"), "bad url"});
+  std::lock_guard lock(recorder->mutex);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(recorder->queued[i] == 1);
+    CHECK(recorder->finished[i] == 1);
+  }
+  CHECK(recorder->started[0] == 1);
+  CHECK(recorder->progress_calls[0] >= 1);
+}
+
+TEST_CASE("progress reports are throttled to at most 10 a second per transfer") {
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.observer = recorder;
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = fetch_one(o, server.url("/drip?size=20000&bytes_per_sec=20000"));
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(r.status == DownloadStatus::Ok);
+  std::lock_guard lock(recorder->mutex);
+  CHECK(recorder->progress_calls[0] >= 2);
+  CHECK(recorder->progress_calls[0] <= static_cast<int>(seconds * 10) + 2);
+}
+
+TEST_CASE("cancel aborts queued and in-flight transfers promptly and leaves no .part behind") {
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.max_workers = 2;
+  o.observer = recorder;
+  Downloader d(o);
+  auto all = std::async(std::launch::async, [&] {
+    return d.download_all(server.image_urls(6, 1000, "c", 20000ms));
+  });
+  while (recorder->started_count < 2) std::this_thread::sleep_for(5ms);
+  while (server.in_flight() < 2) std::this_thread::sleep_for(5ms);
+  d.cancel();
+  REQUIRE(all.wait_for(10s) == std::future_status::ready);
+  for (const auto& r : all.get()) {
+    CHECK(r.status == DownloadStatus::Cancelled);
+    CHECK(r.error == ErrorKind::Cancelled);
+  }
+  CHECK(d.cancelled());
+  CHECK(dir.entries().empty());
+  CHECK_THROWS_AS(d.submit(server.url("/img/late.jpg")), imgdl::ExecutorShutdownError);
+  std::lock_guard lock(recorder->mutex);
+  for (std::size_t i = 0; i < 6; ++i) CHECK(recorder->finished[i] == 1);
+}
+
+TEST_CASE("several Downloaders live in one process side by side") {
+  TestServer server;
+  TempDir a, b;
+  Downloader da(options_for(a)), db(options_for(b));
+  auto fa = da.submit(server.url("/img/one.jpg"));
+  auto fb = db.submit(server.url("/img/one.jpg"));
+  CHECK(fa.result().status == DownloadStatus::Ok);
+  CHECK(fb.result().status == DownloadStatus::Ok);
+  CHECK(fs::exists(a.path / "one.jpg"));
+  CHECK(fs::exists(b.path / "one.jpg"));
+}
+
+TEST_CASE("a full disk fails the file with a write error and leaves no .part") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  // RLIMIT_FSIZE stands in for a full disk: writes past it fail with EFBIG (SIGXFSZ ignored).
+  struct rlimit saved {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  auto* previous = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 10000;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  const auto r = fetch_one(o, server.url("/img/huge.jpg?size=200000"));
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, previous);
+  CHECK(r.status == DownloadStatus::Failed);
+  CHECK(r.error == ErrorKind::Write);
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("a read-only output directory fails each file with a write error") {
+  TestServer server;
+  TempDir dir;
+  fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  const auto url = server.url("/img/ro.jpg");
+  auto run = [&] {
+    auto r = fetch_one(options_for(dir), url);
+    return r.status == DownloadStatus::Failed && r.error == ErrorKind::Write;
+  };
+  if (::geteuid() != 0) {
+    CHECK(run());
+  } else {
+    // Root ignores permissions, so the download runs in a child that gave up root.
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      const passwd* nobody = ::getpwnam("nobody");
+      if (!nobody || ::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0) ::_exit(3);
+      ::_exit(run() ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("an output directory that cannot be created is a setup error") {
+  TempDir dir;
+  std::ofstream(dir.path / "file") << "x";
+  DownloadOptions o;
+  o.output_dir = dir.path / "file" / "sub";
+  CHECK_THROWS_AS(Downloader{o}, std::system_error);
+  o.output_dir = dir.path;
+  o.max_workers = 0;
+  CHECK_THROWS_AS(Downloader{o}, std::invalid_argument);
+}
