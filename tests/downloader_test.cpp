@@ -454,6 +454,21 @@ TEST_CASE("names: same basenames get distinct names in input order and a repeate
   CHECK(server.hits("/img/same.jpg") == 3);
 }
 
+TEST_CASE("a file already on disk never pushes a URL onto a name planned for a later URL") {
+  TestServer server;
+  TempDir dir;
+  std::ofstream(dir.path / "cat.jpg") << "old";
+  Downloader d(options_for(dir));
+  // The first URL finds cat.jpg taken; cat.1.jpg is planned for the second URL, so it takes cat.2.jpg.
+  const auto results = d.download_all({server.url("/img/cat.jpg?size=1000"), server.url("/img/cat.jpg?size=2000")},
+                                      imgdl::Mode::Sequential);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].path.filename() == "cat.2.jpg");
+  CHECK(results[1].path.filename() == "cat.1.jpg");
+  CHECK(fs::file_size(dir.path / "cat.1.jpg") == 2000);
+  CHECK(read_file(dir.path / "cat.jpg") == "old");
+}
+
 TEST_CASE("a name without an extension gets the detected type's") {
   TestServer server;
   TempDir dir;

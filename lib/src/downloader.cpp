@@ -296,7 +296,13 @@ class Downloader::Impl {
     if (!detail::has_extension(final_name) && outcome.image_type != ImageType::Unknown)
       final_name = detail::with_extension_for(final_name, extension_for(outcome.image_type));
     result.sha256 = hash.hex_digest();
-    const auto published = output_.publish(part, final_name, options_.on_exists, error);
+    // Under Rename, a name taken on disk moves on to name.N.ext, but never onto a name planned for a
+    // later URL of this run: names must depend on the input order alone.
+    const auto reserved = [this](const std::string& candidate) {
+      std::lock_guard lock(plan_mutex_);
+      return planner_.is_reserved(candidate);
+    };
+    const auto published = output_.publish(part, final_name, options_.on_exists, reserved, error);
     if (error) {
       part.discard();
       return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot rename to " + final_name + ": " + error.message());

@@ -32,8 +32,12 @@ class ExecutorCore {
     queue_.push_back(std::move(task));
     pending_.fetch_add(1, std::memory_order_relaxed);
     // Python >= 3.8: each idle worker takes one queued task; start a thread only for tasks beyond
-    // what the idle workers will take.
-    if (queue_.size() > idle_ && threads_.size() < max_workers_) {
+    // what the idle workers will take. A worker is idle from the moment its task completes (running_
+    // drops before the future turns done), not only once it waits on work_cv_ again: otherwise a
+    // caller that submits right after result() returns races the worker back to the queue and starts
+    // threads that are not needed.
+    const std::size_t idle_workers = threads_.size() - running_.load(std::memory_order_relaxed);
+    if (queue_.size() > idle_workers && threads_.size() < max_workers_) {
       const std::size_t index = threads_.size();
       ++live_workers_;
       running_tasks_.resize(index + 1, nullptr);
@@ -100,10 +104,11 @@ class ExecutorCore {
   }
   std::size_t max_workers() const noexcept { return max_workers_; }
 
-  void task_started() noexcept {
-    pending_.fetch_sub(1, std::memory_order_relaxed);
-    running_.fetch_add(1, std::memory_order_relaxed);
-  }
+  // running_ counts tasks a worker has taken from the queue and not completed: it rises under
+  // mutex_ when a worker pops a task, so enqueue() never mistakes a worker about to run a task for an
+  // idle one. A popped task that was cancelled while queued never starts and drops it right away.
+  void task_started() noexcept { pending_.fetch_sub(1, std::memory_order_relaxed); }
+  void task_skipped() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
   void task_finished(bool was_cancelled) noexcept {
     running_.fetch_sub(1, std::memory_order_relaxed);
     (was_cancelled ? cancelled_ : completed_).fetch_add(1, std::memory_order_relaxed);
@@ -160,6 +165,7 @@ class ExecutorCore {
       // `current` keeps the task alive while it is listed in running_tasks_ (shutdown may stop it).
       current = std::move(queue_.front());
       queue_.pop_front();
+      running_.fetch_add(1, std::memory_order_relaxed);
       running_tasks_[index] = current.get();
       lock.unlock();
       current->run();
@@ -239,7 +245,10 @@ StateBase::~StateBase() = default;
 
 bool StateBase::try_start() noexcept {
   auto expected = FutureStatus::Pending;
-  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) return false;
+  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) {
+    core_->task_skipped();
+    return false;
+  }
   core_->task_started();
   return true;
 }

@@ -8,34 +8,56 @@ namespace imgdl {
 
 std::string_view to_string(ImageType type) noexcept {
   switch (type) {
-    case ImageType::Jpeg: return "jpeg";
-    case ImageType::Png: return "png";
-    case ImageType::Gif: return "gif";
-    case ImageType::Webp: return "webp";
-    case ImageType::Bmp: return "bmp";
-    case ImageType::Tiff: return "tiff";
-    case ImageType::Ico: return "ico";
-    case ImageType::Avif: return "avif";
-    case ImageType::Heic: return "heic";
-    case ImageType::Svg: return "svg";
-    case ImageType::Unknown: break;
+    case ImageType::Jpeg:
+      return "jpeg";
+    case ImageType::Png:
+      return "png";
+    case ImageType::Gif:
+      return "gif";
+    case ImageType::Webp:
+      return "webp";
+    case ImageType::Bmp:
+      return "bmp";
+    case ImageType::Tiff:
+      return "tiff";
+    case ImageType::Ico:
+      return "ico";
+    case ImageType::Avif:
+      return "avif";
+    case ImageType::Heic:
+      return "heic";
+    case ImageType::Svg:
+      return "svg";
+    case ImageType::Unknown:
+      break;
   }
   return "unknown";
 }
 
 std::string_view extension_for(ImageType type) noexcept {
   switch (type) {
-    case ImageType::Jpeg: return ".jpg";
-    case ImageType::Png: return ".png";
-    case ImageType::Gif: return ".gif";
-    case ImageType::Webp: return ".webp";
-    case ImageType::Bmp: return ".bmp";
-    case ImageType::Tiff: return ".tiff";
-    case ImageType::Ico: return ".ico";
-    case ImageType::Avif: return ".avif";
-    case ImageType::Heic: return ".heic";
-    case ImageType::Svg: return ".svg";
-    case ImageType::Unknown: break;
+    case ImageType::Jpeg:
+      return ".jpg";
+    case ImageType::Png:
+      return ".png";
+    case ImageType::Gif:
+      return ".gif";
+    case ImageType::Webp:
+      return ".webp";
+    case ImageType::Bmp:
+      return ".bmp";
+    case ImageType::Tiff:
+      return ".tiff";
+    case ImageType::Ico:
+      return ".ico";
+    case ImageType::Avif:
+      return ".avif";
+    case ImageType::Heic:
+      return ".heic";
+    case ImageType::Svg:
+      return ".svg";
+    case ImageType::Unknown:
+      break;
   }
   return "";
 }
@@ -46,7 +68,9 @@ namespace {
 // Long enough for an XML declaration, a licence comment and a doctype before <svg.
 constexpr std::size_t kSniffBytes = 1024;
 
-std::uint8_t byte_at(std::string_view s, std::size_t i) noexcept { return static_cast<std::uint8_t>(s[i]); }
+std::uint8_t byte_at(std::string_view s, std::size_t i) noexcept {
+  return static_cast<std::uint8_t>(s[i]);
+}
 
 std::uint32_t be32(std::string_view s, std::size_t i) noexcept {
   return (std::uint32_t{byte_at(s, i)} << 24) | (std::uint32_t{byte_at(s, i + 1)} << 16) |
@@ -64,8 +88,17 @@ bool is_bmp(std::string_view h) noexcept {
     return false;
   }
   switch (le32(h, 14)) {
-    case 12: case 16: case 40: case 52: case 56: case 64: case 108: case 124: return true;
-    default: return false;
+    case 12:
+    case 16:
+    case 40:
+    case 52:
+    case 56:
+    case 64:
+    case 108:
+    case 124:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -85,7 +118,8 @@ Brand classify_brand(std::string_view b) noexcept {
   if (b == "avif" || b == "avis") {
     return Brand::Avif;
   }
-  constexpr std::array<std::string_view, 8> heic{"heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs"};
+  constexpr std::array<std::string_view, 8> heic{"heic", "heix", "hevc", "hevx",
+                                                 "heim", "heis", "hevm", "hevs"};
   for (auto h : heic) {
     if (b == h) {
       return Brand::Heic;
@@ -104,24 +138,33 @@ ImageType sniff_isobmff(std::string_view h) noexcept {
     return ImageType::Unknown;
   }
   switch (classify_brand(h.substr(8, 4))) {
-    case Brand::Avif: return ImageType::Avif;
-    case Brand::Heic: return ImageType::Heic;
-    case Brand::Other: break;
+    case Brand::Avif:
+      return ImageType::Avif;
+    case Brand::Heic:
+      return ImageType::Heic;
+    case Brand::Other:
+      break;
   }
   // A generic major brand (mif1, msf1, ...): the compatible brands name the codec; AVIF wins if both appear.
   const std::size_t end = std::min<std::size_t>(box_size, h.size());
   bool heic = false;
   for (std::size_t i = 16; i + 4 <= end; i += 4) {
     switch (classify_brand(h.substr(i, 4))) {
-      case Brand::Avif: return ImageType::Avif;
-      case Brand::Heic: heic = true; break;
-      case Brand::Other: break;
+      case Brand::Avif:
+        return ImageType::Avif;
+      case Brand::Heic:
+        heic = true;
+        break;
+      case Brand::Other:
+        break;
     }
   }
   return heic ? ImageType::Heic : ImageType::Unknown;
 }
 
-bool is_xml_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_xml_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 bool starts_with_nocase(std::string_view s, std::string_view prefix) noexcept {
   if (s.size() < prefix.size()) {
@@ -186,7 +229,9 @@ bool is_svg(std::string_view s) noexcept {
 
 }  // namespace
 
-std::size_t sniff_bytes_needed() noexcept { return kSniffBytes; }
+std::size_t sniff_bytes_needed() noexcept {
+  return kSniffBytes;
+}
 
 ImageType sniff_image_type(std::string_view h) noexcept {
   h = h.substr(0, kSniffBytes);

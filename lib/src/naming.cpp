@@ -36,9 +36,15 @@ std::optional<std::string> get_part(CURLU* h, CURLUPart part, unsigned int flags
   return std::string(owned.get());
 }
 
-bool is_ascii_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_ascii_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+bool is_ascii_alpha(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_ascii_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 int hex_value(char c) noexcept {
   if (is_ascii_digit(c)) {
@@ -48,7 +54,9 @@ int hex_value(char c) noexcept {
   return (l >= 'a' && l <= 'f') ? l - 'a' + 10 : -1;
 }
 
-bool is_continuation(char c) noexcept { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+bool is_continuation(char c) noexcept {
+  return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+}
 
 // The longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8 sequence.
 std::string_view utf8_prefix(std::string_view s, std::size_t max) noexcept {
@@ -385,7 +393,7 @@ bool NamePlanner::KeySet::insert(const Key& key) {
   if (contains(key)) {
     return false;
   }
-  if ((size_ + 1) * 4 > slots_.size() * 3) {
+  if ((size_ + 1) * 2 > slots_.size()) {
     std::vector<Key> old(std::max<std::size_t>(16, slots_.size() * 2));
     old.swap(slots_);
     for (const Key& k : old) {
@@ -406,10 +414,9 @@ bool NamePlanner::taken(std::string_view name) const {
   const std::string_view ext = extension_of(name);
   if (ext.empty()) {
     // A bare name may still become name + any image extension: each of those must be free too.
-    static constexpr ImageType kAll[] = {ImageType::Jpeg, ImageType::Png,  ImageType::Gif,
-                                         ImageType::Webp, ImageType::Bmp,  ImageType::Tiff,
-                                         ImageType::Ico,  ImageType::Avif, ImageType::Heic,
-                                         ImageType::Svg};
+    static constexpr ImageType kAll[] = {ImageType::Jpeg, ImageType::Png,  ImageType::Gif, ImageType::Webp,
+                                         ImageType::Bmp,  ImageType::Tiff, ImageType::Ico, ImageType::Avif,
+                                         ImageType::Heic, ImageType::Svg};
     std::string with_ext(name);
     for (const ImageType t : kAll) {
       with_ext.resize(name.size());
@@ -453,8 +460,12 @@ std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
   }
 }
 
-bool NamePlanner::is_duplicate(const ParsedUrl& url) const { return urls_.contains(make_key(url.normalized)); }
+bool NamePlanner::is_duplicate(const ParsedUrl& url) const {
+  return urls_.contains(make_key(url.normalized));
+}
 
-bool NamePlanner::is_reserved(std::string_view final_name) const { return taken(final_name); }
+bool NamePlanner::is_reserved(std::string_view final_name) const {
+  return taken(final_name);
+}
 
 }  // namespace imgdl::detail

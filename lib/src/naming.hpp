@@ -42,7 +42,9 @@ inline constexpr std::size_t max_bare_name_bytes = max_name_bytes - max_image_ex
 std::string_view extension_of(std::string_view name) noexcept;
 
 /// True if extension_of(name) is not empty. Thread-safe: pure.
-inline bool has_extension(std::string_view name) noexcept { return !extension_of(name).empty(); }
+inline bool has_extension(std::string_view name) noexcept {
+  return !extension_of(name).empty();
+}
 
 /// Decodes each valid %XX once; a '%' not followed by two hex digits stays as it is. Thread-safe: pure.
 std::string percent_decode(std::string_view s);
@@ -115,7 +117,8 @@ class NamePlanner {
   };
 
  private:
-  /// An insert-only open-addressing hash set of Keys (linear probing, load factor <= 3/4).
+  /// An insert-only open-addressing hash set of Keys (linear probing, load factor <= 1/2, so a miss
+  /// probes about 2.5 slots).
   class KeySet {
    public:
     bool contains(const Key& key) const noexcept;
@@ -134,9 +137,9 @@ class NamePlanner {
   bool taken(std::string_view name) const;
   void claim(const std::string& name);
 
-  KeySet urls_;       // normalized URLs already assigned
-  KeySet names_;      // every planned name, as planned
-  KeySet bare_;       // the planned names without extension (will get one after sniffing)
+  KeySet urls_;   // normalized URLs already assigned
+  KeySet names_;  // every planned name, as planned
+  KeySet bare_;   // the planned names without extension (will get one after sniffing)
   std::unordered_map<Key, int, KeyHash> next_suffix_;  // base name -> next n to try: O(1) per collision
 };
 

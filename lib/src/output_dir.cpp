@@ -126,6 +126,7 @@ PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_c
 }
 
 std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists on_exists,
+                               const std::function<bool(const std::string&)>& reserved,
                                std::error_code& error) const {
   error.clear();
   if (on_exists == OnExists::Overwrite) {
@@ -138,6 +139,7 @@ std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists
   }
   for (int n = 0;; ++n) {
     const std::string candidate = n == 0 ? name : next_free_name(name, n);
+    if (n > 0 && reserved && reserved(candidate)) continue;
     // RENAME_NOREPLACE: an existing file (or symlink) under the candidate name is never replaced.
     if (::renameat2(fd_.get(), part.name().c_str(), fd_.get(), candidate.c_str(), RENAME_NOREPLACE) == 0) {
       part.released();

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -87,9 +88,10 @@ class OutputDir {
   PartFile open_part(const std::string& name, bool resume, std::error_code& error) const;
 
   /// Renames `part` to its final name. Rename/Resume/Skip never replace an existing entry: they move
-  /// on to name.1.ext, name.2.ext, ...; Overwrite replaces it atomically (a symlink is replaced, not
-  /// followed). Returns the name used.
-  std::string publish(PartFile& part, const std::string& name, OnExists on_exists, std::error_code& error) const;
+  /// on to name.1.ext, name.2.ext, ..., passing over names `reserved` says are planned for other URLs;
+  /// Overwrite replaces it atomically (a symlink is replaced, not followed). Returns the name used.
+  std::string publish(PartFile& part, const std::string& name, OnExists on_exists,
+                      const std::function<bool(const std::string&)>& reserved, std::error_code& error) const;
 
   const std::filesystem::path& path() const noexcept { return path_; }
 

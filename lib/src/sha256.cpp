@@ -5,14 +5,32 @@
 #include <stdexcept>
 
 namespace imgdl::detail {
+namespace {
 
-void Sha256::CtxDeleter::operator()(evp_md_ctx_st* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+// OpenSSL 3 resolves sha256_md() in the provider store, under a lock, on every digest init unless
+// the algorithm was fetched explicitly. Fetch it once per process; it lives until exit on purpose.
+const EVP_MD* sha256_md() {
+  static EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (fetched == nullptr) {
+      throw std::runtime_error("sha256: EVP_MD_fetch(SHA256) failed");
+    }
+    return fetched;
+  }();
+  return md;
+}
+
+}  // namespace
+
+void Sha256::CtxDeleter::operator()(evp_md_ctx_st* ctx) const noexcept {
+  EVP_MD_CTX_free(ctx);
+}
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   if (!ctx_) {
     throw std::runtime_error("sha256: EVP_MD_CTX_new failed");
   }
-  if (EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
+  if (EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1) {
     throw std::runtime_error("sha256: EVP_DigestInit_ex failed");
   }
 }
@@ -43,18 +61,23 @@ Sha256::Digest Sha256::digest() const {
   return out;
 }
 
-std::string Sha256::hex_digest() const { return to_hex(digest()); }
+std::string Sha256::hex_digest() const {
+  return to_hex(digest());
+}
 
 Sha256::Digest Sha256::digest_of(std::string_view data) {
   Digest out{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size()) {
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, sha256_md(), nullptr) != 1 ||
+      len != out.size()) {
     throw std::runtime_error("sha256: EVP_Digest failed");
   }
   return out;
 }
 
-std::string Sha256::of(std::string_view data) { return to_hex(digest_of(data)); }
+std::string Sha256::of(std::string_view data) {
+  return to_hex(digest_of(data));
+}
 
 std::string Sha256::to_hex(std::span<const std::uint8_t> bytes) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -9,7 +9,9 @@
 namespace imgdl {
 namespace {
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_blank(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && is_blank(s.front())) {

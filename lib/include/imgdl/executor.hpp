@@ -55,7 +55,7 @@ struct ExecutorOptions {
 /// not one consistent instant: a task may be seen moving between two counts.
 struct ExecutorStats {
   std::size_t pending = 0;    ///< queued, not started, not cancelled
-  std::size_t running = 0;    ///< executing now
+  std::size_t running = 0;    ///< taken by a worker and executing now
   std::size_t completed = 0;  ///< finished, with a value or an exception
   std::size_t cancelled = 0;  ///< cancelled before running, or stopped on request
   std::size_t workers = 0;    ///< threads started so far (never more than max_workers)
