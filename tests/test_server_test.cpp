@@ -1,7 +1,7 @@
 // Tests of the loopback test server itself, through a plain httplib client: if these fail, every other
 // test's verdict is suspect.
-#include "image_bytes.hpp"
 #include "test_server.hpp"
+#include "image_bytes.hpp"
 
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -23,17 +23,23 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr ImageKind kAllKinds[] = {ImageKind::Jpeg, ImageKind::Png,  ImageKind::Gif,
+constexpr ImageKind kAllKinds[] = {ImageKind::Jpeg, ImageKind::Png, ImageKind::Gif,
                                    ImageKind::Webp, ImageKind::Bmp, ImageKind::Svg};
 
 std::string_view ext_of(ImageKind kind) {
   switch (kind) {
-    case ImageKind::Jpeg: return "jpg";
-    case ImageKind::Png: return "png";
-    case ImageKind::Gif: return "gif";
-    case ImageKind::Webp: return "webp";
-    case ImageKind::Bmp: return "bmp";
-    case ImageKind::Svg: return "svg";
+    case ImageKind::Jpeg:
+      return "jpg";
+    case ImageKind::Png:
+      return "png";
+    case ImageKind::Gif:
+      return "gif";
+    case ImageKind::Webp:
+      return "webp";
+    case ImageKind::Bmp:
+      return "bmp";
+    case ImageKind::Svg:
+      return "svg";
   }
   return "";
 }
@@ -45,11 +51,21 @@ httplib::Client client_for(const TestServer& server) {
   return cli;
 }
 
-std::uint32_t byte(std::string_view s, std::size_t i) { return static_cast<unsigned char>(s.at(i)); }
-std::uint32_t be16(std::string_view s, std::size_t i) { return byte(s, i) << 8 | byte(s, i + 1); }
-std::uint32_t be32(std::string_view s, std::size_t i) { return be16(s, i) << 16 | be16(s, i + 2); }
-std::uint32_t le16(std::string_view s, std::size_t i) { return byte(s, i) | byte(s, i + 1) << 8; }
-std::uint32_t le32(std::string_view s, std::size_t i) { return le16(s, i) | le16(s, i + 2) << 16; }
+std::uint32_t byte(std::string_view s, std::size_t i) {
+  return static_cast<unsigned char>(s.at(i));
+}
+std::uint32_t be16(std::string_view s, std::size_t i) {
+  return byte(s, i) << 8 | byte(s, i + 1);
+}
+std::uint32_t be32(std::string_view s, std::size_t i) {
+  return be16(s, i) << 16 | be16(s, i + 2);
+}
+std::uint32_t le16(std::string_view s, std::size_t i) {
+  return byte(s, i) | byte(s, i + 1) << 8;
+}
+std::uint32_t le32(std::string_view s, std::size_t i) {
+  return le16(s, i) | le16(s, i + 2) << 16;
+}
 
 std::uint32_t crc32_of(std::string_view s) {
   std::uint32_t crc = 0xffffffffU;
@@ -172,7 +188,8 @@ std::string structure_error(ImageKind kind, std::string_view f) {
       if (!f.starts_with("<?xml") || f.find("<svg") > 200 || !f.ends_with("</svg>\n")) {
         return "not an SVG document";
       }
-      return f.substr(open + 4, close - open - 4).find("--") == std::string_view::npos ? "" : "'--' in comment";
+      return f.substr(open + 4, close - open - 4).find("--") == std::string_view::npos ? ""
+                                                                                       : "'--' in comment";
     }
   }
   return "unknown kind";
@@ -183,9 +200,9 @@ std::string structure_error(ImageKind kind, std::string_view f) {
 TEST_CASE("Generated images are well formed at every size from the minimum up") {
   for (const ImageKind kind : kAllKinds) {
     const std::size_t min = imgdl::test::min_image_size(kind);
-    for (const std::size_t size : {std::size_t{0}, min, min + 1, min + 2, min + 3, std::size_t{300}, std::size_t{4097},
-                                   std::size_t{65535}, std::size_t{65536 + 17}, std::size_t{131090},
-                                   std::size_t{200001}, std::size_t{(1 << 20) + 7}}) {
+    for (const std::size_t size : {std::size_t{0}, min, min + 1, min + 2, min + 3, std::size_t{300},
+                                   std::size_t{4097}, std::size_t{65535}, std::size_t{65536 + 17},
+                                   std::size_t{131090}, std::size_t{200001}, std::size_t{(1 << 20) + 7}}) {
       CAPTURE(ext_of(kind));
       CAPTURE(size);
       const std::string bytes = imgdl::test::image_bytes(kind, size, "/img/seed");
@@ -201,8 +218,12 @@ TEST_CASE("Image slices agree with the whole file and seeds change the bytes") {
     const ImageGenerator gen(kind, 300000, "/img/a");
     const std::string whole = gen.bytes();
     std::string slice;
-    for (const auto& [offset, length] : {std::pair<std::size_t, std::size_t>{0, 10}, {1, 70000}, {65530, 20},
-                                         {65549, 65549}, {299990, 100}, {123457, 1}}) {
+    for (const auto& [offset, length] : {std::pair<std::size_t, std::size_t>{0, 10},
+                                         {1, 70000},
+                                         {65530, 20},
+                                         {65549, 65549},
+                                         {299990, 100},
+                                         {123457, 1}}) {
       imgdl::test::image_chunk(kind, 300000, "/img/a", offset, length, slice);
       CHECK(slice == whole.substr(offset, length));
     }
@@ -264,13 +285,14 @@ TEST_CASE("A large image streams byte for byte") {
   std::size_t received = 0;
   bool same = true;
   std::string want;
-  const auto res = cli.Get("/img/big.png?size=" + std::to_string(kSize), [&](const char* data, std::size_t n) {
-    want.clear();
-    expected.append(received, n, want);
-    same = same && want == std::string_view(data, n);
-    received += n;
-    return true;
-  });
+  const auto res =
+      cli.Get("/img/big.png?size=" + std::to_string(kSize), [&](const char* data, std::size_t n) {
+        want.clear();
+        expected.append(received, n, want);
+        same = same && want == std::string_view(data, n);
+        received += n;
+        return true;
+      });
   REQUIRE(res);
   CHECK(res->status == 200);
   CHECK(received == kSize);
@@ -310,8 +332,8 @@ TEST_CASE("Range requests get a 206 with Content-Range unless the server ignores
   CHECK_FALSE(ignored->has_header("Content-Range"));
   CHECK(ignored->body == whole);
 
-  CHECK(server.range_headers() == std::vector<std::string>{"bytes=4000-", "bytes=10-19", "bytes=-100",
-                                                           "bytes=10000-", "bytes=4000-"});
+  CHECK(server.range_headers() ==
+        std::vector<std::string>{"bytes=4000-", "bytes=10-19", "bytes=-100", "bytes=10000-", "bytes=4000-"});
 }
 
 TEST_CASE("Status routes answer with the code and an optional Retry-After") {
@@ -556,8 +578,9 @@ TEST_CASE("The list route lists image URLs on this server") {
   const auto res = cli.Get("/list?n=3&size=500&latency_ms=5&prefix=p");
   REQUIRE(res);
   const std::string base = server.base_url();
-  CHECK(res->body == base + "/img/p_0.jpg?size=500&latency_ms=5\n" + base + "/img/p_1.jpg?size=500&latency_ms=5\n" +
-                         base + "/img/p_2.jpg?size=500&latency_ms=5\n");
+  CHECK(res->body == base + "/img/p_0.jpg?size=500&latency_ms=5\n" + base +
+                         "/img/p_1.jpg?size=500&latency_ms=5\n" + base +
+                         "/img/p_2.jpg?size=500&latency_ms=5\n");
   CHECK(server.image_urls(2, 10) ==
         std::vector<std::string>{base + "/img/img_0.jpg?size=10", base + "/img/img_1.jpg?size=10"});
   const auto alternating = cli.Get("/list?n=2&alternate_hosts=1");

@@ -36,7 +36,9 @@ std::uint64_t mix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-void put_u8(std::string& s, unsigned v) { s.push_back(static_cast<char>(v & 0xffU)); }
+void put_u8(std::string& s, unsigned v) {
+  s.push_back(static_cast<char>(v & 0xffU));
+}
 void put_le16(std::string& s, std::uint32_t v) {
   put_u8(s, v);
   put_u8(s, v >> 8);
@@ -81,10 +83,14 @@ std::string png_chunk(std::string_view type, std::string_view data) {
 
 std::size_t frame_overhead(Kind kind) {
   switch (kind) {
-    case Kind::JpegCom: return 4;  // FF FE + 16-bit length
-    case Kind::GifBlock: return 1;  // sub-block length byte
-    case Kind::PngChunk: return 12;  // length + type + CRC
-    default: return 0;
+    case Kind::JpegCom:
+      return 4;  // FF FE + 16-bit length
+    case Kind::GifBlock:
+      return 1;  // sub-block length byte
+    case Kind::PngChunk:
+      return 12;  // length + type + CRC
+    default:
+      return 0;
   }
 }
 
@@ -100,14 +106,15 @@ std::string jpeg_tail() {
   std::string t;
   put_bytes(t, {0xFF, 0xDB, 0x00, 0x43, 0x00});  // DQT, table 0
   t.append(64, '\x01');
-  put_bytes(t, {0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00});  // SOF0 1x1 grey
+  put_bytes(t,
+            {0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00});  // SOF0 1x1 grey
   for (const unsigned table_class : {0x00U, 0x10U}) {  // DHT: DC table 0, then AC table 0
     put_bytes(t, {0xFF, 0xC4, 0x00, 0x14, table_class, 0x01});
     t.append(15, '\0');
     put_u8(t, 0x00);
   }
   put_bytes(t, {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00});  // SOS
-  put_bytes(t, {0x3F, 0xFF, 0xD9});                                               // scan data, EOI
+  put_bytes(t, {0x3F, 0xFF, 0xD9});                                            // scan data, EOI
   return t;
 }
 
@@ -153,12 +160,18 @@ std::optional<ImageKind> image_kind_from_path(std::string_view path) {
 
 std::string_view mime_type(ImageKind kind) {
   switch (kind) {
-    case ImageKind::Jpeg: return "image/jpeg";
-    case ImageKind::Png: return "image/png";
-    case ImageKind::Gif: return "image/gif";
-    case ImageKind::Webp: return "image/webp";
-    case ImageKind::Bmp: return "image/bmp";
-    case ImageKind::Svg: return "image/svg+xml";
+    case ImageKind::Jpeg:
+      return "image/jpeg";
+    case ImageKind::Png:
+      return "image/png";
+    case ImageKind::Gif:
+      return "image/gif";
+    case ImageKind::Webp:
+      return "image/webp";
+    case ImageKind::Bmp:
+      return "image/bmp";
+    case ImageKind::Svg:
+      return "image/svg+xml";
   }
   return "application/octet-stream";
 }
@@ -174,8 +187,8 @@ Frame fixed_frame(ImageKind kind, std::uint64_t seed_hash) {
   Frame f;
   switch (kind) {
     case ImageKind::Jpeg:
-      put_bytes(f.head, {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0x01, 0x01, 0x00, 0x00,
-                         0x01, 0x00, 0x01, 0x00, 0x00});  // SOI + JFIF APP0
+      put_bytes(f.head, {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J',  'F',  'I',  'F',
+                         0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00});  // SOI + JFIF APP0
       f.tail = jpeg_tail();
       break;
     case ImageKind::Png: {
@@ -235,19 +248,25 @@ Frame fixed_frame(ImageKind kind, std::uint64_t seed_hash) {
 // one-byte GIF sub-block, one BMP pixel row of 4 bytes.
 std::size_t min_padding(ImageKind kind) {
   switch (kind) {
-    case ImageKind::Jpeg: return 4;
-    case ImageKind::Png: return 12;
-    case ImageKind::Gif: return 2;
-    case ImageKind::Bmp: return 4;
+    case ImageKind::Jpeg:
+      return 4;
+    case ImageKind::Png:
+      return 12;
+    case ImageKind::Gif:
+      return 2;
+    case ImageKind::Bmp:
+      return 4;
     case ImageKind::Webp:
-    case ImageKind::Svg: return 0;
+    case ImageKind::Svg:
+      return 0;
   }
   return 0;
 }
 
 // Splits `total` bytes into the fewest frames of `kind` (payload at most max_data each), sizes as even as
 // possible, so every byte count >= one minimal frame is reachable.
-void add_frames(std::vector<Piece>& pieces, std::size_t& pos, Kind kind, std::size_t total, std::size_t max_data) {
+void add_frames(std::vector<Piece>& pieces, std::size_t& pos, Kind kind, std::size_t total,
+                std::size_t max_data) {
   const std::size_t overhead = frame_overhead(kind);
   const std::size_t n = (total + overhead + max_data - 1) / (overhead + max_data);
   const std::size_t data = total - overhead * n;
@@ -413,14 +432,22 @@ void ImageGenerator::fill(std::size_t pos, std::size_t n, bool text, std::string
   }
 }
 
-void ImageGenerator::append_piece(const Piece& piece, std::size_t from, std::size_t to, std::string& out) const {
+void ImageGenerator::append_piece(const Piece& piece, std::size_t from, std::size_t to,
+                                  std::string& out) const {
   switch (piece.kind) {
-    case Kind::Literal: out.append(piece.literal, from - piece.start, to - from); return;
-    case Kind::Fill: fill(from, to - from, false, out); return;
-    case Kind::TextFill: fill(from, to - from, true, out); return;
+    case Kind::Literal:
+      out.append(piece.literal, from - piece.start, to - from);
+      return;
+    case Kind::Fill:
+      fill(from, to - from, false, out);
+      return;
+    case Kind::TextFill:
+      fill(from, to - from, true, out);
+      return;
     case Kind::JpegCom:
     case Kind::GifBlock:
-    case Kind::PngChunk: break;
+    case Kind::PngChunk:
+      break;
   }
   const std::size_t head = piece.kind == Kind::PngChunk ? 8 : frame_overhead(piece.kind);
   const std::size_t frame = frame_overhead(piece.kind) + piece.frame_data;
@@ -493,8 +520,8 @@ std::string image_bytes(ImageKind kind, std::size_t size, std::string_view seed)
   return ImageGenerator(kind, size, seed).bytes();
 }
 
-void image_chunk(ImageKind kind, std::size_t size, std::string_view seed, std::size_t offset, std::size_t length,
-                 std::string& out) {
+void image_chunk(ImageKind kind, std::size_t size, std::string_view seed, std::size_t offset,
+                 std::size_t length, std::string& out) {
   out.clear();
   ImageGenerator(kind, size, seed).append(offset, length, out);
 }

@@ -41,9 +41,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::size_t kChunk = 64 * 1024;             // bytes per content-provider call
+constexpr std::size_t kChunk = 64 * 1024;  // bytes per content-provider call
 constexpr std::size_t kDefaultImageSize = 20000;
-constexpr std::size_t kUnboundedSize = std::size_t{1} << 40;  // "endless": a 1 TiB JPEG nobody reads to the end
+constexpr std::size_t kUnboundedSize = std::size_t{1}
+                                       << 40;  // "endless": a 1 TiB JPEG nobody reads to the end
 constexpr time_t kKeepAliveSeconds = 10;
 
 // ---------------------------------------------------------------------------------------------- TLS
@@ -69,7 +70,9 @@ using X509Ptr = std::unique_ptr<X509, X509Free>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, ExtFree>;
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 
-[[noreturn]] void tls_fail(const char* what) { throw std::runtime_error(std::string("test server TLS: ") + what); }
+[[noreturn]] void tls_fail(const char* what) {
+  throw std::runtime_error(std::string("test server TLS: ") + what);
+}
 
 PkeyPtr make_key() {
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
@@ -89,13 +92,14 @@ X509Ptr make_cert(EVP_PKEY* key) {
   if (!cert || X509_set_version(cert.get(), 2) != 1 ||
       ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), static_cast<long>(std::time(nullptr))) != 1 ||
       !X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) ||
-      !X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7L * 24 * 3600) || X509_set_pubkey(cert.get(), key) != 1) {
+      !X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7L * 24 * 3600) ||
+      X509_set_pubkey(cert.get(), key) != 1) {
     tls_fail("certificate fields");
   }
   X509_NAME* name = X509_get_subject_name(cert.get());
   for (const auto& [field, value] : {std::pair{"O", "imgdl test server"}, std::pair{"CN", "127.0.0.1"}}) {
-    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_ASC, reinterpret_cast<const unsigned char*>(value), -1,
-                                   -1, 0) != 1) {
+    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_ASC, reinterpret_cast<const unsigned char*>(value),
+                                   -1, -1, 0) != 1) {
       tls_fail("certificate name");
     }
   }
@@ -155,10 +159,10 @@ class StopSignal {
 
 // One per accepted connection, owned by the worker thread serving it.
 struct ConnSlot {
-  int fd = -1;             // httplib's socket, found on the first request
-  int dup_fd = -1;         // our own reference to it, so shutdown_all() never hits a recycled descriptor
-  bool looked_up = false;  // the /proc scan ran (found or not)
-  std::uint64_t epoch = 0; // counter epoch in which this connection was last counted
+  int fd = -1;              // httplib's socket, found on the first request
+  int dup_fd = -1;          // our own reference to it, so shutdown_all() never hits a recycled descriptor
+  bool looked_up = false;   // the /proc scan ran (found or not)
+  std::uint64_t epoch = 0;  // counter epoch in which this connection was last counted
 };
 
 thread_local ConnSlot* t_slot = nullptr;
@@ -630,7 +634,8 @@ std::string gzip(std::string_view data) {
 
 // Bodies we size ourselves go through a content provider with a length: httplib then neither compresses
 // them nor applies Range to them behind our back.
-void set_exact_body(httplib::Response& res, std::shared_ptr<const std::string> body, const std::string& type) {
+void set_exact_body(httplib::Response& res, std::shared_ptr<const std::string> body,
+                    const std::string& type) {
   if (body->empty()) {
     res.set_content("", type);
     return;
@@ -673,8 +678,8 @@ struct TestServer::Impl {
   void add_routes();
   void stop();
 
-  std::string image_url(std::string_view host_base, std::string_view prefix, std::size_t i, std::string_view ext,
-                        std::size_t size, std::optional<milliseconds> latency) const {
+  std::string image_url(std::string_view host_base, std::string_view prefix, std::size_t i,
+                        std::string_view ext, std::size_t size, std::optional<milliseconds> latency) const {
     std::string u(host_base);
     u += "/img/";
     u += prefix;
@@ -789,7 +794,8 @@ void TestServer::Impl::serve_image(const httplib::Request& req, httplib::Respons
       return;
     }
   }
-  if (const auto type = req.has_param("type") ? image_kind_from_name(req.get_param_value("type")) : std::nullopt) {
+  if (const auto type =
+          req.has_param("type") ? image_kind_from_name(req.get_param_value("type")) : std::nullopt) {
     kind = *type;
   }
   auto gen = std::make_shared<const ImageGenerator>(kind, size, req.path);
@@ -863,7 +869,8 @@ void TestServer::Impl::serve_image(const httplib::Request& req, httplib::Respons
 // /truncated and /reset-mid-body: declare size=N, send sent=M, then close (FIN) or reset (RST).
 void TestServer::Impl::serve_cut(const httplib::Request& req, httplib::Response& res, bool reset) {
   const auto kind = image_kind_from_path(req.path).value_or(ImageKind::Jpeg);
-  auto gen = std::make_shared<const ImageGenerator>(kind, size_param(req, "size", kDefaultImageSize), req.path);
+  auto gen =
+      std::make_shared<const ImageGenerator>(kind, size_param(req, "size", kDefaultImageSize), req.path);
   const std::size_t sent = std::min(size_param(req, "sent", gen->size() / 2), gen->size());
   const_cast<httplib::Request&>(req).ranges.clear();
   res.status = 200;
@@ -966,7 +973,8 @@ void TestServer::Impl::add_routes() {
 
   route(R"(/truncated/(.+))",
         [this](const httplib::Request& req, httplib::Response& res) { serve_cut(req, res, false); });
-  route("/reset-mid-body", [this](const httplib::Request& req, httplib::Response& res) { serve_cut(req, res, true); });
+  route("/reset-mid-body",
+        [this](const httplib::Request& req, httplib::Response& res) { serve_cut(req, res, true); });
   route("/reset-before-headers", [this](const httplib::Request&, httplib::Response& res) {
     registry.reset_current();
     res.status = 500;  // only reached by a client if the reset failed
@@ -998,8 +1006,8 @@ void TestServer::Impl::add_routes() {
   });
 
   route("/stall-body", [this](const httplib::Request& req, httplib::Response& res) {
-    auto gen = std::make_shared<const ImageGenerator>(ImageKind::Jpeg, size_param(req, "size", kDefaultImageSize),
-                                                      req.path);
+    auto gen = std::make_shared<const ImageGenerator>(ImageKind::Jpeg,
+                                                      size_param(req, "size", kDefaultImageSize), req.path);
     const std::size_t sent = std::min(size_param(req, "sent", gen->size() / 2), gen->size());
     const auto ms = ms_param(req, "ms", milliseconds(30000));
     auto stalled = std::make_shared<bool>(false);
@@ -1021,13 +1029,14 @@ void TestServer::Impl::add_routes() {
   });
 
   route("/drip", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto kind = req.has_param("type") ? image_kind_from_name(req.get_param_value("type")) : std::nullopt;
+    const auto kind =
+        req.has_param("type") ? image_kind_from_name(req.get_param_value("type")) : std::nullopt;
     auto gen = std::make_shared<const ImageGenerator>(kind.value_or(ImageKind::Jpeg),
                                                       size_param(req, "size", kDefaultImageSize), req.path);
     const std::size_t rate = std::max<std::size_t>(size_param(req, "bytes_per_sec", 10000), 1);
     const std::size_t step = std::max<std::size_t>(rate / 20, 1);  // about 20 writes a second
-    const auto pause = std::chrono::duration_cast<milliseconds>(std::chrono::microseconds(
-        static_cast<std::chrono::microseconds::rep>(step * 1000000 / rate)));
+    const auto pause = std::chrono::duration_cast<milliseconds>(
+        std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(step * 1000000 / rate)));
     const_cast<httplib::Request&>(req).ranges.clear();
     res.set_content_provider(
         gen->size(), std::string(mime_type(gen->kind())),
@@ -1044,20 +1053,21 @@ void TestServer::Impl::add_routes() {
   route("/unbounded", [this](const httplib::Request& req, httplib::Response& res) {
     auto gen = std::make_shared<const ImageGenerator>(ImageKind::Jpeg, kUnboundedSize, req.path);
     const auto rate = uint_param(req, "bytes_per_sec");
-    res.set_chunked_content_provider("image/jpeg", [this, gen, rate](std::size_t offset, httplib::DataSink& sink) {
-      const std::size_t step = rate ? std::clamp<std::size_t>(*rate / 20, 1, kChunk) : kChunk;
-      std::string buf;
-      gen->append(offset, step, buf);
-      if (stop_signal.stopping() || !sink.write(buf.data(), buf.size())) {
-        return false;
-      }
-      if (rate) {
-        const auto pause = std::chrono::microseconds(
-            static_cast<std::chrono::microseconds::rep>(step * 1000000 / std::max<std::size_t>(*rate, 1)));
-        return stop_signal.sleep_for(std::chrono::duration_cast<milliseconds>(pause));
-      }
-      return true;
-    });
+    res.set_chunked_content_provider(
+        "image/jpeg", [this, gen, rate](std::size_t offset, httplib::DataSink& sink) {
+          const std::size_t step = rate ? std::clamp<std::size_t>(*rate / 20, 1, kChunk) : kChunk;
+          std::string buf;
+          gen->append(offset, step, buf);
+          if (stop_signal.stopping() || !sink.write(buf.data(), buf.size())) {
+            return false;
+          }
+          if (rate) {
+            const auto pause = std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(
+                step * 1000000 / std::max<std::size_t>(*rate, 1)));
+            return stop_signal.sleep_for(std::chrono::duration_cast<milliseconds>(pause));
+          }
+          return true;
+        });
   });
 
   route("/html", [](const httplib::Request&, httplib::Response& res) {
@@ -1119,10 +1129,18 @@ void TestServer::Impl::add_routes() {
 TestServer::TestServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 TestServer::~TestServer() = default;
 
-int TestServer::port() const { return impl_->port; }
-std::string TestServer::base_url() const { return impl_->base; }
-std::string TestServer::url(std::string_view path) const { return impl_->base + std::string(path); }
-const std::string& TestServer::ca_file() const { return impl_->ca_path; }
+int TestServer::port() const {
+  return impl_->port;
+}
+std::string TestServer::base_url() const {
+  return impl_->base;
+}
+std::string TestServer::url(std::string_view path) const {
+  return impl_->base + std::string(path);
+}
+const std::string& TestServer::ca_file() const {
+  return impl_->ca_path;
+}
 
 std::size_t TestServer::requests() const {
   return impl_->counters.read([](const Counters& c) { return c.requests_; });
@@ -1158,7 +1176,9 @@ std::string TestServer::last_user_agent() const {
 std::vector<std::string> TestServer::range_headers() const {
   return impl_->counters.read([](const Counters& c) { return c.range_headers_; });
 }
-void TestServer::reset_counters() { impl_->counters.reset(); }
+void TestServer::reset_counters() {
+  impl_->counters.reset();
+}
 
 std::vector<std::string> TestServer::image_urls(std::size_t count, std::size_t size, std::string_view prefix,
                                                 std::optional<std::chrono::milliseconds> latency) const {

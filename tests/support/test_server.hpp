@@ -2,18 +2,20 @@
 // size, every fault a downloader must survive, and counters that let tests prove concurrency and connection
 // reuse without looking at clocks. It binds loopback addresses only.
 //
-// Routes (query parameters override the defaults; every body is deterministic):
+// Routes (query parameters override the defaults; every body is deterministic, and every image body is
+// TestServer::image_bytes(type, size, <request path without query>)):
 //   GET|HEAD /img/<name>       An image. Type from <name>'s extension (jpg/jpeg/png/gif/webp/bmp/svg; else
 //                              jpeg) or type=png. size=N bytes (default 20000; rounded up to the type's
 //                              minimum, see image_bytes.hpp), latency_ms=L before responding (default: the
-//                              server's latency), content_type=... to send a wrong Content-Type, chunked=1 for
-//                              no Content-Length. Single ranges "bytes=a-", "a-b", "-n" get a 206 with
+//                              server's latency), content_type=... to send a wrong Content-Type, chunked=1
+//                              for no Content-Length. Single ranges "bytes=a-", "a-b", "-n" get a 206 with
 //                              Content-Range (a 416 past the end) unless ignore_range=1 or chunked=1. Bytes
 //                              are TestServer::image_bytes(type, size, <path>), e.g. seed "/img/a.jpg".
 //   GET /status/<code>         That status with a small HTML body. retry_after=S adds "Retry-After: S";
 //                              with retry_after_date=1 it is an HTTP-date S seconds ahead.
 //   GET /flaky/<key>           The first fails=N (default 1) requests for <key> get code=C (default 503, with
-//                              Retry-After if retry_after=S), later ones the image of /img/<key> (size=...).
+//                              Retry-After if retry_after=S), later ones an image as /img serves it (type
+//                              from <key>'s extension, size=N, latency_ms=L). Counts per key.
 //   GET /redirect/<n>          code=302 redirects to /redirect/<n-1> (same query) ... then to to=<path or
 //                              URL> (default /img/redirected.jpg).
 //   GET /redirect-loop         Redirects to itself.

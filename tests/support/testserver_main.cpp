@@ -35,8 +35,8 @@ std::size_t to_number(std::string_view flag, std::string_view text) {
   std::size_t v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc{} || end != text.data() + text.size()) {
-    throw std::invalid_argument(std::string(flag) + " wants a non-negative integer, got '" + std::string(text) +
-                                "'");
+    throw std::invalid_argument(std::string(flag) + " wants a non-negative integer, got '" +
+                                std::string(text) + "'");
   }
   return v;
 }
