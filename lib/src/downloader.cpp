@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -42,6 +43,25 @@ bool sleep_unless_stopped(std::chrono::milliseconds delay, const std::stop_token
   std::condition_variable_any cv;
   std::unique_lock lock(mutex);
   return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
+}
+
+/// The stem of a name's `.part` file: the name itself, unless `<name>.part` would pass NAME_MAX (names of
+/// 251-255 bytes are valid final names). Then its first bytes, cut at a UTF-8 boundary, and a hash of the
+/// whole name: it fits, differs between long names sharing a prefix, and is the same in every run, so
+/// Resume finds it again.
+std::string part_stem(const std::string& name) {
+  constexpr std::size_t suffix_bytes = 5;  // ".part"
+  if (name.size() + suffix_bytes <= detail::max_name_bytes) return name;
+  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a-64
+  for (const char c : name) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  std::size_t keep = detail::max_name_bytes - suffix_bytes - 1 - 16;
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  return name.substr(0, keep) + "~" + hex;
 }
 
 std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt, std::optional<std::chrono::milliseconds> retry_after) {
@@ -236,8 +256,9 @@ class Downloader::Impl {
     if (observer) observer->on_started(info);
 
     std::error_code error;
-    detail::PartFile part = output_.open_part(p.name, resume, error);
-    if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + p.name + ".part: " + error.message());
+    const std::string stem = part_stem(p.name);
+    detail::PartFile part = output_.open_part(stem, resume, error);
+    if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
     detail::Sha256 hash;
     if (part.size() > 0) {
       if (auto read_error = part.read_all([&](std::string_view chunk) { hash.update(chunk); }))

@@ -25,7 +25,7 @@ class ExecutorCore {
     if (max_workers_ == 0) throw std::invalid_argument("max_workers must be greater than 0");
   }
 
-  void enqueue(std::shared_ptr<ExecutorCore> self, std::shared_ptr<StateBase> task) {
+  void enqueue(const std::shared_ptr<ExecutorCore>& self, std::shared_ptr<StateBase> task) {
     std::unique_lock lock(mutex_);
     if (broken_) throw BrokenExecutor(broken_message);
     if (shutdown_) throw ExecutorShutdownError();
@@ -41,9 +41,14 @@ class ExecutorCore {
       const std::size_t index = threads_.size();
       ++live_workers_;
       running_tasks_.resize(index + 1, nullptr);
-      threads_.emplace_back([core = std::move(self), index] { core->worker_main(index); });
+      threads_.emplace_back([core = self, index] { core->worker_main(index); });
     }
-    const bool wake = idle_ > 0;
+    // Wake a sleeping worker only if the ones already woken cannot account for the queued tasks:
+    // signalling on every submit makes each one a futex syscall and a context switch (most of the
+    // cost of a burst of small tasks), although a woken worker keeps taking tasks until the queue
+    // is empty.
+    const bool wake = sleeping_ > signalled_ && queue_.size() > signalled_;
+    if (wake) ++signalled_;
     lock.unlock();
     if (wake) work_cv_.notify_one();
   }
@@ -158,9 +163,10 @@ class ExecutorCore {
           worker_exit();
           return;
         }
-        ++idle_;
+        ++sleeping_;
         work_cv_.wait(lock);
-        --idle_;
+        --sleeping_;
+        if (signalled_ > 0) --signalled_;  // a spurious wakeup may take another's turn: harmless
       }
       // `current` keeps the task alive while it is listed in running_tasks_ (shutdown may stop it).
       current = std::move(queue_.front());
@@ -220,7 +226,8 @@ class ExecutorCore {
   std::deque<std::shared_ptr<StateBase>> queue_;
   std::vector<std::thread> threads_;
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
-  std::size_t idle_ = 0;
+  std::size_t sleeping_ = 0;   // workers waiting on work_cv_
+  std::size_t signalled_ = 0;  // of those, notified by enqueue() and not yet awake
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;

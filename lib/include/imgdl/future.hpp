@@ -3,6 +3,7 @@
 // Python's concurrent.futures.Future (result, exception, done, running, cancelled, cancel,
 // add_done_callback), plus cooperative stop of running tasks through std::stop_token.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
