@@ -1,0 +1,248 @@
+#include "cli_options.hpp"
+
+#include <curl/curl.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <stdexcept>
+#include <system_error>
+
+#include "imgdl/executor.hpp"
+#include "imgdl/version.hpp"
+
+namespace imgdl::app {
+namespace {
+
+std::string version_text() {
+  const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+  std::string text = "imgdl " + std::string(imgdl::version());
+  text += " (libcurl ";
+  text += (curl != nullptr && curl->version != nullptr) ? curl->version : "unknown";
+  text += ")";
+  return text;
+}
+
+std::chrono::milliseconds seconds_to_ms(double seconds) {
+  return std::chrono::milliseconds(std::llround(seconds * 1000.0));
+}
+
+/// Shows each option's placeholder (FILE, N, ...) and nothing else: CLI11's type, validator and
+/// "Excludes:" annotations made the help hard to read; the descriptions say the same in words.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    return opt->get_option_text().empty() ? std::string() : " " + opt->get_option_text();
+  }
+};
+
+constexpr std::string_view footer_text = R"(Examples:
+  imgdl https://upload.wikimedia.org/wikipedia/commons/4/48/Python_Regius.jpg
+  imgdl -i sample_urls/wikipedia.txt -o downloads/ -j 8
+  imgdl --compare -i sample_urls/wikipedia.txt -o downloads/
+  grep -v '^#' urls.txt | imgdl -i - --json > report.json
+  imgdl -c -i urls.txt --max-size 10M     # resume what an interrupted run left
+
+Input lists hold one http(s) URL per line; blank lines and lines starting with '#' are skipped.
+Files are named after the URL's last path segment; names already taken get .1, .2, ... (--on-exists).
+--compare downloads the list sequentially, then pooled, each into a fresh scratch directory,
+keeps the pooled files and prints a timing table.
+
+Exit status: 0 all ok (skips count as ok), 1 some failed, 2 usage or input error, 130 interrupted.
+Set NO_COLOR to disable colours.)";
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  if (text.empty())
+    return std::nullopt;
+  std::size_t pos = 0;
+  while (pos < text.size() && ((text[pos] >= '0' && text[pos] <= '9') || text[pos] == '.'))
+    ++pos;
+  const std::string number(text.substr(0, pos));
+  if (number.empty() || number == "." || number.find('.') != number.rfind('.'))
+    return std::nullopt;
+  std::string unit(text.substr(pos));
+  for (char& c : unit)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // "k", "kb", "kib" all mean 1024: sizes here are file sizes, and curl counts them the same way.
+  static const std::map<std::string, int, std::less<>> shifts = {
+      {"", 0},     {"b", 0},  {"k", 10},  {"kb", 10},  {"kib", 10}, {"m", 20},  {"mb", 20},
+      {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}, {"t", 40},   {"tb", 40}, {"tib", 40}};
+  const auto shift = shifts.find(unit);
+  if (shift == shifts.end())
+    return std::nullopt;
+  const double value = std::strtod(number.c_str(), nullptr) * std::ldexp(1.0, shift->second);
+  // 2^63 keeps the conversion below exact and well-defined.
+  if (!(value >= 0.0) || value >= std::ldexp(1.0, 63))
+    return std::nullopt;
+  return static_cast<std::uint64_t>(std::llround(value));
+}
+
+ParseOutcome parse_command_line(int argc, char** argv) {
+  AppSettings settings;
+  DownloadOptions& dl = settings.download;
+
+  CLI::App app{"imgdl: download images concurrently, one file per URL.", "imgdl"};
+  app.footer(std::string(footer_text));
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.get_formatter()->column_width(26);
+  app.set_version_flag("--version", version_text(), "Print the version (and libcurl's) and exit");
+
+  app.add_option("URL", settings.urls, "URLs to download, before those of --input")->option_text("...");
+  std::string input;
+  auto* input_opt = app.add_option("-i,--input", input, "Read URLs from FILE, one per line ('-' reads stdin)")
+                        ->option_text("FILE");
+  std::string output_dir = ".";
+  app.add_option("-o,--output-dir", output_dir, "Save files in DIR, created if missing (default: .)")
+      ->option_text("DIR");
+
+  std::size_t workers = 0;
+  auto* workers_opt =
+      app.add_option("-j,--workers", workers,
+                     "Concurrent transfers (default: min(32, CPUs + 4) = " +
+                         std::to_string(ThreadPoolExecutor::default_max_workers()) + ", as Python's)")
+          ->option_text("N")
+          ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  app.add_option("--per-host", dl.per_host, "Most concurrent transfers to one host (default: 0, no limit)")
+      ->option_text("N");
+  auto* sequential_opt =
+      app.add_flag("--sequential", settings.sequential, "One transfer at a time, in input order");
+  app.add_flag("--compare", settings.compare, "Run sequentially, then pooled; print a timing table")
+      ->excludes(sequential_opt);
+
+  app.add_option("--retries", dl.retries, "Further attempts after a transient failure (default: 3)")
+      ->option_text("N")
+      ->check(CLI::Range(0, 100));
+  double timeout_s = 0;
+  app.add_option("--timeout", timeout_s, "Limit on each attempt, in seconds (default: 0, none)")
+      ->option_text("SECONDS")
+      ->check(CLI::NonNegativeNumber);
+  double connect_timeout_s = 30;
+  app.add_option("--connect-timeout", connect_timeout_s, "Limit on connecting, in seconds (default: 30)")
+      ->option_text("SECONDS")
+      ->check(CLI::NonNegativeNumber);
+  std::string max_size;
+  app.add_option("--max-size", max_size, "Refuse files larger than SIZE (e.g. 500K, 10M, 1G)")
+      ->option_text("SIZE")
+      ->check(
+          [](const std::string& s) { return parse_size(s) ? std::string() : "not a size (e.g. 10M): " + s; },
+          "SIZE");
+  app.add_option("--user-agent", dl.user_agent, "User-Agent header (default: imgdl/VERSION (+URL) libcurl/V)")
+      ->option_text("TEXT");
+
+  const std::map<std::string, OnExists> on_exists_names = {{"rename", OnExists::Rename},
+                                                           {"skip", OnExists::Skip},
+                                                           {"overwrite", OnExists::Overwrite},
+                                                           {"resume", OnExists::Resume}};
+  auto* on_exists_opt =
+      app.add_option("--on-exists", dl.on_exists,
+                     "If a file exists: rename (default), skip, overwrite, resume")
+          ->option_text("MODE")
+          ->transform(CLI::CheckedTransformer(on_exists_names, CLI::ignore_case).description(""));
+  bool resume = false;
+  bool no_clobber = false;
+  auto* resume_opt =
+      app.add_flag("-c,--continue", resume, "Same as --on-exists resume")->excludes(on_exists_opt);
+  app.add_flag("--no-clobber", no_clobber, "Same as --on-exists skip")
+      ->excludes(on_exists_opt)
+      ->excludes(resume_opt);
+  bool any_type = false;
+  app.add_flag("--any-type", any_type, "Keep bodies that are not images (default: refuse them)");
+  std::string ca_file;
+  app.add_option("--cacert", ca_file, "Trust these PEM CA certificates instead of the system's")
+      ->option_text("FILE")
+      ->check(CLI::ExistingFile);
+  app.add_flag("-k,--insecure", dl.insecure, "Do not verify TLS certificates (unsafe)");
+
+  std::string report_file;
+  auto* report_opt = app.add_option("--report", report_file, "Write a JSON report of every URL to FILE")
+                         ->option_text("FILE");
+  app.add_flag("--json", settings.json, "Print the JSON report on stdout (human output goes to stderr)");
+  auto* quiet_opt = app.add_flag("-q,--quiet", settings.quiet, "Print only failures and errors");
+  const std::map<std::string, ProgressMode> progress_names = {{"auto", ProgressMode::Auto},
+                                                              {"bars", ProgressMode::Bars},
+                                                              {"lines", ProgressMode::Lines},
+                                                              {"none", ProgressMode::None}};
+  app.add_option("--progress", settings.progress, "auto (bars on a terminal, else lines), bars, lines, none")
+      ->option_text("MODE")
+      ->transform(CLI::CheckedTransformer(progress_names, CLI::ignore_case).description(""))
+      ->excludes(quiet_opt);
+
+  try {
+    app.parse(argc, argv);
+    if (settings.urls.empty() && input_opt->count() == 0) {
+      throw CLI::ValidationError("no URLs: give URL arguments or --input FILE");
+    }
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
+      return app.exit(e);
+    std::cerr << "imgdl: " << e.what() << "\nRun 'imgdl --help' for usage.\n";
+    return exit_usage;
+  }
+
+  if (input_opt->count() > 0)
+    settings.input = input;
+  if (report_opt->count() > 0)
+    settings.report_file = report_file;
+  dl.ca_file = ca_file;
+  dl.output_dir = output_dir;
+  if (workers_opt->count() > 0)
+    dl.max_workers = workers;
+  dl.timeout = seconds_to_ms(timeout_s);
+  dl.connect_timeout = seconds_to_ms(connect_timeout_s);
+  if (!max_size.empty())
+    dl.max_file_size = *parse_size(max_size);
+  if (resume)
+    dl.on_exists = OnExists::Resume;
+  if (no_clobber)
+    dl.on_exists = OnExists::Skip;
+  dl.require_image = !any_type;
+  return settings;
+}
+
+LoadedUrls load_urls(const AppSettings& settings, std::ostream& errors) {
+  LoadedUrls loaded;
+  loaded.urls = settings.urls;
+  if (!settings.input)
+    return loaded;
+
+  const std::string& input = *settings.input;
+  const std::string display = input == "-" ? "<stdin>" : input;
+  auto report = [&](const UrlLineError& e) {
+    errors << "imgdl: " << display << ":" << e.line_number << ": skipped invalid line \"" << e.text
+           << "\": " << e.message << "\n";
+    loaded.invalid.push_back(e);
+  };
+  auto read_all = [&](std::istream& in) {
+    UrlListReader reader(in, report);
+    while (auto line = reader.next())
+      loaded.urls.push_back(std::move(line->url));
+    if (in.bad())
+      throw std::runtime_error("cannot read '" + display + "': read error");
+  };
+
+  if (input == "-") {
+    read_all(std::cin);
+    return loaded;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(input, ec))
+    throw std::runtime_error("cannot read '" + input + "': is a directory");
+  errno = 0;
+  std::ifstream file(input, std::ios::binary);
+  if (!file) {
+    const int err = errno;
+    throw std::runtime_error("cannot read '" + input +
+                             "': " + (err != 0 ? std::strerror(err) : "cannot open"));
+  }
+  read_all(file);
+  return loaded;
+}
+
+}  // namespace imgdl::app

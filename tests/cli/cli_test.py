@@ -1,0 +1,500 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the `imgdl` program against the loopback test server.
+
+One scenario per CTest test (see tests/cli/CMakeLists.txt):
+    cli_test.py --imgdl PATH --server PATH [--expect-version X.Y.Z] SCENARIO
+Each scenario starts its own `imgdl-testserver --port 0` when it needs one, works in a fresh temporary
+directory and exits non-zero with a message on the first failed check. Standard library only.
+"""
+
+import argparse
+import errno
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+
+# The seed program's five Wikimedia basenames, served by the local test server.
+SEED_NAMES = [
+    "Python_bivittatus_1701.jpg",
+    "Python_Regius.jpg",
+    "Baby_carpet_python_caudal_luring.jpg",
+    "Rock_python_pratik.JPG",
+    "Dulip_Wilpattu_Python1.jpg",
+]
+ANSI = re.compile(r"\x1b\[")
+SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
+RESULT_FIELDS = ["url", "path", "status", "http_status", "bytes", "image_type", "sha256", "attempts",
+                 "elapsed_s", "error", "message"]
+
+ARGS = None
+# Sanitizer builds (set by CMake) run slower: time bounds are multiplied by this.
+SLACK = 4.0 if os.environ.get("IMGDL_SANITIZER") else 1.0
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(condition, message, *details):
+    if not condition:
+        text = message
+        for d in details:
+            text += "\n--- " + (d if isinstance(d, str) else repr(d))
+        raise CheckFailed(text)
+
+
+class Server:
+    """imgdl-testserver on a free loopback port, stopped on exit."""
+
+    def __init__(self, workdir, latency_ms=0):
+        port_file = os.path.join(workdir, "server.port")
+        self.proc = subprocess.Popen(
+            [ARGS.server, "--port", "0", "--port-file", port_file, "--latency-ms", str(latency_ms)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            if self.proc.poll() is not None:
+                raise CheckFailed("imgdl-testserver exited early: " + self.proc.stderr.read().decode(errors="replace"))
+            time.sleep(0.02)
+        else:
+            raise CheckFailed("imgdl-testserver did not write its port file")
+        self.port = int(open(port_file).read().strip())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return self.base + path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_imgdl(args, cwd, stdin_text=None, env=None, timeout=30):
+    full_env = dict(os.environ)
+    full_env.pop("NO_COLOR", None)
+    full_env.update(env or {})
+    proc = subprocess.run([ARGS.imgdl] + args, cwd=cwd, input=stdin_text.encode() if stdin_text is not None else None,
+                          stdin=None if stdin_text is not None else subprocess.DEVNULL, capture_output=True,
+                          env=full_env, timeout=timeout)
+    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+
+
+def write_list(path, urls):
+    with open(path, "w") as f:
+        f.write("".join(u + "\n" for u in urls))
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def seed_urls(server, size=20000, latency_ms=None):
+    query = f"?size={size}" + (f"&latency_ms={latency_ms}" if latency_ms is not None else "")
+    return [server.url("/img/" + name + query) for name in SEED_NAMES]
+
+
+def check_result_fields(result):
+    check(list(result.keys())[:len(RESULT_FIELDS)] == RESULT_FIELDS,
+          "a report result does not hold every DownloadResult field, in order", result)
+
+
+def check_files_match_report(report, workdir):
+    """Every ok result's file exists with the reported bytes and SHA-256."""
+    for r in report["results"]:
+        check_result_fields(r)
+        if r["status"] != "ok":
+            continue
+        path = os.path.join(workdir, r["path"])
+        check(os.path.isfile(path), f"missing downloaded file {r['path']}")
+        check(os.path.getsize(path) == r["bytes"], f"{r['path']}: size differs from the report")
+        check(sha256_of(path) == r["sha256"], f"{r['path']}: sha256 differs from the report")
+
+
+def no_partials(directory):
+    return [p for p in glob.glob(os.path.join(directory, "**", "*.part"), recursive=True)]
+
+
+# ----------------------------------------------------------------------------------------- scenarios
+
+def scenario_help(tmp):
+    code, out, err = run_imgdl(["--help"], tmp)
+    check(code == 0, f"--help exited {code}", err)
+    for needle in ["Usage: imgdl [OPTIONS] [URL...]", "Examples:", "-i,--input FILE", "--compare", "--on-exists MODE",
+                   "--max-size SIZE", "--progress MODE", "Exit status:"]:
+        check(needle in out, f"--help lacks {needle!r}", out)
+
+
+def scenario_version(tmp):
+    code, out, err = run_imgdl(["--version"], tmp)
+    check(code == 0, f"--version exited {code}", err)
+    m = re.fullmatch(r"imgdl (\d+\.\d+\.\d+) \(libcurl [0-9][0-9A-Za-z.\-]*\)\n", out)
+    check(m is not None, "--version output is not 'imgdl X.Y.Z (libcurl V)'", out)
+    if ARGS.expect_version:
+        check(m.group(1) == ARGS.expect_version, f"--version says {m.group(1)}, project is {ARGS.expect_version}")
+
+
+def scenario_bad_flags(tmp):
+    cases = [
+        (["--bogus", "http://127.0.0.1:1/a.jpg"], "--bogus"),
+        (["-j", "0", "http://127.0.0.1:1/a.jpg"], "workers"),
+        (["--on-exists", "maybe", "http://127.0.0.1:1/a.jpg"], "on-exists"),
+        (["--max-size", "10Q", "http://127.0.0.1:1/a.jpg"], "max-size"),
+        (["--progress", "fancy", "http://127.0.0.1:1/a.jpg"], "progress"),
+        (["--sequential", "--compare", "http://127.0.0.1:1/a.jpg"], "compare"),
+        (["-c", "--no-clobber", "http://127.0.0.1:1/a.jpg"], "clobber"),
+        ([], "no URLs"),
+    ]
+    for args, needle in cases:
+        code, out, err = run_imgdl(args, tmp)
+        check(code == 2, f"imgdl {' '.join(args)} exited {code}, expected 2", out, err)
+        check(needle in err, f"imgdl {' '.join(args)}: stderr does not mention {needle!r}", err)
+        check(os.listdir(tmp) == [], "a usage error created files", os.listdir(tmp))
+
+
+def scenario_missing_input(tmp):
+    code, out, err = run_imgdl(["-i", "no-such-list.txt", "-o", "out"], tmp)
+    check(code == 2, f"exited {code}, expected 2", out, err)
+    check("cannot read 'no-such-list.txt'" in err and "No such file or directory" in err,
+          "no clear message for a missing input file", err)
+    code, out, err = run_imgdl(["-i", ".", "-o", "out"], tmp)
+    check(code == 2 and "is a directory" in err, "a directory as input is not exit 2 'is a directory'", code, err)
+    check(not os.path.exists(os.path.join(tmp, "out")), "the output directory was created for nothing")
+
+
+def scenario_all_ok(tmp):
+    with Server(tmp) as server:
+        urls = seed_urls(server, size=50000)
+        write_list(os.path.join(tmp, "list.txt"), urls)
+        code, out, err = run_imgdl(["-i", "list.txt", "-o", "downloads", "--report", "report.json"], tmp)
+    check(code == 0, f"exited {code}, expected 0", out, err)
+    for name in SEED_NAMES:
+        check(re.search(r"^" + re.escape(name) + r" was downloaded \(48\.8 KiB in \d+\.\d\d s\)$", out, re.M),
+              f"no 'was downloaded' line for {name}", out)
+    check(CLOSING_LINE.search(out), "no closing 'It took N.NNN second(s) to finish.' line", out)
+    check(re.search(r"^Done: 5 ok, 0 skipped, 0 failed \(5 URLs\); 244\.1 KiB in ", out, re.M), "no summary", out)
+    report = json.load(open(os.path.join(tmp, "report.json")))
+    check(report["exit_code"] == 0 and report["interrupted"] is False, "report exit_code/interrupted", report)
+    check(report["mode"] == "pooled" and report["workers"] >= 1, "report mode/workers", report)
+    check([r["url"] for r in report["results"]] == urls, "report results are not in input order")
+    for r in report["results"]:
+        check(r["status"] == "ok" and r["http_status"] == 200 and r["bytes"] == 50000 and r["attempts"] == 1
+              and r["image_type"] == "jpeg" and r["error"] == "none" and len(r["sha256"]) == 64
+              and r["elapsed_s"] > 0, "unexpected report entry", r)
+    check_files_match_report(report, tmp)
+    totals = report["totals"]
+    check(totals["urls"] == 5 and totals["ok"] == 5 and totals["failed"] == 0 and totals["bytes"] == 250000,
+          "report totals", totals)
+    check(sorted(os.listdir(os.path.join(tmp, "downloads"))) == sorted(SEED_NAMES), "unexpected files",
+          os.listdir(os.path.join(tmp, "downloads")))
+
+
+def scenario_some_failed(tmp):
+    with Server(tmp) as server:
+        urls = [server.url("/img/good.jpg"), server.url("/status/404"), server.url("/html")]
+        code, out, err = run_imgdl(urls + ["-o", "out", "--report", "r.json", "--retries", "0"], tmp)
+    check(code == 1, f"exited {code}, expected 1", out, err)
+    check(re.search(r"^FAILED 404: HTTP 404 Not Found$", out, re.M), "no FAILED line for the 404", out)
+    check(re.search(r"^FAILED html: ", out, re.M), "no FAILED line for the HTML page", out)
+    check(re.search(r"^good\.jpg was downloaded", out, re.M), "the good URL was not downloaded", out)
+    check(re.search(r"^Done: 1 ok, 0 skipped, 2 failed \(3 URLs\)", out, re.M), "no summary", out)
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    by_url = {r["url"]: r for r in report["results"]}
+    r404 = by_url[urls[1]]
+    check(r404["status"] == "failed" and r404["http_status"] == 404 and r404["error"] == "http_status"
+          and r404["sha256"] == "", "404 entry", r404)
+    check(by_url[urls[2]]["error"] == "not_image", "html entry", by_url[urls[2]])
+    check(report["exit_code"] == 1 and report["totals"]["failed"] == 2, "report totals", report["totals"])
+    check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["good.jpg"], "only good.jpg should exist",
+          os.listdir(os.path.join(tmp, "out")))
+
+
+def scenario_skips_are_ok(tmp):
+    with Server(tmp) as server:
+        urls = seed_urls(server)[:2]
+        code, out, err = run_imgdl(urls + ["-o", "out"], tmp)
+        check(code == 0, f"first run exited {code}", out, err)
+        code, out, err = run_imgdl(urls + ["-o", "out", "--no-clobber"], tmp)
+    check(code == 0, f"a run where everything is skipped exited {code}, expected 0", out, err)
+    check(len(re.findall(r"^\S+ skipped", out, re.M)) == 2, "expected two 'skipped' lines", out)
+    check(re.search(r"^Done: 0 ok, 2 skipped, 0 failed", out, re.M), "no summary with 2 skipped", out)
+    check(len(os.listdir(os.path.join(tmp, "out"))) == 2, "skip created new files", os.listdir(os.path.join(tmp, "out")))
+
+
+def scenario_compare(tmp):
+    with Server(tmp) as server:
+        urls = seed_urls(server, size=30000, latency_ms=300)
+        write_list(os.path.join(tmp, "list.txt"), urls)
+        os.makedirs(os.path.join(tmp, "downloads"))
+        # A file already there: the pooled copy must not replace it (default on-exists: rename).
+        with open(os.path.join(tmp, "downloads", SEED_NAMES[0]), "wb") as f:
+            f.write(b"mine")
+        code, out, err = run_imgdl(["--compare", "-j", "5", "-i", "list.txt", "-o", "downloads", "--report", "r.json"],
+                                   tmp)
+    check(code == 0, f"exited {code}", out, err)
+    header = re.search(r"^mode\s+workers\s+files ok\s+bytes\s+elapsed\s+files/s\s+MB/s\s+p50 file\s+p95 file\s+speedup$",
+                       out, re.M)
+    check(header, "no compare table header", out)
+    seq = re.search(r"^sequential\s+1\s+5/5\s+146\.5 KiB\s+(\d+\.\d+) s\s+[\d.]+\s+[\d.]+\s+[\d.]+ s\s+[\d.]+ s\s+1\.00x$",
+                    out, re.M)
+    pooled = re.search(r"^pooled\s+5\s+5/5\s+146\.5 KiB\s+(\d+\.\d+) s\s+[\d.]+\s+[\d.]+\s+[\d.]+ s\s+[\d.]+ s\s+([\d.]+)x$",
+                       out, re.M)
+    ideal = re.search(r"^ideal pooled\s+5\s+-\s+-\s+(\d+\.\d+) s(\s+-){4}\s+([\d.]+)x$", out, re.M)
+    check(seq and pooled and ideal, "compare table rows missing or malformed", out)
+    check(float(seq.group(1)) >= 1.5, "the sequential run was not sequential (5 x 300 ms)", out)
+    check(float(pooled.group(1)) < float(seq.group(1)) / 2, "the pooled run was not faster", out)
+    check(0.29 <= float(ideal.group(1)) < 0.9 * SLACK, "ideal pooled time should be about one file's time", out)
+    check("Sequential run" in out and "Pooled run" in out, "no run headers", out)
+    check(len(re.findall(r" was downloaded ", out)) == 10, "expected a line per file per run", out)
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    runs = report["compare"]["runs"]
+    check([r["mode"] for r in runs] == ["sequential", "pooled"] and runs[1]["workers"] == 5, "report compare runs", runs)
+    for key in ["files_ok", "bytes", "elapsed_s", "files_per_s", "mb_per_s", "p50_s", "p95_s", "speedup"]:
+        check(key in runs[0] and key in runs[1], f"compare run lacks {key}", runs)
+    check(report["compare"]["ideal_pooled"]["workers"] == 5, "report ideal_pooled", report["compare"])
+    check(len(report["compare"]["sequential_results"]) == 5, "report sequential_results")
+    check_files_match_report(report, tmp)
+    files = sorted(os.listdir(os.path.join(tmp, "downloads")))
+    check(not any(f.startswith(".imgdl-compare") for f in files), "the scratch directory was left behind", files)
+    check(open(os.path.join(tmp, "downloads", SEED_NAMES[0]), "rb").read() == b"mine", "an existing file was replaced")
+    renamed = "Python_bivittatus_1701.1.jpg"
+    check(sorted(files) == sorted(SEED_NAMES + [renamed]), "pooled files not kept in the output directory", files)
+    check(report["results"][0]["path"] == os.path.join("downloads", renamed), "moved path not in the report",
+          report["results"][0])
+
+
+def scenario_stdin(tmp):
+    with Server(tmp) as server:
+        urls = seed_urls(server)
+        code, out, err = run_imgdl(["-i", "-", "-o", "out"], tmp, stdin_text="# from a pipe\n\n" + "\n".join(urls) + "\n")
+    check(code == 0, f"exited {code}", out, err)
+    check(sorted(os.listdir(os.path.join(tmp, "out"))) == sorted(SEED_NAMES), "stdin URLs not all downloaded",
+          os.listdir(os.path.join(tmp, "out")))
+
+
+def scenario_invalid_lines(tmp):
+    with Server(tmp) as server:
+        good = seed_urls(server)[:2]
+        lines = ["# a list with mistakes", good[0], "   ", "not a url", "ftp://127.0.0.1/x.jpg",
+                 "  " + good[1] + "  \t", "http://h/a.jpg # comment"]
+        write_list(os.path.join(tmp, "list.txt"), lines)
+        code, out, err = run_imgdl(["-i", "list.txt", "-o", "out", "--report", "r.json"], tmp)
+    check(code == 1, f"a list with invalid lines exited {code}, expected 1", out, err)
+    for n in (4, 5, 7):
+        check(re.search(rf"^imgdl: list\.txt:{n}: skipped invalid line ", err, re.M), f"line {n} not reported", err)
+    check(not re.search(r"list\.txt:(1|2|3|6):", err), "a valid, blank or comment line was reported", err)
+    check(sorted(os.listdir(os.path.join(tmp, "out"))) == sorted(SEED_NAMES[:2]), "the valid lines were not downloaded",
+          os.listdir(os.path.join(tmp, "out")))
+    check(re.search(r"^Done: 2 ok, 0 skipped, 0 failed, 3 invalid lines \(2 URLs\)", out, re.M), "summary", out)
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    check([e["line"] for e in report["invalid_lines"]] == [4, 5, 7], "report invalid_lines", report["invalid_lines"])
+    check(report["totals"]["invalid_lines"] == 3 and report["totals"]["ok"] == 2, "report totals", report["totals"])
+
+
+def scenario_piped_plain(tmp):
+    with Server(tmp) as server:
+        urls = seed_urls(server, latency_ms=150) + [server.url("/status/404")]
+        # auto and even an explicit bars request on a pipe: colour never goes to a pipe.
+        code, out, err = run_imgdl(urls + ["-o", "out"], tmp)
+    check(code == 1, f"exited {code}", out, err)
+    check(not ANSI.search(out) and not ANSI.search(err), "escape sequences in piped output", repr(out), repr(err))
+    lines = out.splitlines()
+    check(len(lines) == 8, "expected 6 file lines, the summary and the closing line", out)
+    check(all(re.fullmatch(r"\S+ was downloaded \(19\.5 KiB in \d+\.\d\d s\)|FAILED 404: HTTP 404 Not Found", l)
+              for l in lines[:6]), "unexpected per-file lines", out)
+    check(CLOSING_LINE.fullmatch(lines[-1]), "the last line is not the closing line", out)
+
+
+def scenario_json_stdout(tmp):
+    with Server(tmp) as server:
+        urls = seed_urls(server)[:3]
+        code, out, err = run_imgdl(urls + ["-o", "out", "--json"], tmp)
+    check(code == 0, f"exited {code}", out, err)
+    report = json.loads(out)  # stdout holds the report and nothing else
+    check(len(report["results"]) == 3 and report["totals"]["ok"] == 3, "report on stdout", report)
+    check_files_match_report(report, tmp)
+    check(" was downloaded " in err and CLOSING_LINE.search(err), "human output is not on stderr", err)
+
+
+def scenario_sigint(tmp):
+    with Server(tmp) as server:
+        urls = [server.url(f"/img/slow{i}.jpg?latency_ms=5000") for i in range(6)]
+        out_dir = os.path.join(tmp, "out")
+        proc = subprocess.Popen([ARGS.imgdl, "-o", out_dir, "-j", "3", "--report", "r.json"] + urls, cwd=tmp,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The first transfers have started once their .part files exist.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not no_partials(out_dir):
+            check(proc.poll() is None, "imgdl ended before any transfer started")
+            time.sleep(0.02)
+        check(no_partials(out_dir), "no transfer started within 10 s")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise CheckFailed("imgdl did not exit within 5 s of SIGINT")
+        took = time.monotonic() - sent
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    check(proc.returncode == 130, f"exited {proc.returncode} after SIGINT, expected 130", out, err)
+    check(took < 1.0 * SLACK, f"took {took:.2f} s to exit after SIGINT (bound {1.0 * SLACK} s: within a second)")
+    check(re.search(r"^Interrupted: 0 ok, 0 skipped, 0 failed, 6 cancelled \(6 URLs\)", out, re.M),
+          "no summary so far", out)
+    check(CLOSING_LINE.search(out), "no closing line", out)
+    left = os.listdir(out_dir) if os.path.isdir(out_dir) else []
+    check(left == [], "files left after the interrupt (no final names and no .part expected)", left)
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    check(report["interrupted"] is True and report["exit_code"] == 130, "report not marked interrupted", report)
+    check(all(r["status"] == "cancelled" for r in report["results"]), "not all cancelled", report["results"])
+
+
+def run_in_pty(args, cwd, env_extra, columns=100, rows=30, timeout=30):
+    """Runs imgdl with stdout and stderr on a pseudo-terminal; returns (exit code, everything it wrote)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    env.pop("COLUMNS", None)
+    env["TERM"] = "xterm"
+    env.update(env_extra)
+    proc = subprocess.Popen([ARGS.imgdl] + args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                            env=env, start_new_session=True)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError as e:  # EIO: every writer closed the terminal
+                if e.errno != errno.EIO:
+                    raise
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    try:
+        code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise CheckFailed("imgdl did not finish under the pseudo-terminal")
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+ERASE = re.compile(r"\r\x1b\[(\d+)A\x1b\[J")
+
+
+def pty_urls(server):
+    # Bodies dripping for ~1 s so several frames get drawn; one size unknown (chunked).
+    urls = [server.url(f"/drip?size=30000&bytes_per_sec=30000&n={i}") for i in range(3)]
+    return urls + [server.url("/img/chunked.jpg?size=20000&chunked=1&latency_ms=400")]
+
+
+def scenario_pty_bars(tmp):
+    with Server(tmp) as server:
+        code, text = run_in_pty(pty_urls(server) + ["-o", "out"], tmp, {})
+    check(code == 0, f"exited {code}", text)
+    erases = list(ERASE.finditer(text))
+    check(len(erases) >= 5, "expected several redraws (cursor up + erase) of the live area", repr(text[:3000]))
+    check(re.search(r"drip\s+\[[^\]]*\]\s+[\d.]+ (B|KiB)/29\.3 KiB\s+\d+%", SGR_COLOUR.sub("", text)),
+          "no per-transfer bar with bytes/total and percent", repr(text[:3000]))
+    check(re.search(r"Total \[[^\]]*\] \d/4 files", SGR_COLOUR.sub("", text)), "no overall bar", repr(text[:3000]))
+    check(SGR_COLOUR.search(text), "no colour on a terminal without NO_COLOR", repr(text[:2000]))
+    # The area is gone at the end: after the last erase only finished lines, the summary and the closing line.
+    tail = SGR_COLOUR.sub("", text[erases[-1].end():])
+    check("Total [" not in tail and "/29.3 KiB" not in tail, "the live area was not cleared at the end", repr(tail))
+    check(re.search(r"^Done: 4 ok", tail, re.M) and CLOSING_LINE.search(tail.replace("\r", "")),
+          "no summary after the live area", repr(tail))
+    check(len(text.replace("\r", "").split("Total [")) - 1 <= 10 * 3 + 5,
+          "the live area was redrawn more than 10 times a second")
+
+
+def scenario_no_color(tmp):
+    with Server(tmp) as server:
+        code, text = run_in_pty(pty_urls(server) + [server.url("/status/404"), "-o", "out"], tmp, {"NO_COLOR": "1"})
+    check(code == 1, f"exited {code}", text)
+    check(ERASE.search(text), "no live bars on a terminal with NO_COLOR (cursor movement is still expected)",
+          repr(text[:2000]))
+    check(not SGR_COLOUR.search(text), "colour codes despite NO_COLOR", repr(text[:2000]))
+    check("FAILED 404: HTTP 404 Not Found" in text, "no FAILED line", repr(text))
+
+
+SCENARIOS = {
+    "help": scenario_help,
+    "version": scenario_version,
+    "bad_flags": scenario_bad_flags,
+    "missing_input": scenario_missing_input,
+    "all_ok": scenario_all_ok,
+    "some_failed": scenario_some_failed,
+    "skips_are_ok": scenario_skips_are_ok,
+    "compare": scenario_compare,
+    "stdin": scenario_stdin,
+    "invalid_lines": scenario_invalid_lines,
+    "piped_plain": scenario_piped_plain,
+    "json_stdout": scenario_json_stdout,
+    "sigint": scenario_sigint,
+    "pty_bars": scenario_pty_bars,
+    "no_color": scenario_no_color,
+}
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imgdl", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--expect-version")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("scenario", choices=sorted(SCENARIOS) + ["all"])
+    ARGS = parser.parse_args()
+    ARGS.imgdl = os.path.abspath(ARGS.imgdl)
+    ARGS.server = os.path.abspath(ARGS.server)
+    names = sorted(SCENARIOS) if ARGS.scenario == "all" else [ARGS.scenario]
+    failed = 0
+    for name in names:
+        tmp = tempfile.mkdtemp(prefix=f"imgdl-cli-{name}-")
+        start = time.monotonic()
+        passed = False
+        try:
+            SCENARIOS[name](tmp)
+            passed = True
+            print(f"PASS {name} ({time.monotonic() - start:.2f} s)")
+        except CheckFailed as e:
+            failed += 1
+            print(f"FAIL {name}: {e}\n(work dir kept: {tmp})")
+        finally:
+            if passed and not ARGS.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
