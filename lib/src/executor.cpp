@@ -39,9 +39,19 @@ class ExecutorCore {
     const std::size_t idle_workers = threads_.size() - running_.load(std::memory_order_relaxed);
     if (queue_.size() > idle_workers && threads_.size() < max_workers_) {
       const std::size_t index = threads_.size();
-      ++live_workers_;
       running_tasks_.resize(index + 1, nullptr);
-      threads_.emplace_back([core = self, index] { core->worker_main(index); });
+      try {
+        threads_.emplace_back([core = self, index] { core->worker_main(index); });
+      } catch (...) {
+        // No thread (e.g. EAGAIN): existing workers still run the task; with none, nobody would.
+        running_tasks_.resize(index);
+        if (threads_.empty()) {
+          queue_.pop_back();
+          pending_.fetch_sub(1, std::memory_order_relaxed);
+          throw;
+        }
+      }
+      if (threads_.size() > index) ++live_workers_;
     }
     // Wake a sleeping worker only if the ones already woken cannot account for the queued tasks:
     // signalling on every submit makes each one a futex syscall and a context switch (most of the
