@@ -138,6 +138,17 @@ TEST_CASE("an image is streamed to a file named from the URL, with its sha256, t
   CHECK(dir.entries() == std::set<std::string>{"photo.jpg"});
 }
 
+TEST_CASE("compute_sha256 off leaves the digest empty and the file intact") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.compute_sha256 = false;
+  const auto r = fetch_one(o, server.url("/img/nohash.png?size=5000"));
+  REQUIRE(r.status == DownloadStatus::Ok);
+  CHECK(r.sha256.empty());
+  CHECK(read_file(r.path) == TestServer::image_bytes("png", 5000, "/img/nohash.png"));
+}
+
 TEST_CASE("the output directory is created with its parents when missing") {
   TestServer server;
   TempDir dir;
@@ -681,6 +692,70 @@ TEST_CASE("cancel aborts queued and in-flight transfers promptly and leaves no .
   CHECK_THROWS_AS(d.submit(server.url("/img/late.jpg")), imgdl::ExecutorShutdownError);
   std::lock_guard lock(recorder->mutex);
   for (std::size_t i = 0; i < 6; ++i) CHECK(recorder->finished[i] == 1);
+}
+
+TEST_CASE("download_stream keeps at most 2 x workers URLs pulled and unfinished, and delivers each once") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 2;
+  Downloader d(o);
+  const auto urls = server.image_urls(20, 500, "stream", 50ms);
+  std::size_t pulled = 0, delivered = 0, widest = 0;
+  std::vector<int> seen(urls.size(), 0);
+  const auto count = d.download_stream(
+      [&]() -> std::optional<std::string> {
+        if (pulled == urls.size()) return std::nullopt;
+        widest = std::max(widest, ++pulled - delivered);
+        return urls[pulled - 1];
+      },
+      [&](std::size_t index, DownloadResult&& r) {
+        ++delivered;
+        REQUIRE(index < urls.size());
+        ++seen[index];
+        CHECK(r.url == urls[index]);
+        CHECK(r.status == DownloadStatus::Ok);
+      });
+  CHECK(count == urls.size());
+  CHECK(delivered == urls.size());
+  CHECK(widest <= 4);
+  CHECK(server.peak_in_flight() == 2);
+  for (int n : seen) CHECK(n == 1);
+}
+
+TEST_CASE("download_stream stops pulling URLs once cancelled") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 2;
+  Downloader d(o);
+  std::size_t pulled = 0, delivered = 0;
+  d.download_stream(
+      [&]() -> std::optional<std::string> {
+        if (pulled == 3) d.cancel();  // e.g. Ctrl-C while the list is still being read
+        return server.url("/img/endless" + std::to_string(pulled++) + ".jpg?latency_ms=100");
+      },
+      [&](std::size_t, DownloadResult&&) { ++delivered; });
+  CHECK(pulled == 4);  // the call that cancelled still returned a URL; nothing was pulled after it
+  CHECK(delivered == 4);
+  CHECK_FALSE(has_part_files(dir.path));
+}
+
+TEST_CASE("an exception from a download_stream callback propagates and stops the transfers in flight") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 2;
+  Downloader d(o);
+  const auto urls = server.image_urls(6, 500, "throw", 3000ms);
+  std::size_t pulled = 0;
+  CHECK_THROWS_AS(d.download_stream(
+                      [&]() -> std::optional<std::string> {
+                        if (pulled == 3) throw std::runtime_error("input failed");
+                        return urls[pulled++];
+                      },
+                      [](std::size_t, DownloadResult&&) {}),
+                  std::runtime_error);
 }
 
 TEST_CASE("several Downloaders live in one process side by side") {

@@ -1,5 +1,7 @@
 #include "imgdl/downloader.hpp"
 
+#include "imgdl/wait.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -147,35 +149,58 @@ class Downloader::Impl {
     return p;
   }
 
-  Future<DownloadResult> schedule(Plan p) {
+  /// Schedules a planned URL. `announce` reports on_queued now; download_all announces every URL
+  /// when it plans them instead.
+  Future<DownloadResult> schedule(Plan p, bool announce = true) {
     const auto& observer = options_.observer;
-    if (observer) observer->on_queued(transfer(p));
-    auto future = executor_.submit([this, p](std::stop_token stop) { return fetch(p, stop); });
+    if (observer && announce) observer->on_queued(transfer(p));
     if (observer) {
+      auto future = executor_.submit([this, p](std::stop_token stop) { return fetch(p, stop); });
       // A transfer cancelled before any worker took it never runs fetch(): report it from here.
       future.add_done_callback([this, p](const Future<DownloadResult>& f) {
         if (f.cancelled()) options_.observer->on_finished(transfer(p), cancelled_result(p));
       });
+      return future;
     }
-    return future;
+    return executor_.submit([this, p = std::move(p)](std::stop_token stop) { return fetch(p, stop); });
   }
 
   std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode) {
     std::vector<Plan> plans;
     plans.reserve(urls.size());
     for (const auto& url : urls) plans.push_back(plan(url));  // every name before any transfer
+    if (options_.observer)
+      for (const auto& p : plans) options_.observer->on_queued(transfer(p));
 
-    std::vector<DownloadResult> results;
-    results.reserve(plans.size());
-    if (mode == Mode::Sequential) {
-      for (auto& p : plans) results.push_back(result_of(schedule_or_cancel(p), p));
-      return results;
-    }
-    std::vector<std::optional<Future<DownloadResult>>> futures;
-    futures.reserve(plans.size());
-    for (auto& p : plans) futures.push_back(schedule_or_cancel(p));
-    for (std::size_t i = 0; i < plans.size(); ++i) results.push_back(result_of(futures[i], plans[i]));
+    std::vector<DownloadResult> results(plans.size());
+    const std::size_t first_index = plans.empty() ? 0 : plans.front().index;
+    std::size_t next = 0;
+    run_window([&]() -> std::optional<Plan> {
+                 if (next == plans.size()) return std::nullopt;
+                 return std::move(plans[next++]);
+               },
+               [&](std::size_t index, DownloadResult&& r) { results[index - first_index] = std::move(r); },
+               mode, false);
     return results;
+  }
+
+  std::size_t download_stream(const std::function<std::optional<std::string>()>& next_url,
+                              const std::function<void(std::size_t, DownloadResult&&)>& on_result, Mode mode) {
+    std::size_t first_index = 0;
+    bool first = true;
+    return run_window(
+        [&]() -> std::optional<Plan> {
+          if (cancelled_.load()) return std::nullopt;  // stop reading the input
+          auto url = next_url();
+          if (!url) return std::nullopt;
+          auto p = plan(std::move(*url));
+          if (first) {
+            first_index = p.index;
+            first = false;
+          }
+          return p;
+        },
+        [&](std::size_t index, DownloadResult&& r) { on_result(index - first_index, std::move(r)); }, mode, true);
   }
 
   void cancel() {
@@ -207,28 +232,73 @@ class Downloader::Impl {
     return r;
   }
 
-  DownloadResult cancelled_result(const Plan& p) const {
-    auto r = base_result(p);
+  DownloadResult cancelled_result(const Plan& p) const { return cancelled_result(p.url, p.name); }
+  DownloadResult cancelled_result(const std::string& url, const std::string& name) const {
+    DownloadResult r;
+    r.url = url;
+    if (!name.empty()) r.path = options_.output_dir / name;
     r.status = DownloadStatus::Cancelled;
     r.error = ErrorKind::Cancelled;
     r.message = "cancelled before it started";
     return r;
   }
 
-  std::optional<Future<DownloadResult>> schedule_or_cancel(const Plan& p) {
-    try {
-      return schedule(p);
-    } catch (const ExecutorShutdownError&) {
-      return std::nullopt;  // cancel() ran: this URL is reported cancelled
-    }
-  }
-
-  DownloadResult result_of(const std::optional<Future<DownloadResult>>& future, const Plan& p) {
-    if (!future) return cancelled_result(p);
-    try {
-      return future->result();
-    } catch (const CancelledError&) {
-      return cancelled_result(p);
+  /// The one scheduling loop behind download_all and download_stream: keeps at most a window of
+  /// transfers submitted (2 × workers, so each worker has its next task queued; 1 when sequential),
+  /// and hands each result to `sink` on this thread as it completes. Memory stays bounded whatever
+  /// the length of the input. After cancel(), plans still pulled are reported cancelled unscheduled.
+  std::size_t run_window(const std::function<std::optional<Plan>()>& next_plan,
+                         const std::function<void(std::size_t, DownloadResult&&)>& sink, Mode mode, bool announce) {
+    struct InFlight {
+      std::string url;
+      std::string name;
+      Future<DownloadResult> future;
+    };
+    const std::size_t window = mode == Mode::Sequential ? 1 : 2 * *options_.max_workers;
+    auto completions = std::make_shared<detail::CompletionQueue>();
+    std::unordered_map<std::size_t, InFlight> in_flight;
+    std::size_t count = 0;
+    bool exhausted = false;
+    // A throwing callback ends the loop: its transfers are asked to stop rather than left running.
+    struct CancelOnExit {
+      std::unordered_map<std::size_t, InFlight>& in_flight;
+      ~CancelOnExit() {
+        for (auto& [index, slot] : in_flight) slot.future.cancel();
+      }
+    } cancel_on_exit{in_flight};
+    while (true) {
+      while (!exhausted && in_flight.size() < window) {
+        auto p = next_plan();
+        if (!p) {
+          exhausted = true;
+          break;
+        }
+        ++count;
+        const std::size_t index = p->index;
+        InFlight slot{p->url, p->name, {}};
+        try {
+          slot.future = schedule(std::move(*p), announce);
+        } catch (const ExecutorShutdownError&) {
+          // cancel() ran before this URL's turn: it ends here, and the observer still hears of it.
+          auto cancelled = cancelled_result(slot.url, slot.name);
+          if (options_.observer) options_.observer->on_finished({index, slot.url, slot.name}, cancelled);
+          sink(index, std::move(cancelled));
+          continue;
+        }
+        slot.future.state()->add_callback([weak = std::weak_ptr<detail::CompletionQueue>(completions), index] {
+          if (auto queue = weak.lock()) queue->push(index);
+        });
+        in_flight.emplace(index, std::move(slot));
+      }
+      if (in_flight.empty()) return count;
+      const std::size_t index = *completions->pop(std::nullopt);
+      auto node = in_flight.extract(index);
+      auto& done = node.mapped();
+      try {
+        sink(index, done.future.take());
+      } catch (const CancelledError&) {
+        sink(index, cancelled_result(done.url, done.name));
+      }
     }
   }
 
@@ -260,7 +330,7 @@ class Downloader::Impl {
     detail::PartFile part = output_.open_part(stem, resume, error);
     if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
     detail::Sha256 hash;
-    if (part.size() > 0) {
+    if (part.size() > 0 && options_.compute_sha256) {
       if (auto read_error = part.read_all([&](std::string_view chunk) { hash.update(chunk); }))
         return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot read " + part.name() + ": " + read_error.message());
     }
@@ -316,7 +386,7 @@ class Downloader::Impl {
     std::string final_name = p.name;
     if (!detail::has_extension(final_name) && outcome.image_type != ImageType::Unknown)
       final_name = detail::with_extension_for(final_name, extension_for(outcome.image_type));
-    result.sha256 = hash.hex_digest();
+    if (options_.compute_sha256) result.sha256 = hash.hex_digest();
     // Under Rename, a name taken on disk moves on to name.N.ext, but never onto a name planned for a
     // later URL of this run: names must depend on the input order alone.
     const auto reserved = [this](const std::string& candidate) {
@@ -351,6 +421,12 @@ Future<DownloadResult> Downloader::submit(std::string url) { return impl_->submi
 
 std::vector<DownloadResult> Downloader::download_all(const std::vector<std::string>& urls, Mode mode) {
   return impl_->download_all(urls, mode);
+}
+
+std::size_t Downloader::download_stream(const std::function<std::optional<std::string>()>& next_url,
+                                        const std::function<void(std::size_t, DownloadResult&&)>& on_result,
+                                        Mode mode) {
+  return impl_->download_stream(next_url, on_result, mode);
 }
 
 void Downloader::cancel() { impl_->cancel(); }

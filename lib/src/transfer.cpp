@@ -202,7 +202,7 @@ struct Attempt {
     }
     if (head.empty()) return true;
     if (auto error = part.write(head)) return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    hash.update(head);
+    if (options.compute_sha256) hash.update(head);
     head.clear();
     return true;
   }
@@ -217,7 +217,7 @@ struct Attempt {
       return sniff_and_flush(false);
     }
     if (auto error = part.write(data)) return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    hash.update(data);
+    if (options.compute_sha256) hash.update(data);
     return true;
   }
 

@@ -44,7 +44,7 @@ struct DownloadResult {
   long http_status = 0;                ///< the last response's status, 0 if none arrived
   std::uint64_t bytes = 0;             ///< bytes in the final file (or received, on failure)
   ImageType image_type = ImageType::Unknown;
-  std::string sha256;                  ///< hex SHA-256 of the kept file; empty when none was kept
+  std::string sha256;  ///< hex SHA-256 of the kept file; empty when none was kept or hashing is off
   int attempts = 0;                    ///< transfers tried (1 + retries used)
   std::chrono::steady_clock::duration elapsed{};  ///< from the first attempt's start to the end
   ErrorKind error = ErrorKind::None;
