@@ -1,6 +1,5 @@
 #include "cli_options.hpp"
 
-#include <curl/curl.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
@@ -20,12 +19,7 @@ namespace imgdl::app {
 namespace {
 
 std::string version_text() {
-  const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
-  std::string text = "imgdl " + std::string(imgdl::version());
-  text += " (libcurl ";
-  text += (curl != nullptr && curl->version != nullptr) ? curl->version : "unknown";
-  text += ")";
-  return text;
+  return "imgdl " + std::string(imgdl::version()) + " (libcurl " + std::string(imgdl::libcurl_version()) + ")";
 }
 
 std::chrono::milliseconds seconds_to_ms(double seconds) {

@@ -8,6 +8,9 @@ namespace imgdl {
 /// Thread-safe: returns a view of a static string.
 std::string_view version() noexcept;
 
+/// The version of the libcurl imgdl runs with, e.g. "7.88.1". Thread-safe.
+std::string_view libcurl_version() noexcept;
+
 /// The project's home page, used in the default User-Agent. Thread-safe.
 std::string_view project_url() noexcept;
 
