@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
     options.output_dir = std::string(positional[1]);
     if (workers > 0) options.max_workers = workers;
     options.on_exists = imgdl::OnExists::Overwrite;
+    options.compute_sha256 = false;  // as the CLI without --report; none of the peers hash either
     const auto first_start = std::make_shared<FirstStart>();
     options.observer = first_start;
 
