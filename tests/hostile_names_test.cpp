@@ -190,12 +190,11 @@ TEST_CASE("hostile URLs all land inside the output directory, each under the nam
     CAPTURE(i);
     CAPTURE(row.url);
     CAPTURE(r.message);
-    CHECK(r.path.parent_path() == out);
     if (row.outcome == Outcome::Skipped) {
-      // Known issue (docs/RELIABILITY.md): a duplicate's path is its URL's unnumbered basename, not the
-      // earlier URL's file. Reported, not enforced.
-      WARN(r.path.filename().string() == row.name);
+      // A duplicate names no file: the earlier URL's may have been renamed.
+      CHECK(r.path.empty());
     } else {
+      CHECK(r.path.parent_path() == out);
       CHECK(r.path.filename().string() == row.name);
     }
     switch (row.outcome) {
@@ -240,10 +239,9 @@ TEST_CASE("hostile URLs all land inside the output directory, each under the nam
   CHECK(read_file(sentinel.path / "sentinel.txt") == "untouched");
 }
 
-// Known bug (docs/RELIABILITY.md): "x.jpg.part" is both a valid final name and x.jpg's part file, and a
-// fresh part file replaces a "stale" one, so the first file reported Ok is deleted. Expected to fail
-// until the naming rule or the part-file name changes; doctest then reports this test, so flip it.
-TEST_CASE("a URL whose name ends in .part cannot destroy another URL's file" * doctest::should_fail()) {
+// "x.jpg.part" as a final name would be x.jpg's part file: such names become "x.jpg_part" (and then
+// get their sniffed extension), so one URL's file can never be taken for another's stale part file.
+TEST_CASE("a URL whose name ends in .part cannot destroy another URL's file") {
   TestServer server;
   TempDir dir;
   DownloadOptions o;
@@ -259,5 +257,7 @@ TEST_CASE("a URL whose name ends in .part cannot destroy another URL's file" * d
     CHECK(r.status == DownloadStatus::Ok);
     CHECK(fs::is_regular_file(r.path));
   }
+  CHECK(results[0].path.filename() == "x.jpg_part.jpg");
+  CHECK(fs::file_size(dir.path / "x.jpg_part.jpg") == 1000);
   CHECK(fs::file_size(dir.path / "x.jpg") == 2000);
 }

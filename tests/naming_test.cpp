@@ -97,6 +97,9 @@ std::vector<Row> naming_table() {
   }
   return {
       {"http://example.com/cat.jpg", "cat.jpg"},
+      // A final name must never look like a part file ("<name>.part").
+      {"http://example.com/x.jpg.part", "x.jpg_part"},
+      {"http://example.com/.part", "part"},
       {"http://example.com/a/b/cat.jpg?size=large", "cat.jpg"},
       {"http://example.com/cat.jpg#frag", "cat.jpg"},
       {"http://example.com/cat.jpg?x=1#y", "cat.jpg"},

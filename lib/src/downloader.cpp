@@ -228,7 +228,8 @@ class Downloader::Impl {
   DownloadResult base_result(const Plan& p) const {
     DownloadResult r;
     r.url = p.url;
-    if (!p.name.empty()) r.path = options_.output_dir / p.name;
+    // A duplicate has no file of its own: the earlier URL's may have been renamed, so name none.
+    if (!p.name.empty() && !p.duplicate) r.path = options_.output_dir / p.name;
     return r;
   }
 

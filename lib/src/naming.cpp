@@ -346,7 +346,12 @@ std::string filename_from_url(const ParsedUrl& url) {
   if (name.empty()) {
     return fallback_name(url);
   }
-  return fit_length(std::move(name));
+  name = fit_length(std::move(name));
+  // "<name>.part" is where a download streams before its rename; a final name of that form could be
+  // taken for another URL's stale part file and replaced. "x.jpg.part" becomes "x.jpg_part".
+  constexpr std::string_view part_suffix = ".part";
+  if (name.size() > part_suffix.size() && name.ends_with(part_suffix)) name[name.size() - part_suffix.size()] = '_';
+  return name;
 }
 
 std::string with_extension_for(std::string name, std::string_view image_ext) {
