@@ -7,6 +7,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +24,7 @@
 #include <thread>
 
 #include "imgdl/downloader.hpp"
+#include "output_dir.hpp"
 #include "sha256.hpp"
 #include "test_server.hpp"
 #include "transfer.hpp"
@@ -430,6 +435,34 @@ TEST_CASE("timeouts: the whole-transfer limit and the low-speed limit") {
     CHECK(r.error == ErrorKind::Timeout);
   }
   CHECK(dir.entries().empty());
+}
+
+TEST_CASE("connect_timeout bounds a connection the server never accepts") {
+  // A listener with a full accept queue leaves further SYNs unanswered: connect() hangs, as it does
+  // towards a host that drops packets, without leaving loopback.
+  using imgdl::detail::UniqueFd;
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(listener);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), length) == 0);
+  REQUIRE(::listen(listener.get(), 0) == 0);
+  REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  std::vector<UniqueFd> backlog;
+  for (int i = 0; i < 3; ++i) {
+    backlog.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    ::connect(backlog.back().get(), reinterpret_cast<sockaddr*>(&address), length);
+  }
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  o.connect_timeout = 300ms;
+  const auto r = fetch_one(o, "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/x.jpg");
+  CHECK(r.error == ErrorKind::Timeout);
+  CHECK(r.message.find("onnect") != std::string::npos);
+  CHECK(r.elapsed < 10s);
 }
 
 TEST_CASE("the default User-Agent names imgdl, its home page and libcurl; a custom one is sent as is") {
