@@ -1,6 +1,5 @@
 #include "cli_options.hpp"
 
-
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
@@ -19,7 +18,8 @@ namespace imgdl::app {
 namespace {
 
 std::string version_text() {
-  return "imgdl " + std::string(imgdl::version()) + " (libcurl " + std::string(imgdl::libcurl_version()) + ")";
+  return "imgdl " + std::string(imgdl::version()) + " (libcurl " + std::string(imgdl::libcurl_version()) +
+         ")";
 }
 
 std::chrono::milliseconds seconds_to_ms(double seconds) {
@@ -46,6 +46,10 @@ Input lists hold one http(s) URL per line; blank lines and lines starting with '
 Files are named after the URL's last path segment; names already taken get .1, .2, ... (--on-exists).
 --compare downloads the list sequentially, then pooled, each into a fresh scratch directory,
 keeps the pooled files and prints a timing table.
+Lists of any length are read as the downloads go, so memory stays bounded. The report (--report,
+--json) is written as results arrive: "results" is in completion order (input order with --compare)
+and each entry's "index" is its position in the input, from 0, URL arguments first. Files' SHA-256
+digests are computed only when a report is asked for.
 
 Exit status: 0 all ok (skips count as ok), 1 some failed, 2 usage or input error, 130 interrupted.
 Set NO_COLOR to disable colours.)";
@@ -200,43 +204,81 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   return settings;
 }
 
-LoadedUrls load_urls(const AppSettings& settings, std::ostream& errors) {
-  LoadedUrls loaded;
-  loaded.urls = settings.urls;
+UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidHandler on_invalid)
+    : positional_(settings.urls), errors_(errors), on_invalid_(std::move(on_invalid)) {
   if (!settings.input)
-    return loaded;
-
+    return;
   const std::string& input = *settings.input;
-  const std::string display = input == "-" ? "<stdin>" : input;
-  auto report = [&](const UrlLineError& e) {
-    errors << "imgdl: " << display << ":" << e.line_number << ": skipped invalid line \"" << e.text
-           << "\": " << e.message << "\n";
-    loaded.invalid.push_back(e);
-  };
-  auto read_all = [&](std::istream& in) {
-    UrlListReader reader(in, report);
-    while (auto line = reader.next())
-      loaded.urls.push_back(std::move(line->url));
-    if (in.bad())
-      throw std::runtime_error("cannot read '" + display + "': read error");
-  };
-
+  display_ = input == "-" ? "<stdin>" : input;
   if (input == "-") {
-    read_all(std::cin);
-    return loaded;
+    in_ = &std::cin;
+  } else {
+    std::error_code ec;
+    if (std::filesystem::is_directory(input, ec))
+      throw std::runtime_error("cannot read '" + input + "': is a directory");
+    errno = 0;
+    auto file = std::make_unique<std::ifstream>(input, std::ios::binary);
+    if (!*file) {
+      const int err = errno;
+      throw std::runtime_error("cannot read '" + input +
+                               "': " + (err != 0 ? std::strerror(err) : "cannot open"));
+    }
+    file_ = std::move(file);
+    in_ = file_.get();
   }
+  reader_ = std::make_unique<UrlListReader>(*in_, [this](const UrlLineError& e) {
+    errors_ << "imgdl: " << display_ << ":" << e.line_number << ": skipped invalid line \"" << e.text
+            << "\": " << e.message << "\n";
+    ++invalid_count_;
+    if (on_invalid_)
+      on_invalid_(e);
+  });
+}
+
+UrlSource::~UrlSource() = default;
+
+std::optional<std::string> UrlSource::next() {
+  if (next_positional_ < positional_.size())
+    return std::move(positional_[next_positional_++]);
+  if (!reader_)
+    return std::nullopt;
+  if (auto line = reader_->next())
+    return std::move(line->url);
+  if (in_->bad() && read_error_.empty())
+    read_error_ = "cannot read '" + display_ + "': read error";
+  reader_.reset();  // the list has ended: never read past it again
+  return std::nullopt;
+}
+
+std::optional<std::size_t> count_list_lines(const std::string& input) {
   std::error_code ec;
-  if (std::filesystem::is_directory(input, ec))
-    throw std::runtime_error("cannot read '" + input + "': is a directory");
-  errno = 0;
-  std::ifstream file(input, std::ios::binary);
-  if (!file) {
-    const int err = errno;
-    throw std::runtime_error("cannot read '" + input +
-                             "': " + (err != 0 ? std::strerror(err) : "cannot open"));
+  if (input == "-" || !std::filesystem::is_regular_file(input, ec))
+    return std::nullopt;
+  std::ifstream in(input, std::ios::binary);
+  if (!in)
+    return std::nullopt;
+  // UrlListReader's rules without its URL parsing: skip a leading BOM, blank lines and comments.
+  std::size_t count = 0;
+  bool line_start = true;  // nothing but blanks seen on this line yet
+  std::vector<char> buffer(std::size_t{1} << 16);
+  bool first_chunk = true;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    std::string_view chunk(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    if (first_chunk && chunk.starts_with("\xEF\xBB\xBF"))
+      chunk.remove_prefix(3);
+    first_chunk = false;
+    for (const char c : chunk) {
+      if (c == '\n') {
+        line_start = true;
+      } else if (line_start && c != ' ' && c != '\t' && c != '\r' && c != '\v' && c != '\f') {
+        line_start = false;
+        if (c != '#')
+          ++count;
+      }
+    }
   }
-  read_all(file);
-  return loaded;
+  return count;
 }
 
 }  // namespace imgdl::app

@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,15 +50,44 @@ ParseOutcome parse_command_line(int argc, char** argv);
 /// (powers of 1024; "KiB", "MB" and lowercase forms are accepted too). nullopt if malformed or too big.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
-/// The URLs of a list file (or stdin for "-"), after the positional ones.
-struct LoadedUrls {
-  std::vector<std::string> urls;
-  std::vector<UrlLineError> invalid;  ///< bad lines, already reported on `errors`
+/// The URLs of a run, pulled one at a time so a list of any length costs only its current line:
+/// the positional URLs first, then the lines of settings.input (a file, or stdin for "-") read with
+/// imgdl::UrlListReader. Each invalid line is printed on `errors` as "imgdl: FILE:LINE: skipped
+/// invalid line ...: MESSAGE" and passed to `on_invalid` as it is read.
+class UrlSource {
+ public:
+  using InvalidHandler = std::function<void(const UrlLineError&)>;
+
+  /// Opens settings.input now, so a bad path fails before any download: throws std::runtime_error
+  /// (with a user-facing message) if it is missing, unreadable or a directory.
+  UrlSource(const AppSettings& settings, std::ostream& errors, InvalidHandler on_invalid = {});
+  ~UrlSource();
+  UrlSource(const UrlSource&) = delete;
+  UrlSource& operator=(const UrlSource&) = delete;
+
+  /// The next URL, or nullopt at the end. A read error also ends the list (see read_error()).
+  std::optional<std::string> next();
+
+  std::size_t invalid_count() const noexcept { return invalid_count_; }
+  /// "cannot read 'FILE': read error" once reading failed mid-way; empty otherwise.
+  const std::string& read_error() const noexcept { return read_error_; }
+
+ private:
+  std::vector<std::string> positional_;
+  std::size_t next_positional_ = 0;
+  std::string display_;
+  std::ostream& errors_;
+  InvalidHandler on_invalid_;
+  std::unique_ptr<std::istream> file_;  // null for stdin
+  std::istream* in_ = nullptr;
+  std::unique_ptr<UrlListReader> reader_;  // reset at the end of the list
+  std::size_t invalid_count_ = 0;
+  std::string read_error_;
 };
 
-/// Reads settings.input (if any) with imgdl::UrlListReader, reporting each invalid line on `errors`
-/// as "imgdl: FILE:LINE: MESSAGE: TEXT". Throws std::runtime_error (with a user-facing message) if
-/// the file is missing, unreadable or a directory.
-LoadedUrls load_urls(const AppSettings& settings, std::ostream& errors);
+/// How many URLs the list `input` holds at most, counted cheaply (its non-blank lines that are not
+/// comments; no URL parsing), for a progress total. nullopt for stdin ("-") or anything that is not a
+/// regular file: reading those twice is impossible or unwise.
+std::optional<std::size_t> count_list_lines(const std::string& input);
 
 }  // namespace imgdl::app

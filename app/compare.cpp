@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "format.hpp"
+#include "report.hpp"
 
 namespace imgdl::app {
 namespace fs = std::filesystem;
@@ -126,17 +127,18 @@ RunRow summarize_run(std::string mode, std::size_t workers, const std::vector<Do
   RunRow row;
   row.mode = std::move(mode);
   row.workers = workers;
-  row.files = results.size();
   row.elapsed_s = elapsed_s;
+  // The counts are the summary's (Totals); only the per-file times are the table's own.
+  Totals totals;
   std::vector<double> times;
   for (const auto& r : results) {
-    if (r.ok())
-      ++row.files_ok;
-    if (r.status == DownloadStatus::Ok) {
-      row.bytes += r.bytes;
+    totals.add(r);
+    if (r.status == DownloadStatus::Ok)
       times.push_back(to_seconds(r.elapsed));
-    }
   }
+  row.files = totals.urls;
+  row.files_ok = totals.ok + totals.skipped;
+  row.bytes = totals.bytes;
   if (elapsed_s > 0) {
     row.files_per_s = static_cast<double>(row.files_ok) / elapsed_s;
     row.mb_per_s = static_cast<double>(row.bytes) / 1e6 / elapsed_s;

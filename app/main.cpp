@@ -3,11 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -59,18 +61,19 @@ OutputStyle make_style(const AppSettings& s, std::FILE* out) {
   return style;
 }
 
-/// One Downloader run: its results and wall time.
-struct Run {
-  std::vector<DownloadResult> results;
+/// One Downloader run's wall time and worker count.
+struct RunInfo {
   double elapsed_s = 0;
   std::size_t workers = 1;
 };
 
-/// Runs `urls` on a fresh Downloader. Ctrl-C cancels it (from the watcher's thread). Throws what the
-/// Downloader's constructor throws (the output directory cannot be created, contradictory options).
-Run run_downloader(const DownloadOptions& options, const std::vector<std::string>& urls, Mode mode,
-                   InterruptWatcher& watcher, TerminalOutput& output) {
-  Run run;
+/// Runs `body` on a fresh Downloader that Ctrl-C cancels (from the watcher's thread), with the
+/// progress display started for `files` URLs. Throws what the Downloader's constructor throws (the
+/// output directory cannot be created, contradictory options).
+RunInfo run_downloader(const DownloadOptions& options, Mode mode, std::optional<std::size_t> files,
+                       InterruptWatcher& watcher, TerminalOutput& output,
+                       const std::function<void(Downloader&, std::size_t workers)>& body) {
+  RunInfo run;
   auto downloader = std::make_unique<Downloader>(options);
   run.workers = mode == Mode::Sequential ? 1 : downloader->options().max_workers.value_or(1);
   watcher.on_interrupt([&] {
@@ -88,59 +91,133 @@ Run run_downloader(const DownloadOptions& options, const std::vector<std::string
   // A signal that came before the callback was installed (e.g. between two --compare runs).
   if (watcher.interrupted())
     downloader->cancel();
-  output.begin_run(urls.size());
+  output.begin_run(files);
   const auto start = Clock::now();
-  run.results = downloader->download_all(urls, mode);
+  body(*downloader, run.workers);
   run.elapsed_s = to_seconds(Clock::now() - start);
   output.end_run();
+  return run;
+}
+
+/// A run of a whole list in memory (--compare's two runs): its results in input order.
+struct ListRun {
+  RunInfo info;
+  std::vector<DownloadResult> results;
+};
+
+ListRun run_list(const DownloadOptions& options, const std::vector<std::string>& urls, Mode mode,
+                 InterruptWatcher& watcher, TerminalOutput& output) {
+  ListRun run;
+  run.info = run_downloader(options, mode, urls.size(), watcher, output,
+                            [&](Downloader& d, std::size_t) { run.results = d.download_all(urls, mode); });
   return run;
 }
 
 int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   const auto start = Clock::now();
   std::FILE* human = settings.json ? stderr : stdout;
+  const OutputStyle style = make_style(settings, human);
+  auto output = std::make_shared<TerminalOutput>(human, style);
 
-  LoadedUrls loaded;
+  // The overall bar's total: the URL arguments plus, for a regular file, its candidate lines (counted
+  // in a cheap first pass, only when there is a bar to show), less the lines found invalid; unknown
+  // for stdin until it ends.
+  std::optional<std::size_t> planned = settings.urls.size();
+  if (settings.input) {
+    const auto lines = style.bars ? count_list_lines(*settings.input) : std::nullopt;
+    planned = lines ? std::optional(*lines + settings.urls.size()) : std::nullopt;
+  }
+
+  std::optional<ReportWriter> report;
+  std::optional<UrlSource> source;
   std::optional<std::ofstream> report_file;
   try {
-    loaded = load_urls(settings, std::cerr);
+    source.emplace(settings, std::cerr, [&](const UrlLineError& e) {
+      if (report)
+        report->add_invalid_line(e);
+      if (planned)
+        output->set_expected(*planned - std::min(*planned, source->invalid_count()));
+    });
     if (settings.report_file)
       report_file = open_report_file(*settings.report_file);
   } catch (const std::exception& e) {
     std::cerr << "imgdl: " << e.what() << "\n";
     return exit_usage;
   }
+  if (report_file || settings.json) {
+    std::vector<std::ostream*> sinks;
+    if (report_file)
+      sinks.push_back(&*report_file);
+    if (settings.json)
+      sinks.push_back(&std::cout);
+    report.emplace(std::move(sinks));
+  }
 
-  auto output = std::make_shared<TerminalOutput>(human, make_style(settings, human));
   DownloadOptions options = settings.download;
   options.observer = output;
+  options.compute_sha256 = report.has_value();  // only the report shows digests
 
-  Run run;
-  std::optional<Run> sequential_run;
+  RunInfo run;
+  Totals totals;
+  std::optional<ListRun> sequential_run;
   std::optional<CompareTable> table;
-  std::string mode_name = settings.compare ? "compare" : settings.sequential ? "sequential" : "pooled";
+  const Mode mode = settings.sequential ? Mode::Sequential : Mode::Pooled;
+  const std::string mode_name = settings.compare ? "compare" : settings.sequential ? "sequential" : "pooled";
   try {
     if (settings.compare) {
+      // Lists for comparisons are small: both runs need the whole list, so it is held in memory.
+      std::vector<std::string> urls;
+      while (auto url = source->next())
+        urls.push_back(std::move(*url));
       ScratchDir scratch(options.output_dir);
       DownloadOptions scratch_options = options;
       scratch_options.output_dir = scratch.path() / "sequential";
       output->print_info("Sequential run (1 worker):");
-      sequential_run = run_downloader(scratch_options, loaded.urls, Mode::Sequential, watcher, *output);
+      sequential_run = run_list(scratch_options, urls, Mode::Sequential, watcher, *output);
+      ListRun kept;
       if (!watcher.interrupted()) {
         scratch_options.output_dir = scratch.path() / "pooled";
         const std::size_t workers = options.max_workers.value_or(ThreadPoolExecutor::default_max_workers());
         output->print_info("\nPooled run (" + std::to_string(workers) + " workers):");
-        run = run_downloader(scratch_options, loaded.urls, Mode::Pooled, watcher, *output);
-        keep_files(run.results, options.output_dir, options.on_exists);
-        table = make_compare_table(sequential_run->results, sequential_run->elapsed_s, run.results,
-                                   run.elapsed_s, run.workers);
+        kept = run_list(scratch_options, urls, Mode::Pooled, watcher, *output);
+        keep_files(kept.results, options.output_dir, options.on_exists);
+        table = make_compare_table(sequential_run->results, sequential_run->info.elapsed_s, kept.results,
+                                   kept.info.elapsed_s, kept.info.workers);
       } else {
-        run = std::move(*sequential_run);
+        kept = std::move(*sequential_run);
         sequential_run.reset();
       }
+      run = kept.info;
+      totals = compute_totals(kept.results, 0, run.elapsed_s);
+      if (report) {
+        report->begin(mode_name, run.workers, options.output_dir);
+        for (std::size_t i = 0; i < kept.results.size(); ++i)
+          report->add_result(i, kept.results[i]);
+      }
     } else {
-      run = run_downloader(options, loaded.urls, settings.sequential ? Mode::Sequential : Mode::Pooled,
-                           watcher, *output);
+      // Stream: URLs are pulled as workers free up and each result is counted and reported as it
+      // completes, so memory does not grow with the list.
+      run = run_downloader(options, mode, planned, watcher, *output, [&](Downloader& d, std::size_t workers) {
+        if (report)
+          report->begin(mode_name, workers, options.output_dir);
+        std::size_t pulled = 0;
+        d.download_stream(
+            [&]() -> std::optional<std::string> {
+              auto url = source->next();
+              if (url)
+                ++pulled;
+              else
+                output->set_expected(pulled);  // the exact total, now that the list has ended
+              return url;
+            },
+            [&](std::size_t index, DownloadResult&& r) {
+              totals.add(r);
+              if (report)
+                report->add_result(index, r);
+            },
+            mode);
+      });
+      totals.elapsed_s = run.elapsed_s;
     }
   } catch (const std::system_error& e) {
     std::cerr << "imgdl: " << e.what() << "\n";
@@ -149,13 +226,19 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     std::cerr << "imgdl: " << e.what() << "\n";
     return exit_usage;
   }
+  totals.invalid_lines = source->invalid_count();
 
   const bool interrupted = watcher.interrupted();
-  const Totals totals = compute_totals(run.results, loaded.invalid.size(), run.elapsed_s);
   bool all_ok = totals.all_ok();
   if (sequential_run)
     all_ok = all_ok && compute_totals(sequential_run->results, 0, 0).all_ok();
-  const int exit_code = interrupted ? watcher.exit_code() : all_ok ? exit_ok : exit_some_failed;
+  int exit_code = interrupted ? watcher.exit_code() : all_ok ? exit_ok : exit_some_failed;
+  if (!source->read_error().empty()) {
+    // The list ended early; what was read still ran, but the command failed as an input error.
+    std::cerr << "imgdl: " << source->read_error() << "\n";
+    if (!interrupted)
+      exit_code = exit_usage;
+  }
 
   if (table)
     output->print_info("\n" + format_compare_table(*table));
@@ -163,31 +246,20 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   output->print_info("It took " + format_seconds(to_seconds(Clock::now() - start), 3) +
                      " second(s) to finish.");
 
-  if (report_file || settings.json) {
-    ReportInput input;
-    input.mode = mode_name;
-    input.workers = run.workers;
-    input.output_dir = options.output_dir;
-    input.results = &run.results;
-    input.invalid_lines = &loaded.invalid;
-    input.totals = totals;
-    input.interrupted = interrupted;
-    input.exit_code = exit_code;
+  if (report) {
+    std::optional<nlohmann::ordered_json> compare;
     if (table) {
-      nlohmann::ordered_json compare = to_json(*table);
+      compare = to_json(*table);
       nlohmann::ordered_json sequential_results = nlohmann::ordered_json::array();
-      for (const auto& r : sequential_run->results)
-        sequential_results.push_back(to_json(r));
-      compare["sequential_results"] = std::move(sequential_results);
-      input.compare = std::move(compare);
+      for (std::size_t i = 0; i < sequential_run->results.size(); ++i)
+        sequential_results.push_back(to_json(sequential_run->results[i], i));
+      (*compare)["sequential_results"] = std::move(sequential_results);
     }
-    const nlohmann::ordered_json report = build_report(input);
-    if (report_file && !write_report(*report_file, report)) {
-      std::cerr << "imgdl: cannot write report '" << settings.report_file->string() << "'\n";
+    if (!report->finish(totals, interrupted, exit_code, compare)) {
+      std::cerr << "imgdl: cannot write report '"
+                << (settings.report_file ? settings.report_file->string() : std::string("<stdout>")) << "'\n";
       return exit_code == exit_ok ? exit_some_failed : exit_code;
     }
-    if (settings.json)
-      write_report(std::cout, report);
   }
   return exit_code;
 }

@@ -4,39 +4,43 @@
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "format.hpp"
 #include "imgdl/version.hpp"
 
 namespace imgdl::app {
 
+void Totals::add(const DownloadResult& r) {
+  ++urls;
+  switch (r.status) {
+    case DownloadStatus::Ok:
+      ++ok;
+      bytes += r.bytes;
+      break;
+    case DownloadStatus::Skipped:
+      ++skipped;
+      break;
+    case DownloadStatus::Failed:
+      ++failed;
+      break;
+    case DownloadStatus::Cancelled:
+      ++cancelled;
+      break;
+  }
+}
+
 Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t invalid_lines,
                       double elapsed_s) {
   Totals t;
-  t.urls = results.size();
+  for (const auto& r : results)
+    t.add(r);
   t.invalid_lines = invalid_lines;
   t.elapsed_s = elapsed_s;
-  for (const auto& r : results) {
-    switch (r.status) {
-      case DownloadStatus::Ok:
-        ++t.ok;
-        t.bytes += r.bytes;
-        break;
-      case DownloadStatus::Skipped:
-        ++t.skipped;
-        break;
-      case DownloadStatus::Failed:
-        ++t.failed;
-        break;
-      case DownloadStatus::Cancelled:
-        ++t.cancelled;
-        break;
-    }
-  }
   return t;
 }
 
-nlohmann::ordered_json to_json(const DownloadResult& r) {
+nlohmann::ordered_json to_json(const DownloadResult& r, std::size_t index) {
   return {
       {"url", r.url},
       {"path", r.path.string()},
@@ -49,6 +53,7 @@ nlohmann::ordered_json to_json(const DownloadResult& r) {
       {"elapsed_s", to_seconds(r.elapsed)},
       {"error", std::string(to_string(r.error))},
       {"message", r.message},
+      {"index", index},
   };
 }
 
@@ -70,33 +75,6 @@ nlohmann::ordered_json to_json(const Totals& t) {
   };
 }
 
-nlohmann::ordered_json build_report(const ReportInput& in) {
-  nlohmann::ordered_json results = nlohmann::ordered_json::array();
-  if (in.results != nullptr) {
-    for (const auto& r : *in.results)
-      results.push_back(to_json(r));
-  }
-  nlohmann::ordered_json invalid = nlohmann::ordered_json::array();
-  if (in.invalid_lines != nullptr) {
-    for (const auto& e : *in.invalid_lines)
-      invalid.push_back(to_json(e));
-  }
-  nlohmann::ordered_json report = {
-      {"imgdl_version", std::string(imgdl::version())},
-      {"mode", in.mode},
-      {"workers", in.workers},
-      {"output_dir", in.output_dir.string()},
-      {"results", std::move(results)},
-      {"invalid_lines", std::move(invalid)},
-      {"totals", to_json(in.totals)},
-      {"interrupted", in.interrupted},
-      {"exit_code", in.exit_code},
-  };
-  if (in.compare)
-    report["compare"] = *in.compare;
-  return report;
-}
-
 std::ofstream open_report_file(const std::filesystem::path& file) {
   errno = 0;
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
@@ -108,11 +86,92 @@ std::ofstream open_report_file(const std::filesystem::path& file) {
   return out;
 }
 
-bool write_report(std::ostream& out, const nlohmann::ordered_json& report) {
-  // A URL or name may carry any bytes: replace invalid UTF-8 rather than throw mid-report.
-  out << report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-  out.flush();
-  return static_cast<bool>(out);
+namespace {
+
+/// `json` as text; a URL or name may carry any bytes, so invalid UTF-8 is replaced, never thrown on.
+std::string dump(const nlohmann::ordered_json& json, int indent = -1) {
+  return json.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+/// An array element's lead-in: the elements sit one per line, at the second indentation level.
+std::string_view element_prefix(bool first) {
+  return first ? "\n    " : ",\n    ";
+}
+
+}  // namespace
+
+ReportWriter::ReportWriter(std::vector<std::ostream*> sinks) : sinks_(std::move(sinks)) {}
+
+ReportWriter::~ReportWriter() {
+  if (spill_ != nullptr)
+    std::fclose(spill_);
+}
+
+void ReportWriter::write(std::string_view text) {
+  for (auto* sink : sinks_)
+    sink->write(text.data(), static_cast<std::streamsize>(text.size()));
+}
+
+void ReportWriter::begin(std::string_view mode, std::size_t workers,
+                         const std::filesystem::path& output_dir) {
+  const nlohmann::ordered_json head = {
+      {"imgdl_version", std::string(imgdl::version())},
+      {"mode", std::string(mode)},
+      {"workers", workers},
+      {"output_dir", output_dir.string()},
+  };
+  // The pretty-printed head without its closing "\n}", so the results array can follow.
+  std::string text = dump(head, 2);
+  text.resize(text.size() - 2);
+  write(text + ",\n  \"results\": [");
+}
+
+void ReportWriter::add_result(std::size_t index, const DownloadResult& result) {
+  write(std::string(element_prefix(results_++ == 0)) + dump(to_json(result, index)));
+}
+
+void ReportWriter::add_invalid_line(const UrlLineError& error) {
+  const bool first = spill_ == nullptr && spill_fallback_.empty();
+  const std::string text = std::string(element_prefix(first)) + dump(to_json(error));
+  if (first && !spill_failed_)
+    spill_ = std::tmpfile();  // deleted when closed, even if the process dies
+  if (spill_ == nullptr) {
+    spill_fallback_ += text;  // no temporary file: memory, as a last resort
+  } else if (std::fwrite(text.data(), 1, text.size(), spill_) != text.size()) {
+    spill_failed_ = true;
+  }
+}
+
+bool ReportWriter::finish(const Totals& totals, bool interrupted, int exit_code,
+                          const std::optional<nlohmann::ordered_json>& compare) {
+  write(results_ > 0 ? "\n  ],\n  \"invalid_lines\": [" : "],\n  \"invalid_lines\": [");
+  bool any_invalid = !spill_fallback_.empty();
+  if (spill_ != nullptr) {
+    std::rewind(spill_);
+    char buffer[1 << 14];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, spill_)) > 0) {
+      write(std::string_view(buffer, n));
+      any_invalid = true;
+    }
+    spill_failed_ = spill_failed_ || std::ferror(spill_) != 0;
+  }
+  write(spill_fallback_);
+  write(any_invalid ? "\n  ],\n" : "],\n");
+
+  nlohmann::ordered_json tail = {
+      {"totals", to_json(totals)},
+      {"interrupted", interrupted},
+      {"exit_code", exit_code},
+  };
+  if (compare)
+    tail["compare"] = *compare;
+  // The pretty-printed tail without its opening "{\n": its keys continue the top-level object.
+  write(dump(tail, 2).substr(2) + "\n");
+  bool ok = !spill_failed_;
+  for (auto* sink : sinks_)
+    ok = static_cast<bool>(sink->flush()) && ok;
+  return ok;
 }
 
 }  // namespace imgdl::app

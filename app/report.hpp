@@ -1,13 +1,16 @@
 #pragma once
-// The run's totals and the JSON report (--report FILE, --json).
+// The run's running totals and the JSON report (--report FILE, --json), both kept as results arrive
+// so that neither grows with the list.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +31,8 @@ struct Totals {
   std::uint64_t bytes = 0;        ///< bytes of the files downloaded in this run (Ok only)
   double elapsed_s = 0;           ///< wall time of the run
 
+  /// Counts one more result.
+  void add(const DownloadResult& result);
   bool all_ok() const noexcept { return failed == 0 && cancelled == 0 && invalid_lines == 0; }
 };
 
@@ -35,31 +40,46 @@ Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t in
                       double elapsed_s);
 
 /// Every DownloadResult field: url, path, status, http_status, bytes, image_type, sha256, attempts,
-/// elapsed_s, error, message.
-nlohmann::ordered_json to_json(const DownloadResult& result);
+/// elapsed_s, error, message; then "index", the URL's position in the input (URL arguments first).
+nlohmann::ordered_json to_json(const DownloadResult& result, std::size_t index);
 nlohmann::ordered_json to_json(const UrlLineError& error);
 nlohmann::ordered_json to_json(const Totals& totals);
-
-/// What the report describes.
-struct ReportInput {
-  std::string mode;  ///< "pooled", "sequential" or "compare"
-  std::size_t workers = 0;
-  std::filesystem::path output_dir;
-  const std::vector<DownloadResult>* results = nullptr;  ///< the kept files' run
-  const std::vector<UrlLineError>* invalid_lines = nullptr;
-  Totals totals;
-  bool interrupted = false;
-  int exit_code = 0;
-  std::optional<nlohmann::ordered_json> compare;  ///< the --compare table
-};
-
-nlohmann::ordered_json build_report(const ReportInput& input);
 
 /// Opens (creates or truncates) the report file up front, so a bad path fails before any download.
 /// Throws std::runtime_error with a user-facing message.
 std::ofstream open_report_file(const std::filesystem::path& file);
 
-/// Writes `report` pretty-printed, invalid UTF-8 replaced. False if the stream failed.
-bool write_report(std::ostream& out, const nlohmann::ordered_json& report);
+/// Writes the report while the run goes, to one or more streams (the --report file, stdout):
+///   {"imgdl_version", "mode", "workers", "output_dir", "results": [...], "invalid_lines": [...],
+///    "totals", "interrupted", "exit_code"[, "compare"]}
+/// The header is written by begin(), each result as it arrives (one object per line, in completion
+/// order, with its input "index"), the rest by finish(). Invalid lines are found while results are
+/// already being written, so they wait in an anonymous temporary file rather than in memory. Invalid
+/// UTF-8 (URLs and names may hold any bytes) is replaced rather than thrown on mid-report.
+/// Not thread-safe: results arrive on the thread that runs the Downloader.
+class ReportWriter {
+ public:
+  explicit ReportWriter(std::vector<std::ostream*> sinks);
+  ~ReportWriter();
+  ReportWriter(const ReportWriter&) = delete;
+  ReportWriter& operator=(const ReportWriter&) = delete;
+
+  /// `mode`: "pooled", "sequential" or "compare".
+  void begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir);
+  void add_result(std::size_t index, const DownloadResult& result);
+  void add_invalid_line(const UrlLineError& error);
+  /// Ends the report; `compare` is the --compare table. False if any stream failed along the way.
+  bool finish(const Totals& totals, bool interrupted, int exit_code,
+              const std::optional<nlohmann::ordered_json>& compare = std::nullopt);
+
+ private:
+  void write(std::string_view text);
+
+  std::vector<std::ostream*> sinks_;
+  std::size_t results_ = 0;
+  std::FILE* spill_ = nullptr;  // the invalid lines, one JSON object per line
+  std::string spill_fallback_;  // used only when no temporary file can be created
+  bool spill_failed_ = false;
+};
 
 }  // namespace imgdl::app

@@ -45,7 +45,7 @@ TerminalOutput::~TerminalOutput() {
   end_run();
 }
 
-void TerminalOutput::begin_run(std::size_t files) {
+void TerminalOutput::begin_run(std::optional<std::size_t> files) {
   end_run();
   {
     std::lock_guard lock(mutex_);
@@ -59,6 +59,11 @@ void TerminalOutput::begin_run(std::size_t files) {
   }
   if (style_.bars)
     render_thread_ = std::jthread([this](std::stop_token stop) { render_loop(stop); });
+}
+
+void TerminalOutput::set_expected(std::optional<std::size_t> files) {
+  std::lock_guard lock(mutex_);
+  expected_ = files;
 }
 
 void TerminalOutput::end_run() {
@@ -277,14 +282,15 @@ std::string TerminalOutput::frame_locked(Clock::time_point now) {
 
   const double elapsed = std::chrono::duration<double>(now - run_start_).count();
   const std::uint64_t bytes = finished_bytes_ + active_bytes;
-  const std::size_t files = std::max(queued_, expected_);
+  // Without a known total (stdin) the bar and the count are against what was read so far: "37/≥40".
+  const std::size_t files = std::max(queued_, expected_.value_or(0));
   std::string total =
       "Total " + bar(files > 0 ? static_cast<double>(finished_) / static_cast<double>(files) : 0) + " " +
-      std::to_string(finished_) + "/" + std::to_string(files) + " files  " + format_bytes(bytes) + "  " +
-      format_rate(static_cast<double>(bytes), elapsed) + "  ETA ";
+      std::to_string(finished_) + "/" + (expected_ ? "" : "\u2265") + std::to_string(files) + " files  " +
+      format_bytes(bytes) + "  " + format_rate(static_cast<double>(bytes), elapsed) + "  ETA ";
   // Files-based: the remaining files at the pace of those done so far.
   total +=
-      finished_ > 0 && files >= finished_
+      expected_ && finished_ > 0 && files >= finished_
           ? format_clock(elapsed / static_cast<double>(finished_) * static_cast<double>(files - finished_))
           : std::string("--:--");
   if (failed_ > 0)

@@ -36,9 +36,12 @@ class TerminalOutput final : public DownloadObserver {
   TerminalOutput(const TerminalOutput&) = delete;
   TerminalOutput& operator=(const TerminalOutput&) = delete;
 
-  /// Starts counting a new run of `files` URLs (for --compare's two runs) and, with bars, the render
-  /// thread. The count is given up front: Mode::Sequential queues URLs one at a time.
-  void begin_run(std::size_t files);
+  /// Starts counting a new run (for --compare's two runs) and, with bars, the render thread. `files`
+  /// is how many URLs the run will download when known up front (URLs are queued only as they are
+  /// pulled); unknown (stdin), the overall bar shows done/≥queued.
+  void begin_run(std::optional<std::size_t> files);
+  /// Corrects the run's total: an invalid line came off it, or the list ended. Thread-safe.
+  void set_expected(std::optional<std::size_t> files);
   /// Clears the live area and stops the render thread. Idempotent.
   void end_run();
 
@@ -87,7 +90,7 @@ class TerminalOutput final : public DownloadObserver {
   std::jthread render_thread_;
   std::map<std::size_t, Active> active_;  // by submission index, so bars keep their order
   std::size_t queued_ = 0;
-  std::size_t expected_ = 0;
+  std::optional<std::size_t> expected_;
   std::size_t finished_ = 0;
   std::size_t failed_ = 0;
   std::uint64_t finished_bytes_ = 0;

@@ -9,6 +9,7 @@ packages=(
   libcpp-httplib-dev libssl-dev
   clang libclang-rt-14-dev   # sanitizer and libFuzzer runtimes
   bsdutils                   # `script`, which drives the CLI under a pseudo-terminal in tests
+  time                       # /usr/bin/time, which measures the CLI's peak RSS in tests
 )
 # Extra groups on request, e.g. `install-deps.sh bench` for the benchmark's peers.
 for group in "$@"; do

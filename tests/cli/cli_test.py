@@ -38,7 +38,7 @@ ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
 RESULT_FIELDS = ["url", "path", "status", "http_status", "bytes", "image_type", "sha256", "attempts",
-                 "elapsed_s", "error", "message"]
+                 "elapsed_s", "error", "message", "index"]
 
 ARGS = None
 # Sanitizer builds (set by CMake) run slower: time bounds are multiplied by this.
@@ -199,7 +199,10 @@ def scenario_all_ok(tmp):
     report = json.load(open(os.path.join(tmp, "report.json")))
     check(report["exit_code"] == 0 and report["interrupted"] is False, "report exit_code/interrupted", report)
     check(report["mode"] == "pooled" and report["workers"] >= 1, "report mode/workers", report)
-    check([r["url"] for r in report["results"]] == urls, "report results are not in input order")
+    # Results are in completion order; "index" is each one's position in the input.
+    by_index = sorted(report["results"], key=lambda r: r["index"])
+    check([r["index"] for r in by_index] == list(range(5)) and [r["url"] for r in by_index] == urls,
+          "report indexes do not map the results back to the input order", report["results"])
     for r in report["results"]:
         check(r["status"] == "ok" and r["http_status"] == 200 and r["bytes"] == 50000 and r["attempts"] == 1
               and r["image_type"] == "jpeg" and r["error"] == "none" and len(r["sha256"]) == 64
@@ -372,6 +375,33 @@ def scenario_sigint(tmp):
     check(all(r["status"] == "cancelled" for r in report["results"]), "not all cancelled", report["results"])
 
 
+def scenario_memory_bounded(tmp):
+    # A long list streams: memory must not grow with it (the whole list and every result used to be
+    # held, ~1.2 KiB a URL). Fewer URLs under a sanitizer, whose own memory makes RSS meaningless.
+    sanitizer = bool(os.environ.get("IMGDL_SANITIZER"))
+    count = 2000 if sanitizer else 20000
+    time_bin = "/usr/bin/time"
+    check(os.access(time_bin, os.X_OK), f"{time_bin} is missing (Debian package 'time': scripts/install-deps.sh)")
+    with Server(tmp) as server:
+        write_list(os.path.join(tmp, "list.txt"), [server.url(f"/img/m{i}.jpg?size=200") for i in range(count)])
+        proc = subprocess.run([time_bin, "-f", "%M", "-o", "rss.txt", ARGS.imgdl, "-i", "list.txt", "-o", "out",
+                               "-j", "32", "-q", "--report", "r.json"], cwd=tmp, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=120)
+    err = proc.stderr.decode(errors="replace")
+    check(proc.returncode == 0, f"exited {proc.returncode}", err[-2000:])
+    rss_kib = int(open(os.path.join(tmp, "rss.txt")).read().split()[-1])
+    print(f"{count} URLs: peak RSS {rss_kib / 1024:.1f} MiB")
+    if not sanitizer:
+        check(rss_kib <= 64 * 1024, f"peak RSS {rss_kib / 1024:.1f} MiB for {count} URLs, bound 64 MiB")
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    indexes = {r["index"] for r in report["results"]}
+    check(len(report["results"]) == count and indexes == set(range(count)),
+          f"the report does not hold {count} results with distinct indexes 0..{count - 1}",
+          len(report["results"]), len(indexes))
+    check(report["totals"]["ok"] == count and report["exit_code"] == 0, "report totals", report["totals"])
+    check(len(os.listdir(os.path.join(tmp, "out"))) == count, "not every file was downloaded")
+
+
 def run_in_pty(args, cwd, env_extra, columns=100, rows=30, timeout=30):
     """Runs imgdl with stdout and stderr on a pseudo-terminal; returns (exit code, everything it wrote)."""
     master, slave = pty.openpty()
@@ -463,6 +493,7 @@ SCENARIOS = {
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,
+    "memory_bounded": scenario_memory_bounded,
 }
 
 
