@@ -62,15 +62,19 @@ class Server:
 
     def __init__(self, workdir, latency_ms=0):
         port_file = os.path.join(workdir, "server.port")
+        # The server's stderr goes to a file: a pipe nobody reads could fill, and if the server dies
+        # mid-test (a sanitizer report, a crash) its last words are printed when the test ends.
+        self.log_path = os.path.join(workdir, "server.log")
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [ARGS.server, "--port", "0", "--port-file", port_file, "--latency-ms", str(latency_ms)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if os.path.exists(port_file) and open(port_file).read().strip():
                 break
             if self.proc.poll() is not None:
-                raise CheckFailed("imgdl-testserver exited early: " + self.proc.stderr.read().decode(errors="replace"))
+                raise CheckFailed("imgdl-testserver exited early: " + self.server_log())
             time.sleep(0.02)
         else:
             raise CheckFailed("imgdl-testserver did not write its port file")
@@ -83,13 +87,21 @@ class Server:
     def __enter__(self):
         return self
 
+    def server_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()[-4000:].decode(errors="replace")
+
     def __exit__(self, *exc):
+        if self.proc.poll() is not None:
+            print(f"imgdl-testserver died during the test (exit {self.proc.returncode}):\n{self.server_log()}",
+                  file=sys.stderr)
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
 
 
 def run_imgdl(args, cwd, stdin_text=None, env=None, timeout=30):
