@@ -26,6 +26,7 @@
 #include "imgdl/downloader.hpp"
 #include "output_dir.hpp"
 #include "sha256.hpp"
+#include "test_files.hpp"
 #include "test_server.hpp"
 #include "transfer.hpp"
 
@@ -36,44 +37,12 @@ using imgdl::DownloadResult;
 using imgdl::DownloadStatus;
 using imgdl::Downloader;
 using imgdl::ErrorKind;
+using imgdl::test::has_part_files;
+using imgdl::test::read_file;
+using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 
 namespace {
-
-/// A fresh, empty directory under the system temp dir, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("imgdl-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ignored);
-    fs::remove_all(path, ignored);
-  }
-  std::set<std::string> entries() const {
-    std::set<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.insert(e.path().filename().string());
-    return names;
-  }
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-bool has_part_files(const fs::path& dir) {
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".part") return true;
-  return false;
-}
 
 DownloadOptions options_for(const TempDir& dir) {
   DownloadOptions o;

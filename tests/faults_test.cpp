@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "test_files.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -31,6 +32,8 @@ using imgdl::DownloadResult;
 using imgdl::DownloadStatus;
 using imgdl::ErrorKind;
 using imgdl::test::ServerOptions;
+using imgdl::test::read_file;
+using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 
 namespace {
@@ -49,37 +52,6 @@ constexpr bool kSanitized = false;
 
 /// Only catches hangs: every row normally ends within a few seconds.
 constexpr auto kHangBound = kSanitized ? 180s : 60s;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("imgdl-faults-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  /// Every entry below the directory, recursively, relative to it.
-  std::set<std::string> entries() const {
-    std::set<std::string> names;
-    for (const auto& e : fs::recursive_directory_iterator(path))
-      names.insert(fs::relative(e.path(), path).string());
-    return names;
-  }
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 /// Records retry delays, to prove a Retry-After was honoured.
 struct RetryRecorder : imgdl::DownloadObserver {

@@ -20,6 +20,7 @@
 
 #include "imgdl/downloader.hpp"
 #include "naming.hpp"
+#include "test_files.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -28,33 +29,12 @@ using imgdl::Downloader;
 using imgdl::DownloadOptions;
 using imgdl::DownloadStatus;
 using imgdl::ErrorKind;
+using imgdl::test::read_file;
+using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("imgdl-names-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 /// The rule's fallback name, computed independently: "<host>_" and the top 32 bits of FNV-1a-64 of
 /// the normalized URL, in lowercase hex.

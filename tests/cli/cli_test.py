@@ -45,63 +45,15 @@ ARGS = None
 SLACK = 4.0 if os.environ.get("IMGDL_SANITIZER") else 1.0
 
 
-class CheckFailed(Exception):
-    pass
+# check(), CheckFailed and the server live in tests/support/testlib.py, shared with the other drivers.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import testlib  # noqa: E402
+from testlib import CheckFailed, check  # noqa: E402,F401
 
 
-def check(condition, message, *details):
-    if not condition:
-        text = message
-        for d in details:
-            text += "\n--- " + (d if isinstance(d, str) else repr(d))
-        raise CheckFailed(text)
-
-
-class Server:
-    """imgdl-testserver on a free loopback port, stopped on exit."""
-
-    def __init__(self, workdir, latency_ms=0):
-        port_file = os.path.join(workdir, "server.port")
-        # The server's stderr goes to a file: a pipe nobody reads could fill, and if the server dies
-        # mid-test (a sanitizer report, a crash) its last words are printed when the test ends.
-        self.log_path = os.path.join(workdir, "server.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [ARGS.server, "--port", "0", "--port-file", port_file, "--latency-ms", str(latency_ms)],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            if self.proc.poll() is not None:
-                raise CheckFailed("imgdl-testserver exited early: " + self.server_log())
-            time.sleep(0.02)
-        else:
-            raise CheckFailed("imgdl-testserver did not write its port file")
-        self.port = int(open(port_file).read().strip())
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def url(self, path):
-        return self.base + path
-
-    def __enter__(self):
-        return self
-
-    def server_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()[-4000:].decode(errors="replace")
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is not None:
-            print(f"imgdl-testserver died during the test (exit {self.proc.returncode}):\n{self.server_log()}",
-                  file=sys.stderr)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+def Server(workdir, **options):
+    """The loopback test server built alongside the imgdl under test."""
+    return testlib.Server(ARGS.server, workdir, **options)
 
 
 def run_imgdl(args, cwd, stdin_text=None, env=None, timeout=30):

@@ -27,58 +27,15 @@ SANITIZER = os.environ.get("IMGDL_SANITIZER", "")
 MIB = 1024 * 1024
 
 
-class CheckFailed(Exception):
-    pass
+# check(), CheckFailed and the server live in tests/support/testlib.py, shared with the other drivers.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import testlib  # noqa: E402
+from testlib import CheckFailed, check  # noqa: E402,F401
 
 
-def check(condition, message, *details):
-    if not condition:
-        text = message
-        for d in details:
-            text += "\n--- " + (d if isinstance(d, str) else repr(d))
-        raise CheckFailed(text)
-
-
-class Server:
-    """imgdl-testserver on a free loopback port; stopped by stop() or at exit of the `with` block."""
-
-    def __init__(self, workdir, tls=False, threads=None):
-        port_file = os.path.join(workdir, "server%s.port" % ("-tls" if tls else ""))
-        cmd = [ARGS.server, "--port", "0", "--port-file", port_file]
-        if tls:
-            cmd.append("--tls")
-        if threads:
-            cmd += ["--threads", str(threads)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            if self.proc.poll() is not None:  # read stderr only once it exited: it stays open while it runs
-                raise CheckFailed("imgdl-testserver exited early\n" + self.proc.stderr.read().decode(errors="replace"))
-            time.sleep(0.02)
-        else:
-            raise CheckFailed("imgdl-testserver did not write its port file")
-        self.port = int(open(port_file).read().strip())
-        self.base = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
-
-    def url(self, path):
-        return self.base + path
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+def Server(workdir, **options):
+    """The loopback test server built alongside the imgdl under test."""
+    return testlib.Server(ARGS.server, workdir, **options)
 
 
 class Result:
