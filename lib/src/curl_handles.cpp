@@ -1,6 +1,5 @@
 #include "curl_handles.hpp"
 
-#include <new>
 #include <stdexcept>
 #include <utility>
 
@@ -45,27 +44,6 @@ void CurlShare::lock(CURL*, curl_lock_data data, curl_lock_access, void* self) n
 
 void CurlShare::unlock(CURL*, curl_lock_data data, void* self) noexcept {
   static_cast<CurlShare*>(self)->mutexes_.at(static_cast<std::size_t>(data)).unlock();
-}
-
-CurlSlist& CurlSlist::operator=(CurlSlist&& other) noexcept {
-  if (this != &other) {
-    curl_slist_free_all(list_);
-    list_ = std::exchange(other.list_, nullptr);
-  }
-  return *this;
-}
-
-CurlSlist::~CurlSlist() { curl_slist_free_all(list_); }
-
-void CurlSlist::append(const std::string& line) {
-  curl_slist* grown = curl_slist_append(list_, line.c_str());
-  if (!grown) throw std::bad_alloc();
-  list_ = grown;
-}
-
-std::string curl_version_token() {
-  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
-  return std::string("libcurl/") + (info && info->version ? info->version : "unknown");
 }
 
 }  // namespace imgdl::detail

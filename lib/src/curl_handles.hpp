@@ -52,23 +52,4 @@ class CurlShare {
   CURLSH* handle_;
 };
 
-/// A curl_slist* of header lines.
-class CurlSlist {
- public:
-  CurlSlist() = default;
-  CurlSlist(CurlSlist&& other) noexcept : list_(std::exchange(other.list_, nullptr)) {}
-  CurlSlist& operator=(CurlSlist&& other) noexcept;
-  CurlSlist(const CurlSlist&) = delete;
-  CurlSlist& operator=(const CurlSlist&) = delete;
-  ~CurlSlist();
-  void append(const std::string& line);  // throws std::bad_alloc when libcurl cannot
-  curl_slist* get() const noexcept { return list_; }
-
- private:
-  curl_slist* list_ = nullptr;
-};
-
-/// "libcurl/7.88.1" as the library reports itself.
-std::string curl_version_token();
-
 }  // namespace imgdl::detail

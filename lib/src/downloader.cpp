@@ -1,12 +1,12 @@
 #include "imgdl/downloader.hpp"
 
+#include "imgdl/version.hpp"
 #include "imgdl/wait.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -19,7 +19,6 @@
 #include "output_dir.hpp"
 #include "sha256.hpp"
 #include "transfer.hpp"
-#include "version_config.hpp"
 
 namespace imgdl {
 
@@ -45,25 +44,6 @@ bool sleep_unless_stopped(std::chrono::milliseconds delay, const std::stop_token
   std::condition_variable_any cv;
   std::unique_lock lock(mutex);
   return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
-}
-
-/// The stem of a name's `.part` file: the name itself, unless `<name>.part` would pass NAME_MAX (names of
-/// 251-255 bytes are valid final names). Then its first bytes, cut at a UTF-8 boundary, and a hash of the
-/// whole name: it fits, differs between long names sharing a prefix, and is the same in every run, so
-/// Resume finds it again.
-std::string part_stem(const std::string& name) {
-  constexpr std::size_t suffix_bytes = 5;  // ".part"
-  if (name.size() + suffix_bytes <= detail::max_name_bytes) return name;
-  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a-64
-  for (const char c : name) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
-  std::size_t keep = detail::max_name_bytes - suffix_bytes - 1 - 16;
-  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
-  return name.substr(0, keep) + "~" + hex;
 }
 
 std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt, std::optional<std::chrono::milliseconds> retry_after) {
@@ -327,7 +307,7 @@ class Downloader::Impl {
     if (observer) observer->on_started(info);
 
     std::error_code error;
-    const std::string stem = part_stem(p.name);
+    const std::string stem = detail::part_file_stem(p.name);
     detail::PartFile part = output_.open_part(stem, resume, error);
     if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
     detail::Sha256 hash;
@@ -436,7 +416,8 @@ const DownloadOptions& Downloader::options() const noexcept { return impl_->opti
 ExecutorStats Downloader::stats() const noexcept { return impl_->stats(); }
 
 std::string Downloader::default_user_agent() {
-  return "imgdl/" IMGDL_VERSION_STRING " (+" IMGDL_PROJECT_URL ") " + detail::curl_version_token();
+  return "imgdl/" + std::string(version()) + " (+" + std::string(project_url()) + ") libcurl/" +
+         std::string(libcurl_version());
 }
 
 }  // namespace imgdl

@@ -473,4 +473,12 @@ bool NamePlanner::is_reserved(std::string_view final_name) const {
   return taken(final_name);
 }
 
+std::string part_file_stem(const std::string& name) {
+  constexpr std::size_t suffix_bytes = 5;  // ".part"
+  if (name.size() + suffix_bytes <= max_name_bytes) return name;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a64(name)));
+  return std::string(utf8_prefix(name, max_name_bytes - suffix_bytes - 1 - 16)) + "~" + hex;
+}
+
 }  // namespace imgdl::detail

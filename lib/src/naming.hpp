@@ -143,4 +143,10 @@ class NamePlanner {
   std::unordered_map<Key, int, KeyHash> next_suffix_;  // base name -> next n to try: O(1) per collision
 };
 
+/// The stem of a name's `.part` file: the name itself, unless `<name>.part` would pass 255 bytes
+/// (names of 251-255 bytes are valid final names). Then the name's first bytes, cut at a UTF-8
+/// boundary, "~" and 16 hex digits of FNV-1a-64 of the whole name: it fits, differs between long names
+/// sharing a prefix, and is the same in every run, so a resume finds it again. Thread-safe.
+std::string part_file_stem(const std::string& name);
+
 }  // namespace imgdl::detail
