@@ -434,6 +434,33 @@ TEST_CASE("connect_timeout bounds a connection the server never accepts") {
   CHECK(r.elapsed < 10s);
 }
 
+TEST_CASE("a proxy from the environment is used, as libcurl reads it") {
+  // The test server plays the proxy: with http_proxy set, libcurl sends it the request for a host
+  // that does not exist (.invalid never resolves) instead of resolving that host itself.
+  TestServer proxy;
+  TempDir dir;
+  const char* saved_names[] = {"http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"};
+  std::vector<std::optional<std::string>> saved;
+  for (const char* name : saved_names) {
+    const char* value = std::getenv(name);
+    saved.push_back(value ? std::optional<std::string>(value) : std::nullopt);
+    ::unsetenv(name);
+  }
+  ::setenv("http_proxy", proxy.base_url().c_str(), 1);
+  auto o = options_for(dir);
+  o.retries = 0;
+  const auto r = fetch_one(o, "http://imgdl-proxy-test.invalid/img/p.jpg");
+  for (std::size_t i = 0; i < saved.size(); ++i) {
+    if (saved[i])
+      ::setenv(saved_names[i], saved[i]->c_str(), 1);
+    else
+      ::unsetenv(saved_names[i]);
+  }
+  CHECK(proxy.requests() == 1);
+  CHECK(r.error != ErrorKind::Dns);
+  CHECK(r.http_status != 0);
+}
+
 TEST_CASE("the default User-Agent names imgdl, its home page and libcurl; a custom one is sent as is") {
   TestServer server;
   TempDir dir;
