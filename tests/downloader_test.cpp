@@ -787,6 +787,63 @@ TEST_CASE("an exception from a download_stream callback propagates and stops the
                   std::runtime_error);
 }
 
+TEST_CASE("download_all returns its own results in input order while another thread submits") {
+  TestServer server;
+  TempDir dir;
+  Downloader d(options_for(dir));
+  const auto urls = server.image_urls(30, 300, "mine");
+  // The other thread's submissions take Downloader-wide indexes in between this call's.
+  std::thread other([&] {
+    for (int i = 0; i < 30; ++i) d.submit(server.url("/img/theirs" + std::to_string(i) + ".jpg?size=300"));
+  });
+  const auto results = d.download_all(urls);
+  other.join();
+  REQUIRE(results.size() == urls.size());
+  for (std::size_t i = 0; i < urls.size(); ++i) CHECK(results[i].url == urls[i]);
+}
+
+TEST_CASE("a part file another writer holds is never taken over; a stale one is reused") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  SUBCASE("two Downloaders writing the same name into one directory") {
+    Downloader first(o), second(o);
+    const auto url = server.url("/drip?size=20000&bytes_per_sec=20000");  // about a second of body
+    auto slow = first.submit(url);
+    // The part file exists, locked, from before the first request until the rename.
+    while (!fs::exists(dir.path / "drip.part")) std::this_thread::sleep_for(5ms);
+    const auto refused = second.submit(url).result();
+    CHECK(refused.status == DownloadStatus::Failed);
+    CHECK(refused.error == ErrorKind::Write);
+    CHECK(refused.message.find("another transfer is writing") != std::string::npos);
+    const auto& kept = slow.result();
+    REQUIRE(kept.status == DownloadStatus::Ok);
+    CHECK(imgdl::detail::Sha256::of(read_file(kept.path)) == kept.sha256);
+  }
+  SUBCASE("a stale part file from an interrupted run") {
+    std::ofstream(dir.path / "stale.jpg.part") << "left over by a run that died";
+    const auto r = fetch_one(o, server.url("/img/stale.jpg?size=3000"));
+    REQUIRE(r.status == DownloadStatus::Ok);
+    CHECK(read_file(r.path) == TestServer::image_bytes("jpeg", 3000, "/img/stale.jpg"));
+  }
+  CHECK_FALSE(has_part_files(dir.path));
+}
+
+TEST_CASE("skip and resume find a file saved under its sniffed extension") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  const auto url = server.url("/img/bare?type=png&size=2000");
+  REQUIRE(fetch_one(o, url).path.filename() == "bare.png");
+  for (auto mode : {imgdl::OnExists::Skip, imgdl::OnExists::Resume}) {
+    o.on_exists = mode;
+    CHECK(fetch_one(o, url).status == DownloadStatus::Skipped);
+  }
+  CHECK(server.hits("/img/bare") == 1);
+  CHECK(dir.entries() == std::set<std::string>{"bare.png"});
+}
+
 TEST_CASE("several Downloaders live in one process side by side") {
   TestServer server;
   TempDir a, b;

@@ -1102,3 +1102,18 @@ TEST_CASE("A million tiny tasks from four producer threads all run and return th
   CHECK(executor.stats().completed == static_cast<std::size_t>(producers * per_producer));
   CHECK(executor.stats().workers <= 4);
 }
+
+TEST_CASE("wait and as_completed on no futures return at once") {
+  const std::vector<imgdl::Future<int>> none;
+  for (auto mode : {imgdl::ReturnWhen::FirstCompleted, imgdl::ReturnWhen::FirstException, imgdl::ReturnWhen::AllCompleted}) {
+    const auto result = imgdl::wait(none, mode);
+    CHECK(result.done.empty());
+    CHECK(result.not_done.empty());
+  }
+  int yielded = 0;
+  for (const auto& f : imgdl::as_completed(none)) {
+    (void)f;
+    ++yielded;
+  }
+  CHECK(yielded == 0);
+}

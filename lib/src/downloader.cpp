@@ -153,34 +153,26 @@ class Downloader::Impl {
       for (const auto& p : plans) options_.observer->on_queued(transfer(p));
 
     std::vector<DownloadResult> results(plans.size());
-    const std::size_t first_index = plans.empty() ? 0 : plans.front().index;
     std::size_t next = 0;
     run_window([&]() -> std::optional<Plan> {
                  if (next == plans.size()) return std::nullopt;
                  return std::move(plans[next++]);
                },
-               [&](std::size_t index, DownloadResult&& r) { results[index - first_index] = std::move(r); },
+               [&](std::size_t position, DownloadResult&& r) { results[position] = std::move(r); },
                mode, false);
     return results;
   }
 
   std::size_t download_stream(const std::function<std::optional<std::string>()>& next_url,
                               const std::function<void(std::size_t, DownloadResult&&)>& on_result, Mode mode) {
-    std::size_t first_index = 0;
-    bool first = true;
     return run_window(
         [&]() -> std::optional<Plan> {
           if (cancelled_.load()) return std::nullopt;  // stop reading the input
           auto url = next_url();
           if (!url) return std::nullopt;
-          auto p = plan(std::move(*url));
-          if (first) {
-            first_index = p.index;
-            first = false;
-          }
-          return p;
+          return plan(std::move(*url));
         },
-        [&](std::size_t index, DownloadResult&& r) { on_result(index - first_index, std::move(r)); }, mode, true);
+        on_result, mode, true);
   }
 
   void cancel() {
@@ -226,8 +218,10 @@ class Downloader::Impl {
 
   /// The one scheduling loop behind download_all and download_stream: keeps at most a window of
   /// transfers submitted (2 × workers, so each worker has its next task queued; 1 when sequential),
-  /// and hands each result to `sink` on this thread as it completes. Memory stays bounded whatever
-  /// the length of the input. After cancel(), plans still pulled are reported cancelled unscheduled.
+  /// and hands each result to `sink` on this thread as it completes, with its position among the plans
+  /// this call pulled (not the Downloader-wide index: other threads may submit meanwhile). Memory
+  /// stays bounded whatever the length of the input. After cancel(), plans still pulled are reported
+  /// cancelled unscheduled.
   std::size_t run_window(const std::function<std::optional<Plan>()>& next_plan,
                          const std::function<void(std::size_t, DownloadResult&&)>& sink, Mode mode, bool announce) {
     struct InFlight {
@@ -254,7 +248,7 @@ class Downloader::Impl {
           exhausted = true;
           break;
         }
-        ++count;
+        const std::size_t position = count++;
         const std::size_t index = p->index;
         InFlight slot{p->url, p->name, {}};
         try {
@@ -263,24 +257,36 @@ class Downloader::Impl {
           // cancel() ran before this URL's turn: it ends here, and the observer still hears of it.
           auto cancelled = cancelled_result(slot.url, slot.name);
           if (options_.observer) options_.observer->on_finished({index, slot.url, slot.name}, cancelled);
-          sink(index, std::move(cancelled));
+          sink(position, std::move(cancelled));
           continue;
         }
-        slot.future.state()->add_callback([weak = std::weak_ptr<detail::CompletionQueue>(completions), index] {
-          if (auto queue = weak.lock()) queue->push(index);
+        slot.future.state()->add_callback([weak = std::weak_ptr<detail::CompletionQueue>(completions), position] {
+          if (auto queue = weak.lock()) queue->push(position);
         });
-        in_flight.emplace(index, std::move(slot));
+        in_flight.emplace(position, std::move(slot));
       }
       if (in_flight.empty()) return count;
-      const std::size_t index = *completions->pop(std::nullopt);
-      auto node = in_flight.extract(index);
+      const std::size_t position = *completions->pop(std::nullopt);
+      auto node = in_flight.extract(position);
       auto& done = node.mapped();
       try {
-        sink(index, done.future.take());
+        sink(position, done.future.take());
       } catch (const CancelledError&) {
-        sink(index, cancelled_result(done.url, done.name));
+        sink(position, cancelled_result(done.url, done.name));
       }
     }
+  }
+
+  /// Whether a URL planned as `name` already has its file: a name without an extension is saved with
+  /// the sniffed type's, so any image extension counts.
+  bool final_file_exists(const std::string& name) const {
+    if (output_.exists(name)) return true;
+    if (detail::has_extension(name)) return false;
+    for (auto type : {ImageType::Jpeg, ImageType::Png, ImageType::Gif, ImageType::Webp, ImageType::Bmp, ImageType::Tiff,
+                      ImageType::Ico, ImageType::Avif, ImageType::Heic, ImageType::Svg}) {
+      if (output_.exists(detail::with_extension_for(name, extension_for(type)))) return true;
+    }
+    return false;
   }
 
   /// Runs on a worker: the whole life of one URL, attempts and retries included.
@@ -301,7 +307,7 @@ class Downloader::Impl {
     if (p.error != ErrorKind::None) return finish(DownloadStatus::Failed, p.error, p.message);
     if (p.duplicate) return finish(DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run");
     const bool resume = options_.on_exists == OnExists::Resume;
-    if ((options_.on_exists == OnExists::Skip || resume) && output_.exists(p.name))
+    if ((options_.on_exists == OnExists::Skip || resume) && final_file_exists(p.name))
       return finish(DownloadStatus::Skipped, ErrorKind::None, "already exists");
     if (stop.stop_requested()) return finish(DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
     if (observer) observer->on_started(info);
@@ -309,6 +315,8 @@ class Downloader::Impl {
     std::error_code error;
     const std::string stem = detail::part_file_stem(p.name);
     detail::PartFile part = output_.open_part(stem, resume, error);
+    if (error == std::errc::device_or_resource_busy)
+      return finish(DownloadStatus::Failed, ErrorKind::Write, "another transfer is writing " + stem + ".part in this directory");
     if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
     detail::Sha256 hash;
     if (part.size() > 0 && options_.compute_sha256) {

@@ -1,6 +1,7 @@
 #include "output_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,30 +99,47 @@ bool OutputDir::exists(const std::string& name) const {
 PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_code& error) const {
   const std::string part_name = name + ".part";
   error.clear();
-  if (resume) {
-    UniqueFd fd(::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    if (fd) {
-      struct stat st {};
-      if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || ::lseek(fd.get(), 0, SEEK_END) < 0) {
-        error = std::make_error_code(std::errc::invalid_argument);
-        return {};
-      }
-      return PartFile(fd_.get(), part_name, std::move(fd), static_cast<std::uint64_t>(st.st_size));
+  // Every part file is held under an exclusive flock for as long as it is written, so another writer
+  // (a second Downloader on this directory, or another imgdl process) can tell a live part file from a
+  // stale one, and never truncates, appends to or unlinks the first writer's.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    UniqueFd fresh(::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0644));
+    if (fresh) {
+      ::flock(fresh.get(), LOCK_EX | LOCK_NB);  // a new inode nobody else can hold yet
+      return PartFile(fd_.get(), part_name, std::move(fresh), 0);
     }
-    if (errno != ENOENT) {
-      error = last_error();
+    if (errno != EEXIST) break;
+    UniqueFd existing(::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!existing) {
+      if (errno == ENOENT) continue;  // gone meanwhile: create it afresh
+      // A symlink planted at the part name: never written through. Without resume, remove the link
+      // itself (not its target) and create a real file; with resume there is nothing to continue.
+      if (errno == ELOOP && !resume && ::unlinkat(fd_.get(), part_name.c_str(), 0) == 0) continue;
+      break;
+    }
+    if (::flock(existing.get(), LOCK_EX | LOCK_NB) != 0) {
+      error = std::make_error_code(std::errc::device_or_resource_busy);
       return {};
     }
+    // Locked: but the entry may have been published (renamed away) or replaced between our open and
+    // our lock. Only if it still names this very inode is it a stale part file, and ours now.
+    struct stat held {};
+    struct stat named {};
+    if (::fstat(existing.get(), &held) != 0 || !S_ISREG(held.st_mode)) {
+      error = std::make_error_code(std::errc::invalid_argument);
+      return {};
+    }
+    if (::fstatat(fd_.get(), part_name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 || named.st_dev != held.st_dev ||
+        named.st_ino != held.st_ino)
+      continue;
+    if (resume) {
+      if (::lseek(existing.get(), 0, SEEK_END) < 0) break;
+      return PartFile(fd_.get(), part_name, std::move(existing), static_cast<std::uint64_t>(held.st_size));
+    }
+    if (::ftruncate(existing.get(), 0) != 0) break;  // a stale part from an interrupted run: start over
+    return PartFile(fd_.get(), part_name, std::move(existing), 0);
   }
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    UniqueFd fd(::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0644));
-    if (fd) return PartFile(fd_.get(), part_name, std::move(fd), 0);
-    if (errno != EEXIST || attempt > 0) break;
-    // A stale part file from an interrupted run: remove the entry itself (never what a symlink
-    // points to) and create afresh.
-    if (::unlinkat(fd_.get(), part_name.c_str(), 0) != 0) break;
-  }
-  error = last_error();
+  if (!error) error = last_error();
   return {};
 }
 

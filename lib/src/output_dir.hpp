@@ -82,9 +82,11 @@ class OutputDir {
   /// Does an entry (of any kind, symlinks included, not followed) exist under `name`?
   bool exists(const std::string& name) const;
 
-  /// Opens `<name>.part` for writing. With `resume`, an existing part file is continued (its size is
-  /// where the next Range starts); otherwise a stale one from an interrupted run is replaced. Created
-  /// with O_CREAT|O_EXCL|O_NOFOLLOW, so a symlink planted at that name is never written through.
+  /// Opens `<name>.part` for writing, under an exclusive flock held until the PartFile goes. With
+  /// `resume`, an existing part file is continued (its size is where the next Range starts); otherwise a
+  /// stale one from an interrupted run is emptied and reused. A part file another writer holds fails
+  /// with `device_or_resource_busy`. Created with O_CREAT|O_EXCL|O_NOFOLLOW: a symlink planted at that
+  /// name is never written through.
   PartFile open_part(const std::string& name, bool resume, std::error_code& error) const;
 
   /// Renames `part` to its final name. Rename/Resume/Skip never replace an existing entry: they move

@@ -174,6 +174,7 @@ template <class R>
 WaitResult<R> wait(const std::vector<Future<R>>& futures, std::optional<std::chrono::steady_clock::duration> timeout,
                    ReturnWhen return_when = ReturnWhen::AllCompleted) {
   auto unique = detail::unique_futures(futures);
+  if (unique.empty()) return {};  // nothing to wait for: every condition already holds (as Python)
   auto queue = detail::watch(unique);
   auto failed = [&](std::size_t i) {
     const auto& f = unique[i];
