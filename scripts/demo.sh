@@ -20,8 +20,16 @@ out_dir="${IMGDL_DEMO_OUT:-downloads/}"
 build_dir="${IMGDL_BUILD_DIR:-}"
 if [ -z "$build_dir" ]; then
   scripts/install-deps.sh
-  cmake --preset release >/dev/null
-  cmake --build --preset release --target imgdl-cli imgdl-testserver
+  # The build's own chatter (including GCC 12's known false-positive warnings) goes to a log, shown
+  # only if the build fails: the demo's output is the downloads.
+  mkdir -p build
+  echo "Building imgdl (Release; log: build/demo-build.log)..."
+  if ! { cmake --preset release && cmake --build --preset release --target imgdl-cli imgdl-testserver; } \
+    >build/demo-build.log 2>&1; then
+    tail -n 40 build/demo-build.log >&2
+    echo "demo.sh: the build failed; the whole log is in build/demo-build.log" >&2
+    exit 1
+  fi
   build_dir="$root/build/release"
 fi
 imgdl="$build_dir/app/imgdl"

@@ -1102,11 +1102,11 @@ void TestServer::Impl::add_routes() {
     const bool alternate = flag_param(req, "alternate_hosts");
     const std::string scheme = options.tls ? "https://" : "http://";
     const std::string other = scheme + "localhost:" + std::to_string(port);
+    std::optional<milliseconds> per_image_latency;
+    if (latency) per_image_latency = milliseconds(static_cast<milliseconds::rep>(*latency));
     std::string body;
     for (std::size_t i = 0; i < n; ++i) {
-      const std::optional<milliseconds> l =
-          latency ? std::optional(milliseconds(static_cast<milliseconds::rep>(*latency))) : std::nullopt;
-      body += image_url(alternate && i % 2 == 1 ? other : base, prefix, i, ext, size, l);
+      body += image_url(alternate && i % 2 == 1 ? other : base, prefix, i, ext, size, per_image_latency);
       body += '\n';
     }
     res.set_content(body, "text/plain");
