@@ -329,7 +329,10 @@ def scenario_sigint(tmp):
     out, err = out.decode(errors="replace"), err.decode(errors="replace")
     check(proc.returncode == 130, f"exited {proc.returncode} after SIGINT, expected 130", out, err)
     check(took < 1.0 * SLACK, f"took {took:.2f} s to exit after SIGINT (bound {1.0 * SLACK} s: within a second)")
-    check(re.search(r"^Interrupted: 0 ok, 0 skipped, 0 failed, 6 cancelled \(6 URLs\)", out, re.M),
+    # The summary so far: URLs are pulled lazily and pulling stops at Ctrl-C, so how many of the six
+    # were reached depends on timing (fewer under sanitizers); every one reached is cancelled.
+    summary = re.search(r"^Interrupted: 0 ok, 0 skipped, 0 failed, (\d+) cancelled \((\d+) URLs\)", out, re.M)
+    check(summary and summary.group(1) == summary.group(2) and 1 <= int(summary.group(1)) <= 6,
           "no summary so far", out)
     check(CLOSING_LINE.search(out), "no closing line", out)
     left = os.listdir(out_dir) if os.path.isdir(out_dir) else []
