@@ -394,3 +394,29 @@ TEST_CASE("NamePlanner numbers 10,000 equal basenames without slowing down") {
   }
   CHECK(planner.size() == 10000);
 }
+
+// Found by fuzz_filename: a long name ending in ".part" lost its extension to the part-file rule after
+// its length was fitted, and so kept more than the 250 bytes a bare name may have (a sniffed extension
+// must still fit in 255).
+TEST_CASE("a long name ending in .part is fitted as a bare name") {
+  using imgdl::detail::filename_from_url;
+  using imgdl::detail::parse_url;
+  for (std::size_t stem : {240u, 250u, 253u, 300u}) {
+    CAPTURE(stem);
+    std::string error;
+    const auto url = parse_url("http://example.com/" + std::string(stem, 'a') + ".part", &error);
+    REQUIRE(url.has_value());
+    const auto name = filename_from_url(*url);
+    CHECK_FALSE(imgdl::detail::has_extension(name));
+    CHECK(name.size() <= imgdl::detail::max_bare_name_bytes);
+    CHECK_FALSE(name.ends_with(".part"));
+  }
+  SUBCASE("and a bare name whose cut would end right after .part") {
+    std::string error;
+    const auto url = parse_url("http://example.com/" + std::string(245, 'b') + ".part_" + std::string(60, 'c'), &error);
+    REQUIRE(url.has_value());
+    const auto name = filename_from_url(*url);
+    CHECK(name.size() <= imgdl::detail::max_bare_name_bytes);
+    CHECK_FALSE(name.ends_with(".part"));
+  }
+}

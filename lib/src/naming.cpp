@@ -346,11 +346,17 @@ std::string filename_from_url(const ParsedUrl& url) {
   if (name.empty()) {
     return fallback_name(url);
   }
-  name = fit_length(std::move(name));
   // "<name>.part" is where a download streams before its rename; a final name of that form could be
-  // taken for another URL's stale part file and replaced. "x.jpg.part" becomes "x.jpg_part".
-  constexpr std::string_view part_suffix = ".part";
-  if (name.size() > part_suffix.size() && name.ends_with(part_suffix)) name[name.size() - part_suffix.size()] = '_';
+  // taken for another URL's stale part file and replaced. "x.jpg.part" becomes "x.jpg_part", before
+  // the length is fitted: the name has lost its extension and must leave room for a sniffed one.
+  // Checked again after the cut, which can end a long bare name right after ".part".
+  auto unlike_a_part_file = [](std::string& n) {
+    constexpr std::string_view part_suffix = ".part";
+    if (n.size() > part_suffix.size() && n.ends_with(part_suffix)) n[n.size() - part_suffix.size()] = '_';
+  };
+  unlike_a_part_file(name);
+  name = fit_length(std::move(name));
+  unlike_a_part_file(name);
   return name;
 }
 
