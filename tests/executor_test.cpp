@@ -28,17 +28,7 @@
 #include <thread>
 #include <vector>
 
-// The stress test is scaled down under sanitizers, which slow each task by an order of magnitude.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define IMGDL_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define IMGDL_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef IMGDL_TEST_SANITIZED
-#define IMGDL_TEST_SANITIZED 0
-#endif
+#include "support/sanitizer.hpp"
 
 using namespace std::chrono_literals;
 using imgdl::ExecutorOptions;
@@ -1069,7 +1059,8 @@ TEST_CASE("stats() counts pending, running, completed and cancelled tasks at con
 
 TEST_CASE("A million tiny tasks from four producer threads all run and return their values") {
   constexpr int producers = 4;
-  constexpr long per_producer = IMGDL_TEST_SANITIZED ? 62'500 : 250'000;
+  // Scaled down under sanitizers, which slow each task by an order of magnitude.
+  constexpr long per_producer = imgdl::test::sanitized ? 62'500 : 250'000;
   constexpr long batch = 10'000;  // bounds the futures alive at once
   ThreadPoolExecutor executor(4);
   std::atomic<long> ran{0};

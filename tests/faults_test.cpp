@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "support/sanitizer.hpp"
 #include "test_files.hpp"
 #include "test_server.hpp"
 
@@ -38,20 +39,8 @@ using imgdl::test::TestServer;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
 /// Only catches hangs: every row normally ends within a few seconds.
-constexpr auto kHangBound = kSanitized ? 180s : 60s;
+constexpr auto kHangBound = imgdl::test::sanitized ? 180s : 60s;
 
 /// Records retry delays, to prove a Retry-After was honoured.
 struct RetryRecorder : imgdl::DownloadObserver {
