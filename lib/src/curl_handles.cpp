@@ -27,6 +27,22 @@ CurlEasy::~CurlEasy() {
   if (handle_) curl_easy_cleanup(handle_);
 }
 
+CurlMulti::CurlMulti() : handle_(curl_multi_init()) {
+  if (!handle_) throw std::runtime_error("curl_multi_init failed");
+}
+
+CurlMulti& CurlMulti::operator=(CurlMulti&& other) noexcept {
+  if (this != &other) {
+    if (handle_) curl_multi_cleanup(handle_);
+    handle_ = std::exchange(other.handle_, nullptr);
+  }
+  return *this;
+}
+
+CurlMulti::~CurlMulti() {
+  if (handle_) curl_multi_cleanup(handle_);
+}
+
 CurlShare::CurlShare() : handle_(curl_share_init()) {
   if (!handle_) throw std::runtime_error("curl_share_init failed");
   curl_share_setopt(handle_, CURLSHOPT_LOCKFUNC, &CurlShare::lock);

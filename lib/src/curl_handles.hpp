@@ -32,6 +32,23 @@ class CurlEasy {
   CURL* handle_;
 };
 
+/// A CURLM* multi handle: runs many easy transfers on the one thread that owns it, sharing its
+/// connection cache between them. curl_multi_wakeup() is the only call other threads may make.
+class CurlMulti {
+ public:
+  CurlMulti();  // throws std::runtime_error if libcurl cannot allocate one
+  CurlMulti(CurlMulti&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  CurlMulti& operator=(CurlMulti&& other) noexcept;
+  CurlMulti(const CurlMulti&) = delete;
+  CurlMulti& operator=(const CurlMulti&) = delete;
+  /// Every easy handle must have been removed first.
+  ~CurlMulti();
+  CURLM* get() const noexcept { return handle_; }
+
+ private:
+  CURLM* handle_;
+};
+
 /// A CURLSH* share handle that shares the DNS cache and TLS sessions between the easy handles of
 /// several threads, with one mutex per shared data kind (libcurl-share's lock callbacks). Connections
 /// are not shared: libcurl does not support sharing them across threads. Not movable, because

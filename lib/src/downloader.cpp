@@ -7,13 +7,17 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
+#include <variant>
+
+#include <pthread.h>
 
 #include "curl_handles.hpp"
-#include "host_limiter.hpp"
 #include "image_type.hpp"
 #include "naming.hpp"
 #include "output_dir.hpp"
@@ -37,14 +41,6 @@ struct Plan {
   std::string message;
   bool duplicate = false;
 };
-
-/// Sleeps for `delay` unless a stop is requested first; false when stopped.
-bool sleep_unless_stopped(std::chrono::milliseconds delay, const std::stop_token& stop) {
-  std::mutex mutex;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mutex);
-  return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
-}
 
 std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt, std::optional<std::chrono::milliseconds> retry_after) {
   if (retry_after) return std::min(*retry_after, o.retry_max_delay);
@@ -94,17 +90,21 @@ class Downloader::Impl {
   explicit Impl(DownloadOptions options)
       : options_(resolve(std::move(options))),
         output_(options_.output_dir),
-        limiter_(options_.per_host),
         settings_{&options_, share_.get(), options_.user_agent},
-        // Declared last: destroyed first, so every worker (and its easy handle) is gone before the
-        // share handle and the output directory.
-        executor_(ExecutorOptions{.max_workers = options_.max_workers, .thread_name_prefix = "imgdl"}) {}
+        executor_(ExecutorOptions{.max_workers = 1, .thread_name_prefix = "imgdl"}),
+        // Started last, once everything it touches exists; joined first, by the destructor.
+        loop_thread_([this] { loop(); }) {}
 
-  ~Impl() { executor_.shutdown(true); }
-
-  Future<DownloadResult> submit(std::string url) {
-    return schedule(plan(std::move(url)));
+  ~Impl() {
+    {
+      std::lock_guard lock(queue_mutex_);
+      closing_ = true;
+    }
+    wake();
+    loop_thread_.join();
   }
+
+  Future<DownloadResult> submit(std::string url) { return schedule(plan(std::move(url))); }
 
   Plan plan(std::string url) {
     Plan p;
@@ -129,20 +129,31 @@ class Downloader::Impl {
     return p;
   }
 
-  /// Schedules a planned URL. `announce` reports on_queued now; download_all announces every URL
-  /// when it plans them instead.
+  /// Hands a planned URL to the transfer loop. `announce` reports on_queued now; download_all
+  /// announces every URL when it plans them instead. Throws ExecutorShutdownError after cancel().
   Future<DownloadResult> schedule(Plan p, bool announce = true) {
     const auto& observer = options_.observer;
     if (observer && announce) observer->on_queued(transfer(p));
+    auto task = executor_.external_task<DownloadResult>();
+    Future<DownloadResult> future(task);
     if (observer) {
-      auto future = executor_.submit([this, p](std::stop_token stop) { return fetch(p, stop); });
-      // A transfer cancelled before any worker took it never runs fetch(): report it from here.
+      // A transfer cancelled before the loop took it is never begun: report it from here.
       future.add_done_callback([this, p](const Future<DownloadResult>& f) {
         if (f.cancelled()) options_.observer->on_finished(transfer(p), cancelled_result(p));
       });
-      return future;
     }
-    return executor_.submit([this, p = std::move(p)](std::stop_token stop) { return fetch(p, stop); });
+    auto job = std::make_unique<Job>();
+    job->plan = std::move(p);
+    job->task = std::move(task);
+    bool was_empty = false;
+    {
+      std::lock_guard lock(queue_mutex_);
+      was_empty = incoming_.empty();
+      incoming_.push_back(std::move(job));
+    }
+    // The loop drains the whole queue per wake-up, so only the first URL of a batch needs one.
+    if (was_empty) wake();
+    return future;
   }
 
   std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode) {
@@ -177,15 +188,46 @@ class Downloader::Impl {
 
   void cancel() {
     cancelled_.store(true);
-    executor_.shutdown(false, true, true);
+    executor_.shutdown(false);  // submit() throws from now on
+    std::unique_lock lock(queue_mutex_);
+    const auto generation = ++cancel_requests_;
+    wake();
+    // Return once the loop has cancelled what was queued, as the executor's shutdown did; not when
+    // called from the loop itself (an observer callback), which would wait for itself.
+    if (std::this_thread::get_id() == loop_thread_.get_id()) return;
+    cancel_cv_.wait(lock, [&] { return cancels_done_ >= generation; });
   }
   bool cancelled() const noexcept { return cancelled_.load(); }
   const DownloadOptions& options() const noexcept { return options_; }
-  ExecutorStats stats() const noexcept { return executor_.stats(); }
+  ExecutorStats stats() const noexcept {
+    auto s = executor_.stats();
+    s.workers = 1;  // the transfer loop's thread
+    return s;
+  }
 
  private:
+  /// One URL's life on the transfer loop, from begin() to finish(). Heap-held and never moved:
+  /// libcurl's callbacks and the stop callback hold its address.
+  struct Job {
+    Plan plan;
+    std::shared_ptr<detail::ExternalTask<DownloadResult>> task;
+    DownloadResult result;
+    Clock::time_point start;
+    bool begun = false;
+    bool resume = false;
+    bool use_range = false;
+    detail::PartFile part;
+    detail::Sha256 hash;
+    detail::ProgressReport report;
+    std::optional<detail::CurlEasy> easy;  // while an attempt runs
+    detail::AttemptPtr attempt;
+    Clock::time_point retry_at;
+    std::optional<std::stop_callback<std::function<void()>>> on_stop;
+  };
+  using JobPtr = std::unique_ptr<Job>;
+
   static DownloadOptions resolve(DownloadOptions o) {
-    detail::ensure_curl_global_init();  // before any worker thread exists
+    detail::ensure_curl_global_init();  // before the loop thread exists
     if (o.max_workers && *o.max_workers == 0) throw std::invalid_argument("max_workers must be greater than 0");
     if (!o.max_workers) o.max_workers = ThreadPoolExecutor::default_max_workers();
     if (o.retries < 0) throw std::invalid_argument("retries must not be negative");
@@ -217,8 +259,8 @@ class Downloader::Impl {
   }
 
   /// The one scheduling loop behind download_all and download_stream: keeps at most a window of
-  /// transfers submitted (2 × workers, so each worker has its next task queued; 1 when sequential),
-  /// and hands each result to `sink` on this thread as it completes, with its position among the plans
+  /// transfers submitted (2 × workers, so the transfer loop always has its next URLs queued; 1 when
+  /// sequential), and hands each result to `sink` on this thread, with its position among the plans
   /// this call pulled (not the Downloader-wide index: other threads may submit meanwhile). Memory
   /// stays bounded whatever the length of the input. After cancel(), plans still pulled are reported
   /// cancelled unscheduled.
@@ -229,9 +271,11 @@ class Downloader::Impl {
       std::string name;
       Future<DownloadResult> future;
     };
-    const std::size_t window = mode == Mode::Sequential ? 1 : 2 * *options_.max_workers;
+    const std::size_t workers = *options_.max_workers;
+    const std::size_t window = mode == Mode::Sequential ? 1 : 2 * workers;
     auto completions = std::make_shared<detail::CompletionQueue>();
     std::unordered_map<std::size_t, InFlight> in_flight;
+    std::vector<std::size_t> finished;
     std::size_t count = 0;
     bool exhausted = false;
     // A throwing callback ends the loop: its transfers are asked to stop rather than left running.
@@ -266,14 +310,21 @@ class Downloader::Impl {
         in_flight.emplace(position, std::move(slot));
       }
       if (in_flight.empty()) return count;
-      const std::size_t position = *completions->pop(std::nullopt);
-      auto node = in_flight.extract(position);
-      auto& done = node.mapped();
-      try {
-        sink(position, done.future.take());
-      } catch (const CancelledError&) {
-        sink(position, cancelled_result(done.url, done.name));
+      // Wake for a batch, not for every file: while more than 1.5 × workers are unfinished the loop
+      // still has URLs queued, so waiting for the excess to complete costs it nothing and saves this
+      // thread a wake-up per file. The deadline bounds the wait when transfers are slow.
+      const std::size_t batch = in_flight.size() > workers + workers / 2 ? in_flight.size() - workers - workers / 2 : 1;
+      completions->pop_batch(batch, Clock::now() + batch_wait, finished);
+      for (const std::size_t position : finished) {
+        auto node = in_flight.extract(position);
+        auto& done = node.mapped();
+        try {
+          sink(position, done.future.take());
+        } catch (const CancelledError&) {
+          sink(position, cancelled_result(done.url, done.name));
+        }
       }
+      finished.clear();
     }
   }
 
@@ -289,118 +340,354 @@ class Downloader::Impl {
     return false;
   }
 
-  /// Runs on a worker: the whole life of one URL, attempts and retries included.
-  DownloadResult fetch(const Plan& p, std::stop_token stop) {
-    const auto start = Clock::now();
-    auto result = base_result(p);
-    const auto& observer = options_.observer;
-    const auto info = transfer(p);
-    auto finish = [&](DownloadStatus status, ErrorKind error, std::string message) {
-      result.status = status;
-      result.error = error;
-      result.message = std::move(message);
-      result.elapsed = Clock::now() - start;
-      if (observer) observer->on_finished(info, result);
-      return result;
-    };
+  // ---- The transfer loop: everything below runs on loop_thread_ only. ----
 
-    if (p.error != ErrorKind::None) return finish(DownloadStatus::Failed, p.error, p.message);
-    if (p.duplicate) return finish(DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run");
-    const bool resume = options_.on_exists == OnExists::Resume;
-    if ((options_.on_exists == OnExists::Skip || resume) && final_file_exists(p.name))
-      return finish(DownloadStatus::Skipped, ErrorKind::None, "already exists");
-    if (stop.stop_requested()) return finish(DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
-    if (observer) observer->on_started(info);
+  /// Interrupts curl_multi_poll; callable from any thread while the Downloader exists.
+  void wake() noexcept { curl_multi_wakeup(multi_.get()); }
+
+  /// Drives every transfer: takes queued URLs, starts attempts while fewer than max_workers run (and
+  /// fewer than per_host on their host), lets libcurl move the bytes, and settles finished attempts,
+  /// retries and cancellations. One thread, one multi handle: no thread blocks per transfer, so a long
+  /// list of small files costs a wake-up per batch of ready sockets rather than per file.
+  void loop() {
+    pthread_setname_np(pthread_self(), "imgdl-net");
+    std::vector<JobPtr> taken;
+    while (true) {
+      bool closing = false;
+      std::uint64_t cancels = 0;
+      {
+        std::lock_guard lock(queue_mutex_);
+        taken.swap(incoming_);
+        closing = closing_;
+        cancels = cancel_requests_;
+      }
+      for (auto& job : taken) ready_.push_back(std::move(job));
+      taken.clear();
+      if (cancelled_.load()) abort_all();
+      if (cancels != cancels_seen_) {
+        cancels_seen_ = cancels;
+        {
+          std::lock_guard lock(queue_mutex_);
+          cancels_done_ = cancels;
+        }
+        cancel_cv_.notify_all();
+      }
+      if (stop_seen_.exchange(false)) settle_stopped();
+      release_due_retries();
+      start_ready();
+      int running = 0;
+      curl_multi_perform(multi_.get(), &running);
+      settle_finished();
+      if (closing && ready_.empty() && waiting_for_host_ == 0 && retrying_.empty() && active_.empty()) return;
+      if (!ready_.empty() && active_.size() < *options_.max_workers) continue;  // slots just freed
+      curl_multi_poll(multi_.get(), nullptr, 0, poll_timeout_ms(), nullptr);
+    }
+  }
+
+  int poll_timeout_ms() const {
+    constexpr int idle_ms = 1000;
+    if (retrying_.empty()) return idle_ms;
+    const auto until = std::chrono::ceil<std::chrono::milliseconds>(retrying_.front()->retry_at - Clock::now());
+    return static_cast<int>(std::clamp<std::int64_t>(until.count(), 0, idle_ms));
+  }
+
+  void start_ready() {
+    while (!ready_.empty() && active_.size() < *options_.max_workers) {
+      JobPtr job = std::move(ready_.front());
+      ready_.pop_front();
+      if (!job->begun && !begin(*job)) continue;  // ended without a transfer (skip, duplicate, ...)
+      if (options_.per_host != 0 && host_active_[job->plan.host] >= options_.per_host) {
+        host_waiting_[job->plan.host].push_back(std::move(job));
+        ++waiting_for_host_;
+        continue;
+      }
+      start_attempt(std::move(job));
+    }
+  }
+
+  /// The first step of a URL: whatever needs no request (plan errors, duplicates, files already
+  /// there), then the part file. False when the job ended here.
+  bool begin(Job& job) {
+    if (!job.task->set_running_or_notify_cancel()) return false;  // its done-callback reported it
+    job.begun = true;
+    job.start = Clock::now();
+    job.result = base_result(job.plan);
+    const Plan& p = job.plan;
+    if (p.error != ErrorKind::None) return finish(job, DownloadStatus::Failed, p.error, p.message);
+    if (p.duplicate)
+      return finish(job, DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run");
+    job.resume = options_.on_exists == OnExists::Resume;
+    job.use_range = job.resume;
+    if ((options_.on_exists == OnExists::Skip || job.resume) && final_file_exists(p.name))
+      return finish(job, DownloadStatus::Skipped, ErrorKind::None, "already exists");
+    if (job.task->stop_requested()) return finish(job, DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
+    const auto& observer = options_.observer;
+    if (observer) observer->on_started(transfer(p));
 
     std::error_code error;
     const std::string stem = detail::part_file_stem(p.name);
-    detail::PartFile part = output_.open_part(stem, resume, error);
+    job.part = output_.open_part(stem, job.resume, error);
     if (error == std::errc::device_or_resource_busy)
-      return finish(DownloadStatus::Failed, ErrorKind::Write, "another transfer is writing " + stem + ".part in this directory");
-    if (error) return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
-    detail::Sha256 hash;
-    if (part.size() > 0 && options_.compute_sha256) {
-      if (auto read_error = part.read_all([&](std::string_view chunk) { hash.update(chunk); }))
-        return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot read " + part.name() + ": " + read_error.message());
+      return finish(job, DownloadStatus::Failed, ErrorKind::Write,
+                    "another transfer is writing " + stem + ".part in this directory");
+    if (error)
+      return finish(job, DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
+    if (job.part.size() > 0 && options_.compute_sha256) {
+      if (auto read_error = job.part.read_all([&](std::string_view chunk) { job.hash.update(chunk); }))
+        return finish(job, DownloadStatus::Failed, ErrorKind::Write,
+                      "cannot read " + job.part.name() + ": " + read_error.message());
     }
-
-    auto report = [&](std::uint64_t bytes, std::optional<std::uint64_t> total) {
-      if (observer) observer->on_progress(info, bytes, total);
-    };
-    thread_local std::optional<detail::CurlEasy> easy;  // one per worker thread, reused across tasks
-    if (!easy) easy.emplace();
-
-    detail::AttemptOutcome outcome;
-    bool use_range = resume;
-    for (int attempt = 1;; ++attempt) {
-      result.attempts = attempt;
-      {
-        auto slot = limiter_.acquire(p.host, stop);
-        if (!slot) {
-          outcome = {ErrorKind::Cancelled, "cancelled"};
-          break;
-        }
-        outcome = detail::run_attempt(*easy, settings_, p.fetch_url, part, hash, use_range, stop, report);
-      }
-      result.http_status = outcome.http_status;
-      if (outcome.error == ErrorKind::None || !outcome.retryable || attempt > options_.retries) break;
-      if (outcome.restart_from_scratch || !resume) {
-        if (auto truncate_error = part.truncate()) {
-          outcome = {ErrorKind::Write, "cannot truncate " + part.name() + ": " + truncate_error.message()};
-          break;
-        }
-        hash = detail::Sha256();
-        use_range = resume && !outcome.restart_from_scratch;
-      }
-      const auto delay = backoff(options_, attempt, outcome.retry_after);
-      if (observer) observer->on_retrying(info, attempt, delay, outcome.message);
-      if (!sleep_unless_stopped(delay, stop)) {
-        outcome = {ErrorKind::Cancelled, "cancelled"};
-        break;
-      }
+    if (observer) {
+      job.report = [this, &job](std::uint64_t bytes, std::optional<std::uint64_t> total) {
+        options_.observer->on_progress(transfer(job.plan), bytes, total);
+      };
     }
+    // Future::cancel() on a running transfer: wake the loop to stop it now, not at its next callback.
+    job.on_stop.emplace(job.task->stop_token(), [this] {
+      stop_seen_.store(true);
+      wake();
+    });
+    return true;
+  }
 
+  void start_attempt(JobPtr job) {
+    ++job->result.attempts;
+    std::optional<detail::CurlEasy> easy;
+    try {
+      easy.emplace(take_easy());
+    } catch (const std::exception& e) {
+      complete(std::move(job), {ErrorKind::Network, e.what()});
+      return;
+    }
+    CURL* handle = easy->get();
+    auto begun = detail::begin_attempt(handle, settings_, job->plan.fetch_url, job->part, job->hash, job->use_range,
+                                       job->task->stop_token(), job->report);
+    if (auto* outcome = std::get_if<detail::AttemptOutcome>(&begun)) {
+      idle_easy_.push_back(std::move(*easy));
+      attempt_done(std::move(job), std::move(*outcome));
+      return;
+    }
+    job->attempt = std::move(std::get<detail::AttemptPtr>(begun));
+    if (const CURLMcode code = curl_multi_add_handle(multi_.get(), handle); code != CURLM_OK) {
+      job->attempt.reset();
+      idle_easy_.push_back(std::move(*easy));
+      attempt_done(std::move(job), {ErrorKind::Network, curl_multi_strerror(code)});
+      return;
+    }
+    job->easy = std::move(easy);
+    if (options_.per_host != 0) ++host_active_[job->plan.host];
+    active_.emplace(handle, std::move(job));
+  }
+
+  /// An easy handle from the idle ones (each keeps its DNS and TLS state warm), or a new one.
+  detail::CurlEasy take_easy() {
+    if (idle_easy_.empty()) return detail::CurlEasy();
+    detail::CurlEasy easy = std::move(idle_easy_.back());
+    idle_easy_.pop_back();
+    return easy;
+  }
+
+  void settle_finished() {
+    int left = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi_.get(), &left)) {
+      if (message->msg != CURLMSG_DONE) continue;
+      CURL* easy = message->easy_handle;
+      const CURLcode code = message->data.result;
+      end_transfer(easy, [&](detail::Attempt& attempt) { return detail::end_attempt(easy, attempt, code); });
+    }
+  }
+
+  /// Takes an attempt out of libcurl and judges it with `judge`.
+  template <class Judge>
+  void end_transfer(CURL* easy, Judge&& judge) {
+    auto node = active_.extract(easy);
+    JobPtr job = std::move(node.mapped());
+    curl_multi_remove_handle(multi_.get(), easy);
+    detail::AttemptOutcome outcome = judge(*job->attempt);
+    job->attempt.reset();
+    idle_easy_.push_back(std::move(*job->easy));
+    job->easy.reset();
+    release_host(job->plan.host);
+    attempt_done(std::move(job), std::move(outcome));
+  }
+
+  void release_host(const std::string& host) {
+    if (options_.per_host == 0) return;
+    --host_active_[host];
+    auto waiting = host_waiting_.find(host);
+    if (waiting == host_waiting_.end()) return;
+    ready_.push_front(std::move(waiting->second.front()));  // it was begun already: it goes first
+    waiting->second.pop_front();
+    --waiting_for_host_;
+    if (waiting->second.empty()) host_waiting_.erase(waiting);
+  }
+
+  /// After each attempt: done, or retried after a backoff.
+  void attempt_done(JobPtr job, detail::AttemptOutcome outcome) {
+    auto& result = job->result;
+    result.http_status = outcome.http_status;
+    if (outcome.error == ErrorKind::None || !outcome.retryable || result.attempts > options_.retries) {
+      complete(std::move(job), std::move(outcome));
+      return;
+    }
+    if (outcome.restart_from_scratch || !job->resume) {
+      if (auto truncate_error = job->part.truncate()) {
+        complete(std::move(job),
+                 {ErrorKind::Write, "cannot truncate " + job->part.name() + ": " + truncate_error.message()});
+        return;
+      }
+      job->hash = detail::Sha256();
+      job->use_range = job->resume && !outcome.restart_from_scratch;
+    }
+    const auto delay = backoff(options_, result.attempts, outcome.retry_after);
+    if (options_.observer) options_.observer->on_retrying(transfer(job->plan), result.attempts, delay, outcome.message);
+    job->retry_at = Clock::now() + delay;
+    retrying_.push_back(std::move(job));
+    std::push_heap(retrying_.begin(), retrying_.end(), later_retry);
+  }
+
+  static bool later_retry(const JobPtr& a, const JobPtr& b) { return a->retry_at > b->retry_at; }
+
+  void release_due_retries() {
+    const auto now = Clock::now();
+    while (!retrying_.empty() && retrying_.front()->retry_at <= now) {
+      std::pop_heap(retrying_.begin(), retrying_.end(), later_retry);
+      ready_.push_front(std::move(retrying_.back()));
+      retrying_.pop_back();
+    }
+  }
+
+  /// The end of a URL that got as far as a transfer: keep or remove the part file, or publish it.
+  void complete(JobPtr job, detail::AttemptOutcome outcome) {
+    auto& result = job->result;
+    auto& part = job->part;
     result.bytes = part.size();
     if (outcome.error != ErrorKind::None) {
       // Under Resume, a transfer cut short stays as .part for the next run to continue.
-      const bool keep = resume && part.size() > 0 &&
+      const bool keep = job->resume && part.size() > 0 &&
                         (outcome.retryable || outcome.error == ErrorKind::Cancelled || outcome.error == ErrorKind::Timeout);
       if (keep) part.keep();
       part.discard();
       const auto status = outcome.error == ErrorKind::Cancelled ? DownloadStatus::Cancelled : DownloadStatus::Failed;
-      return finish(status, outcome.error, outcome.message);
+      finish(*job, status, outcome.error, std::move(outcome.message));
+      return;
     }
 
     result.image_type = outcome.image_type;
-    std::string final_name = p.name;
+    std::string final_name = job->plan.name;
     if (!detail::has_extension(final_name) && outcome.image_type != ImageType::Unknown)
       final_name = detail::with_extension_for(final_name, extension_for(outcome.image_type));
-    if (options_.compute_sha256) result.sha256 = hash.hex_digest();
+    if (options_.compute_sha256) result.sha256 = job->hash.hex_digest();
     // Under Rename, a name taken on disk moves on to name.N.ext, but never onto a name planned for a
     // later URL of this run: names must depend on the input order alone.
     const auto reserved = [this](const std::string& candidate) {
       std::lock_guard lock(plan_mutex_);
       return planner_.is_reserved(candidate);
     };
+    std::error_code error;
     const auto published = output_.publish(part, final_name, options_.on_exists, reserved, error);
     if (error) {
       part.discard();
-      return finish(DownloadStatus::Failed, ErrorKind::Write, "cannot rename to " + final_name + ": " + error.message());
+      finish(*job, DownloadStatus::Failed, ErrorKind::Write, "cannot rename to " + final_name + ": " + error.message());
+      return;
     }
     result.path = options_.output_dir / published;
-    return finish(DownloadStatus::Ok, ErrorKind::None, {});
+    finish(*job, DownloadStatus::Ok, ErrorKind::None, {});
   }
+
+  /// Delivers the result: observer first, then the future. Always false (the job has ended), so
+  /// begin() can return it.
+  bool finish(Job& job, DownloadStatus status, ErrorKind error, std::string message) {
+    auto& result = job.result;
+    result.status = status;
+    result.error = error;
+    result.message = std::move(message);
+    result.elapsed = Clock::now() - job.start;
+    if (options_.observer) options_.observer->on_finished(transfer(job.plan), result);
+    job.task->set_result(std::move(result));
+    return false;
+  }
+
+  /// cancel(): URLs not begun are cancelled, every other one ends Cancelled now.
+  void abort_all() {
+    const detail::AttemptOutcome cancelled{ErrorKind::Cancelled, "cancelled"};
+    while (!active_.empty())
+      end_transfer(active_.begin()->first, [&](detail::Attempt&) { return cancelled; });
+    auto drain = [&](auto& jobs) {
+      for (auto& job : jobs) {
+        if (job->begun) {
+          complete(std::move(job), cancelled);
+        } else {
+          job->task->cancel();  // Pending -> Cancelled; its done-callback tells the observer
+        }
+      }
+      jobs.clear();
+    };
+    drain(ready_);
+    drain(retrying_);
+    for (auto& [host, jobs] : host_waiting_) drain(jobs);
+    host_waiting_.clear();
+    waiting_for_host_ = 0;
+  }
+
+  /// Future::cancel() reached running transfers: they end Cancelled now.
+  void settle_stopped() {
+    const detail::AttemptOutcome cancelled{ErrorKind::Cancelled, "cancelled"};
+    std::vector<CURL*> stopped;
+    for (const auto& [easy, job] : active_)
+      if (job->task->stop_requested()) stopped.push_back(easy);
+    for (CURL* easy : stopped) end_transfer(easy, [&](detail::Attempt&) { return cancelled; });
+    auto settle = [&](auto& jobs) {
+      auto kept = std::partition(jobs.begin(), jobs.end(), [](const JobPtr& job) { return !job->task->stop_requested(); });
+      for (auto it = kept; it != jobs.end(); ++it) complete(std::move(*it), cancelled);
+      return jobs.erase(kept, jobs.end());
+    };
+    settle(ready_);
+    settle(retrying_);
+    std::make_heap(retrying_.begin(), retrying_.end(), later_retry);
+    for (auto it = host_waiting_.begin(); it != host_waiting_.end();) {
+      const auto before = it->second.size();
+      settle(it->second);
+      waiting_for_host_ -= before - it->second.size();
+      it = it->second.empty() ? host_waiting_.erase(it) : std::next(it);
+    }
+  }
+
+  static constexpr std::chrono::milliseconds batch_wait{20};
 
   const DownloadOptions options_;
   detail::OutputDir output_;
-  detail::HostLimiter limiter_;
   detail::CurlShare share_;
   const detail::TransferSettings settings_;
   std::mutex plan_mutex_;
   detail::NamePlanner planner_;
   std::size_t next_index_ = 0;
   std::atomic<bool> cancelled_{false};
+
+  // Shared with the loop, under queue_mutex_.
+  std::mutex queue_mutex_;
+  std::vector<JobPtr> incoming_;
+  bool closing_ = false;
+  std::uint64_t cancel_requests_ = 0;
+  std::uint64_t cancels_done_ = 0;
+  std::condition_variable cancel_cv_;
+  std::atomic<bool> stop_seen_{false};
+
+  // The loop's own. The multi handle outlives the easy handles, which outlive the share handle.
+  detail::CurlMulti multi_;
+  std::vector<detail::CurlEasy> idle_easy_;
+  std::deque<JobPtr> ready_;                    // taken, waiting for a free slot; retries go first
+  std::unordered_map<CURL*, JobPtr> active_;    // attempts libcurl is running
+  std::vector<JobPtr> retrying_;                // a min-heap on retry_at
+  std::unordered_map<std::string, std::deque<JobPtr>> host_waiting_;  // begun, host at per_host
+  std::unordered_map<std::string, std::size_t> host_active_;
+  std::size_t waiting_for_host_ = 0;
+  std::uint64_t cancels_seen_ = 0;
+
+  /// Never runs a task: it counts the Downloader's futures (stats()) and reports errors thrown by
+  /// their done-callbacks, as for any executor's futures.
   ThreadPoolExecutor executor_;
+  std::thread loop_thread_;
 };
 
 Downloader::Downloader(DownloadOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -123,6 +123,14 @@ class ExecutorCore {
   // mutex_ when a worker pops a task, so enqueue() never mistakes a worker about to run a task for an
   // idle one. A popped task that was cancelled while queued never starts and drops it right away.
   void task_started() noexcept { pending_.fetch_sub(1, std::memory_order_relaxed); }
+  void external_taken() noexcept { running_.fetch_add(1, std::memory_order_relaxed); }
+  /// Counts a task that an engine outside the pool will run (ExternalTask).
+  void adopt_external() {
+    std::lock_guard lock(mutex_);
+    if (broken_) throw BrokenExecutor(broken_message);
+    if (shutdown_) throw ExecutorShutdownError();
+    pending_.fetch_add(1, std::memory_order_relaxed);
+  }
   void task_skipped() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
   void task_finished(bool was_cancelled) noexcept {
     running_.fetch_sub(1, std::memory_order_relaxed);
@@ -270,6 +278,11 @@ bool StateBase::try_start() noexcept {
   return true;
 }
 
+bool StateBase::start_external() noexcept {
+  core_->external_taken();
+  return try_start();
+}
+
 bool StateBase::cancel() {
   auto expected = FutureStatus::Pending;
   if (status_.compare_exchange_strong(expected, FutureStatus::Cancelled, std::memory_order_acq_rel)) {
@@ -394,6 +407,11 @@ void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures, bool cancel_ru
 ExecutorStats ThreadPoolExecutor::stats() const noexcept { return core_->stats(); }
 
 std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
+
+std::shared_ptr<detail::ExecutorCore> ThreadPoolExecutor::adopt_external_task() {
+  core_->adopt_external();
+  return core_;
+}
 
 void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::StateBase> task) { core_->enqueue(core_, std::move(task)); }
 

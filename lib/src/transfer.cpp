@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <variant>
 
 #include "image_type.hpp"
 
@@ -75,15 +76,18 @@ bool retryable_status(long status) {
   return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-/// The per-attempt state libcurl's callbacks work on.
+}  // namespace
+
+/// The per-attempt state libcurl's callbacks work on, alive from begin_attempt() to end_attempt().
 struct Attempt {
   const DownloadOptions& options;
   PartFile& part;
   Sha256& hash;
   std::stop_token stop;
-  const std::function<void(std::uint64_t, std::optional<std::uint64_t>)>& report;
+  const ProgressReport& report;
   bool use_range;
   std::uint64_t start_offset;  // bytes already in the part file when the attempt began
+  char error_buffer[CURL_ERROR_SIZE] = {};
 
   // The current response's headers (reset at each status line, since redirects bring several).
   long status = 0;
@@ -229,6 +233,10 @@ struct Attempt {
   }
 };
 
+void AttemptDeleter::operator()(Attempt* attempt) const noexcept { delete attempt; }
+
+namespace {
+
 std::size_t header_callback(char* data, std::size_t size, std::size_t count, void* user) {
   auto& attempt = *static_cast<Attempt*>(user);
   const std::size_t bytes = size * count;
@@ -259,13 +267,13 @@ void set(CURL* easy, CURLoption option, T value) {
 }
 
 void configure(CURL* easy, const TransferSettings& settings, const std::string& url, Attempt& attempt,
-               char* error_buffer, const std::string& range) {
+               const std::string& range) {
   const DownloadOptions& o = *settings.options;
   curl_easy_reset(easy);  // keeps the connection cache, so keep-alive reuse survives between tasks
   set(easy, CURLOPT_URL, url.c_str());
   set(easy, CURLOPT_NOSIGNAL, 1L);
   set(easy, CURLOPT_SHARE, settings.share);
-  set(easy, CURLOPT_ERRORBUFFER, error_buffer);
+  set(easy, CURLOPT_ERRORBUFFER, attempt.error_buffer);
   set(easy, CURLOPT_USERAGENT, settings.user_agent.c_str());
   set(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   set(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -346,35 +354,40 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   return std::chrono::milliseconds(when > now ? static_cast<std::int64_t>(when - now) * 1000 : 0);
 }
 
-AttemptOutcome run_attempt(CurlEasy& easy, const TransferSettings& settings, const std::string& url, PartFile& part,
-                           Sha256& hash, bool use_range, std::stop_token stop,
-                           const std::function<void(std::uint64_t, std::optional<std::uint64_t>)>& report) {
+std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
+                                                      const std::string& url, PartFile& part, Sha256& hash,
+                                                      bool use_range, std::stop_token stop,
+                                                      const ProgressReport& report) {
   const DownloadOptions& options = *settings.options;
-  Attempt attempt{options, part, hash, stop, report, use_range && part.size() > 0, part.size()};
-  if (attempt.start_offset > 0) {
+  AttemptPtr attempt(new Attempt{options, part, hash, std::move(stop), report, use_range && part.size() > 0, part.size()});
+  if (attempt->start_offset > 0) {
     // A resumed file is sniffed from its own first bytes. A prefix shorter than the sniff window goes
     // back into the held-back head, to be sniffed and rewritten together with what follows it.
-    attempt.head = part.read_head(sniff_bytes_needed());
-    if (attempt.head.size() < sniff_bytes_needed()) {
-      if (auto error = part.truncate()) return {ErrorKind::Write, "cannot truncate: " + error.message()};
+    attempt->head = part.read_head(sniff_bytes_needed());
+    if (attempt->head.size() < sniff_bytes_needed()) {
+      if (auto error = part.truncate()) return AttemptOutcome{ErrorKind::Write, "cannot truncate: " + error.message()};
       hash = Sha256();
     } else {
-      attempt.sniffed = true;
-      attempt.type = sniff_image_type(attempt.head);
-      attempt.head.clear();
-      if (attempt.type == ImageType::Unknown && options.require_image)
-        return {ErrorKind::NotImage, "not an image (the partial file " + part.name() + " is not one)"};
+      attempt->sniffed = true;
+      attempt->type = sniff_image_type(attempt->head);
+      attempt->head.clear();
+      if (attempt->type == ImageType::Unknown && options.require_image)
+        return AttemptOutcome{ErrorKind::NotImage, "not an image (the partial file " + part.name() + " is not one)"};
     }
   }
+  const std::string range = attempt->use_range ? std::to_string(attempt->start_offset) + "-" : std::string();
+  configure(easy, settings, url, *attempt, range);
+  return attempt;
+}
 
-  char error_buffer[CURL_ERROR_SIZE] = {};
-  const std::string range = attempt.use_range ? std::to_string(attempt.start_offset) + "-" : std::string();
-  configure(easy.get(), settings, url, attempt, error_buffer, range);
-  const CURLcode code = curl_easy_perform(easy.get());
-
+AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
+  const DownloadOptions& options = attempt.options;
+  PartFile& part = attempt.part;
+  const std::stop_token& stop = attempt.stop;
+  const char* error_buffer = attempt.error_buffer;
   AttemptOutcome outcome;
   long status = 0;
-  curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   outcome.http_status = status;
   outcome.retry_after = attempt.retry_after;
 
@@ -397,7 +410,7 @@ AttemptOutcome run_attempt(CurlEasy& easy, const TransferSettings& settings, con
     outcome.restart_from_scratch = attempt.restart_from_scratch;
   } else {
     long redirects = 0;
-    curl_easy_getinfo(easy.get(), CURLINFO_REDIRECT_COUNT, &redirects);
+    curl_easy_getinfo(easy, CURLINFO_REDIRECT_COUNT, &redirects);
     outcome.error = classify(code, redirects);
     if (outcome.error == ErrorKind::Cancelled && !stop.stop_requested()) outcome.error = ErrorKind::Network;
     std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(code);

@@ -1,12 +1,16 @@
 #pragma once
-// One HTTP attempt: a libcurl easy transfer streaming its body into a PartFile, with the checks that
-// decide whether the body may become a file (status, size, magic bytes).
+// One HTTP attempt: a libcurl easy transfer, driven by the Downloader's multi handle, streaming its
+// body into a PartFile, with the checks that decide whether the body may become a file (status, size,
+// magic bytes).
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <variant>
 
 #include "curl_handles.hpp"
 #include "imgdl/downloader.hpp"
@@ -34,13 +38,31 @@ struct AttemptOutcome {
   bool restart_from_scratch = false;
 };
 
-/// Runs one attempt for `url` on `easy` (owned by the calling thread), appending to `part` (which may
-/// already hold a resumed prefix when `use_range`). `hash` must hold the hash of the part's current
-/// content; it is reset when the server restarts the body. Progress goes to `report` at most 10 times
-/// a second. Never throws for transfer failures: they are the outcome's error.
-AttemptOutcome run_attempt(CurlEasy& easy, const TransferSettings& settings, const std::string& url, PartFile& part,
-                           Sha256& hash, bool use_range, std::stop_token stop,
-                           const std::function<void(std::uint64_t, std::optional<std::uint64_t>)>& report);
+/// Receives (bytes so far, expected total) at most 10 times a second during an attempt.
+using ProgressReport = std::function<void(std::uint64_t, std::optional<std::uint64_t>)>;
+
+/// The state libcurl's callbacks write to during one attempt. Opaque outside transfer.cpp; it never
+/// moves between begin_attempt() and end_attempt(), because libcurl holds its address.
+struct Attempt;
+struct AttemptDeleter {
+  void operator()(Attempt* attempt) const noexcept;
+};
+using AttemptPtr = std::unique_ptr<Attempt, AttemptDeleter>;
+
+/// Prepares one attempt for `url` on `easy` (reset and configured; add it to a multi handle to run
+/// it), appending to `part`, which may already hold a resumed prefix when `use_range`. `hash` must
+/// hold the hash of the part's current content; it is reset when the server restarts the body.
+/// `part`, `hash` and `report` must outlive the attempt. Returns an outcome instead when the attempt
+/// ends before any request (a resumed prefix that is not an image). Call on the thread that runs the
+/// transfer; never throws for transfer failures.
+std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
+                                                      const std::string& url, PartFile& part, Sha256& hash,
+                                                      bool use_range, std::stop_token stop,
+                                                      const ProgressReport& report);
+
+/// Judges a finished attempt from libcurl's `code` and what the callbacks saw: status, size and image
+/// checks, error kind and message, and whether a retry may help. The body is in `part` when it passed.
+AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code);
 
 /// Parses a Retry-After value: delta-seconds or an HTTP date. nullopt when unparseable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value);

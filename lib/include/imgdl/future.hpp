@@ -79,6 +79,8 @@ class StateBase {
  protected:
   /// Pending → Running; false when the task was cancelled while queued.
   bool try_start() noexcept;
+  /// try_start() for a task that no worker took (ExternalTask): counts it running first.
+  bool start_external() noexcept;
   /// Running → Finished with a value already stored (error == nullptr) or with an exception.
   void finish(std::exception_ptr error) noexcept;
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }

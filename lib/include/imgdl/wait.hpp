@@ -1,6 +1,7 @@
 #pragma once
 // Python's concurrent.futures.as_completed and concurrent.futures.wait over imgdl futures.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -33,11 +34,26 @@ namespace detail {
 class CompletionQueue {
  public:
   void push(std::size_t index) {
+    bool wake = false;
     {
       std::lock_guard lock(mutex_);
       finished_.push_back(index);
+      wake = finished_.size() >= wanted_;
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
+  }
+  /// Waits until `count` indices are queued, or only for one once `deadline` passed, then moves every
+  /// queued index to `out`. Pushes wake the waiter only when enough are queued: one wake-up per batch.
+  void pop_batch(std::size_t count, std::chrono::steady_clock::time_point deadline, std::vector<std::size_t>& out) {
+    std::unique_lock lock(mutex_);
+    wanted_ = std::max<std::size_t>(count, 1);
+    if (!cv_.wait_until(lock, deadline, [&] { return finished_.size() >= wanted_; })) {
+      wanted_ = 1;
+      cv_.wait(lock, [&] { return !finished_.empty(); });
+    }
+    wanted_ = 1;
+    out.insert(out.end(), finished_.begin(), finished_.end());
+    finished_.clear();
   }
   /// Pops the next completed index; nullopt if the deadline passed first.
   std::optional<std::size_t> pop(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
@@ -67,6 +83,7 @@ class CompletionQueue {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::size_t> finished_;
+  std::size_t wanted_ = 1;  // queued indices that make push() wake the waiter
 };
 
 template <class R>
