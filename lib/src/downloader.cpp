@@ -136,12 +136,6 @@ class Downloader::Impl {
     if (observer && announce) observer->on_queued(transfer(p));
     auto task = executor_.external_task<DownloadResult>();
     Future<DownloadResult> future(task);
-    if (observer) {
-      // A transfer cancelled before the loop took it is never begun: report it from here.
-      future.add_done_callback([this, p](const Future<DownloadResult>& f) {
-        if (f.cancelled()) options_.observer->on_finished(transfer(p), cancelled_result(p));
-      });
-    }
     auto job = std::make_unique<Job>();
     job->plan = std::move(p);
     job->task = std::move(task);
@@ -238,14 +232,6 @@ class Downloader::Impl {
   }
 
   static DownloadObserver::Transfer transfer(const Plan& p) { return {p.index, p.url, p.name}; }
-
-  DownloadResult base_result(const Plan& p) const {
-    DownloadResult r;
-    r.url = p.url;
-    // A duplicate has no file of its own: the earlier URL's may have been renamed, so name none.
-    if (!p.name.empty() && !p.duplicate) r.path = options_.output_dir / p.name;
-    return r;
-  }
 
   DownloadResult cancelled_result(const Plan& p) const { return cancelled_result(p.url, p.name); }
   DownloadResult cancelled_result(const std::string& url, const std::string& name) const {
@@ -408,10 +394,13 @@ class Downloader::Impl {
   /// The first step of a URL: whatever needs no request (plan errors, duplicates, files already
   /// there), then the part file. False when the job ended here.
   bool begin(Job& job) {
-    if (!job.task->set_running_or_notify_cancel()) return false;  // its done-callback reported it
+    if (!job.task->set_running_or_notify_cancel()) {  // Future::cancel() came first
+      if (options_.observer) options_.observer->on_finished(transfer(job.plan), cancelled_result(job.plan));
+      return false;
+    }
     job.begun = true;
     job.start = Clock::now();
-    job.result = base_result(job.plan);
+    job.result.url = job.plan.url;
     const Plan& p = job.plan;
     if (p.error != ErrorKind::None) return finish(job, DownloadStatus::Failed, p.error, p.message);
     if (p.duplicate)
@@ -481,7 +470,11 @@ class Downloader::Impl {
 
   /// An easy handle from the idle ones (each keeps its DNS and TLS state warm), or a new one.
   detail::CurlEasy take_easy() {
-    if (idle_easy_.empty()) return detail::CurlEasy();
+    if (idle_easy_.empty()) {
+      detail::CurlEasy easy;
+      detail::configure_handle(easy.get(), settings_);
+      return easy;
+    }
     detail::CurlEasy easy = std::move(idle_easy_.back());
     idle_easy_.pop_back();
     return easy;
@@ -603,6 +596,10 @@ class Downloader::Impl {
     result.error = error;
     result.message = std::move(message);
     result.elapsed = Clock::now() - job.start;
+    // A file that was not published names its planned file; a duplicate names none, since the earlier
+    // URL's file may have been renamed.
+    if (result.path.empty() && !job.plan.name.empty() && !job.plan.duplicate)
+      result.path = options_.output_dir / job.plan.name;
     if (options_.observer) options_.observer->on_finished(transfer(job.plan), result);
     job.task->set_result(std::move(result));
     return false;
@@ -617,8 +614,8 @@ class Downloader::Impl {
       for (auto& job : jobs) {
         if (job->begun) {
           complete(std::move(job), cancelled);
-        } else {
-          job->task->cancel();  // Pending -> Cancelled; its done-callback tells the observer
+        } else if (job->task->cancel() && options_.observer) {  // Pending -> Cancelled
+          options_.observer->on_finished(transfer(job->plan), cancelled_result(job->plan));
         }
       }
       jobs.clear();

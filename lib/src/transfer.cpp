@@ -266,38 +266,13 @@ void set(CURL* easy, CURLoption option, T value) {
   curl_easy_setopt(easy, option, value);
 }
 
-void configure(CURL* easy, const TransferSettings& settings, const std::string& url, Attempt& attempt,
-               const std::string& range) {
-  const DownloadOptions& o = *settings.options;
-  curl_easy_reset(easy);  // keeps the connection cache, so keep-alive reuse survives between tasks
+/// The options that change with each attempt; everything else was set once by configure_handle().
+void configure_attempt(CURL* easy, const std::string& url, Attempt& attempt, const std::string& range) {
   set(easy, CURLOPT_URL, url.c_str());
-  set(easy, CURLOPT_NOSIGNAL, 1L);
-  set(easy, CURLOPT_SHARE, settings.share);
+  set(easy, CURLOPT_RANGE, range.empty() ? nullptr : range.c_str());
   set(easy, CURLOPT_ERRORBUFFER, attempt.error_buffer);
-  set(easy, CURLOPT_USERAGENT, settings.user_agent.c_str());
-  set(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  set(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  set(easy, CURLOPT_FOLLOWLOCATION, 1L);
-  set(easy, CURLOPT_MAXREDIRS, static_cast<long>(o.max_redirects));
-  set(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  set(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
-  set(easy, CURLOPT_BUFFERSIZE, 64L * 1024);
-  set(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
-  set(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count()));
-  if (o.low_speed_time.count() > 0) {
-    set(easy, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(o.low_speed_limit));
-    set(easy, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.low_speed_time.count()));
-  }
-  set(easy, CURLOPT_SSL_VERIFYPEER, o.insecure ? 0L : 1L);
-  set(easy, CURLOPT_SSL_VERIFYHOST, o.insecure ? 0L : 2L);
-  if (!o.ca_file.empty()) set(easy, CURLOPT_CAINFO, o.ca_file.c_str());
-  if (!range.empty()) set(easy, CURLOPT_RANGE, range.c_str());
-  set(easy, CURLOPT_HEADERFUNCTION, &header_callback);
   set(easy, CURLOPT_HEADERDATA, &attempt);
-  set(easy, CURLOPT_WRITEFUNCTION, &write_callback);
   set(easy, CURLOPT_WRITEDATA, &attempt);
-  set(easy, CURLOPT_NOPROGRESS, 0L);
-  set(easy, CURLOPT_XFERINFOFUNCTION, &progress_callback);
   set(easy, CURLOPT_XFERINFODATA, &attempt);
 }
 
@@ -354,6 +329,33 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   return std::chrono::milliseconds(when > now ? static_cast<std::int64_t>(when - now) * 1000 : 0);
 }
 
+void configure_handle(CURL* easy, const TransferSettings& settings) {
+  const DownloadOptions& o = *settings.options;
+  set(easy, CURLOPT_NOSIGNAL, 1L);
+  set(easy, CURLOPT_SHARE, settings.share);
+  set(easy, CURLOPT_USERAGENT, settings.user_agent.c_str());
+  set(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  set(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  set(easy, CURLOPT_FOLLOWLOCATION, 1L);
+  set(easy, CURLOPT_MAXREDIRS, static_cast<long>(o.max_redirects));
+  set(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  set(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
+  set(easy, CURLOPT_BUFFERSIZE, 64L * 1024);
+  set(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
+  set(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count()));
+  if (o.low_speed_time.count() > 0) {
+    set(easy, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(o.low_speed_limit));
+    set(easy, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.low_speed_time.count()));
+  }
+  set(easy, CURLOPT_SSL_VERIFYPEER, o.insecure ? 0L : 1L);
+  set(easy, CURLOPT_SSL_VERIFYHOST, o.insecure ? 0L : 2L);
+  if (!o.ca_file.empty()) set(easy, CURLOPT_CAINFO, o.ca_file.c_str());
+  set(easy, CURLOPT_HEADERFUNCTION, &header_callback);
+  set(easy, CURLOPT_WRITEFUNCTION, &write_callback);
+  set(easy, CURLOPT_NOPROGRESS, 0L);
+  set(easy, CURLOPT_XFERINFOFUNCTION, &progress_callback);
+}
+
 std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
                                                       const std::string& url, PartFile& part, Sha256& hash,
                                                       bool use_range, std::stop_token stop,
@@ -376,7 +378,7 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
     }
   }
   const std::string range = attempt->use_range ? std::to_string(attempt->start_offset) + "-" : std::string();
-  configure(easy, settings, url, *attempt, range);
+  configure_attempt(easy, url, *attempt, range);
   return attempt;
 }
 

@@ -49,8 +49,12 @@ struct AttemptDeleter {
 };
 using AttemptPtr = std::unique_ptr<Attempt, AttemptDeleter>;
 
-/// Prepares one attempt for `url` on `easy` (reset and configured; add it to a multi handle to run
-/// it), appending to `part`, which may already hold a resumed prefix when `use_range`. `hash` must
+/// Sets the options that stay the same for every attempt of a Downloader, once per new easy handle:
+/// setting them again per attempt costs a dozen string copies inside libcurl each time.
+void configure_handle(CURL* easy, const TransferSettings& settings);
+
+/// Prepares one attempt for `url` on `easy`, a handle set up by configure_handle() (add it to a multi
+/// handle to run it), appending to `part`, which may already hold a resumed prefix when `use_range`. `hash` must
 /// hold the hash of the part's current content; it is reset when the server restarts the body.
 /// `part`, `hash` and `report` must outlive the attempt. Returns an outcome instead when the attempt
 /// ends before any request (a resumed prefix that is not an image). Call on the thread that runs the
