@@ -177,24 +177,24 @@ void TerminalOutput::on_finished(const Transfer& t, const DownloadResult& r) {
     if (r.status == DownloadStatus::Ok)
       finished_bytes_ += r.bytes;
   }
-  const std::string line = finished_line(r);
+  // Lines are formatted only when printed: with --quiet this runs once per file on the transfer loop.
   switch (r.status) {
     case DownloadStatus::Ok:
       if (style_.lines)
-        print(line);
+        print(finished_line(r));
       break;
     case DownloadStatus::Skipped:
       if (style_.lines)
-        print(paint(sgr_yellow, line));
+        print(paint(sgr_yellow, finished_line(r)));
       break;
     case DownloadStatus::Failed:
       if (style_.lines || style_.failures)
-        print(paint(sgr_red, "FAILED") + line.substr(6));
+        print(paint(sgr_red, "FAILED") + finished_line(r).substr(6));
       break;
     case DownloadStatus::Cancelled:
       // Queued URLs cancelled by Ctrl-C are counted in the summary, not listed one by one.
       if (style_.lines && was_running)
-        print(line);
+        print(finished_line(r));
       break;
   }
 }
