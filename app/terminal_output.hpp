@@ -1,7 +1,7 @@
 #pragma once
 // The observer that turns Downloader callbacks into output: a line per finished file and, on a
-// terminal, a live area of progress bars above those lines. Callbacks arrive on worker threads; one
-// mutex serialises every write, and the bars are redrawn by one render thread at most 10 times a second.
+// terminal, a live area of progress bars above those lines. Callbacks arrive on the Downloader's transfer
+// thread and on the main thread; one mutex serialises every write, and the bars are redrawn by one render thread at most 10 times a second.
 
 #include <chrono>
 #include <condition_variable>

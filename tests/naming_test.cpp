@@ -203,6 +203,48 @@ TEST_CASE("parse_url accepts http and https URLs and normalizes them") {
   }
 }
 
+TEST_CASE("the fast path parses plain URLs exactly as CURLU does and leaves the rest to it") {
+  using imgdl::detail::parse_simple_url;
+  using imgdl::detail::parse_url_with_curlu;
+  SUBCASE("plain URLs take the fast path and agree with CURLU") {
+    const std::vector<std::string> plain = {
+        "http://127.0.0.1:8080/img/f1.jpg?size=1024",
+        "https://upload.wikimedia.org/wikipedia/commons/3/3f/Fronalpstock_big.jpg",
+        "http://h",
+        "http://h:80/a",
+        "https://h:443/a",
+        "https://h:80/a",
+        "http://h:65535/a",
+        "http://h//a//b.png",
+        "http://h/a.jpg?x=1&y=2?z=3",
+        "http://h/a;b,c=d@e:f/~g!$&'()*+.jpg",
+        "http://0.0.0.0/a",
+        "http://255.255.255.255/a",
+        "http://a-b.c-d/x",
+    };
+    for (const auto& url : plain) {
+      CAPTURE(url);
+      const auto simple = parse_simple_url(url);
+      REQUIRE(simple.has_value());
+      CHECK(simple == parse_url_with_curlu(url, nullptr));
+    }
+  }
+  SUBCASE("what CURLU would rewrite, or might reject, is left to it") {
+    const std::vector<std::string> others = {
+        "HTTP://h/a",       "http://H/a",       "http://h/a#f",     "http://h/a/../b", "http://h/./b",
+        "http://h/a/.",     "http://127.1/a",   "http://0x7f.0.0.1/", "http://010.0.0.1/", "http://256.0.0.1/",
+        "http://1.2.3.4.5/", "http://h:/a",     "http://h:0/a",     "http://h:080/a",  "http://h:99999/a",
+        "http://u@h/a",     "http://[::1]/a",   "http://h?x",       "http://h/a?",     "http://h/%41.jpg",
+        "http://h/a b",     "http://h/\xC3\xA9", "http://h/a\\b", "http://h/{a}",   "http://.h/a",
+        "http://h./a",      "http://a..b/a",    "http://h_x/a",
+    };
+    for (const auto& url : others) {
+      CAPTURE(url);
+      CHECK_FALSE(parse_simple_url(url).has_value());
+    }
+  }
+}
+
 TEST_CASE("parse_url rejects what is not an http(s) URL with a host, with a reason") {
   struct Bad {
     std::string url;

@@ -22,7 +22,7 @@ class PrintFinished : public imgdl::DownloadObserver {
  public:
   void on_retrying(const Transfer& t, int attempt, std::chrono::milliseconds delay,
                    std::string_view reason) override {
-    std::lock_guard lock(mutex_);  // observers are called from several worker threads at once
+    std::lock_guard lock(mutex_);  // one observer may serve several Downloaders, each with its thread
     std::cout << t.name << ": attempt " << attempt << " failed (" << reason << "), retrying in "
               << delay.count() << " ms\n";
   }

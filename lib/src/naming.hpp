@@ -20,6 +20,7 @@ struct ParsedUrl {
   int port = 0;            ///< the explicit port, else the scheme's default
   std::string normalized;  ///< CURLU's rendering without fragment or default port: what to fetch, and the
                            ///< key that makes the same URL listed twice be fetched once
+  friend bool operator==(const ParsedUrl&, const ParsedUrl&) = default;
 };
 
 /// Parses and validates one URL. Only absolute http:// and https:// URLs with a host are accepted;
@@ -28,6 +29,16 @@ struct ParsedUrl {
 /// not null, stores a one-line reason such as "unsupported scheme 'ftp' (only http and https)",
 /// "not a URL: foo" or "missing host" (quoted input is cut to ~100 bytes). Thread-safe.
 std::optional<ParsedUrl> parse_url(std::string_view url, std::string* error);
+
+/// parse_url()'s fast path, without CURLU, for the plain URLs most lists hold: a lowercase http(s)
+/// scheme, a lowercase host name or canonical dotted-quad address, an optional port, and a path and
+/// query of unreserved, sub-delimiter, ':', '@', '/' and '?' characters, without dot segments or a
+/// fragment. nullopt for anything else. For every URL it accepts it returns exactly what
+/// parse_url_with_curlu() returns (naming_test and fuzz_filename check it). Thread-safe: pure.
+std::optional<ParsedUrl> parse_simple_url(std::string_view url);
+
+/// parse_url() through libcurl's URL API, for any URL. Thread-safe.
+std::optional<ParsedUrl> parse_url_with_curlu(std::string_view url, std::string* error);
 
 /// The most bytes a file name may have (NAME_MAX on Linux).
 inline constexpr std::size_t max_name_bytes = 255;

@@ -1,4 +1,5 @@
-// libFuzzer: arbitrary bytes as a URL; whatever parse_url accepts must get a safe file name.
+// libFuzzer: arbitrary bytes as a URL; whatever parse_url accepts must get a safe file name, and its
+// fast path must parse exactly as CURLU does.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -59,6 +60,10 @@ void check_name(const std::string& name, std::size_t max_bytes) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   std::string error;
+  // The fast path must agree with CURLU on every URL it accepts.
+  if (const auto simple = imgdl::detail::parse_simple_url(input)) {
+    check(imgdl::detail::parse_url_with_curlu(input, nullptr) == simple);
+  }
   const auto url = imgdl::detail::parse_url(input, &error);
   if (!url) {
     check(!error.empty());

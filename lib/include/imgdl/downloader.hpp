@@ -1,6 +1,7 @@
 #pragma once
-// imgdl::Downloader: fetches URLs as tasks on a ThreadPoolExecutor and writes each to a file named
-// from the URL's basename, streaming to `<name>.part` and renaming only once the body checks out.
+// imgdl::Downloader: fetches URLs concurrently on one libcurl event loop and writes each to a file
+// named from the URL's basename, streaming to `<name>.part` and renaming only once the body checks out.
+// Its futures are imgdl::Future, counted in an executor's stats like any task.
 
 #include <chrono>
 #include <cstddef>
@@ -34,9 +35,10 @@ enum class Mode {
 };
 
 /// Where the Downloader reports progress. Every method has an empty default, so override only what
-/// you need. on_queued runs on the thread calling submit()/download_all(); all the others run on
-/// worker threads, concurrently for different transfers (serialise your output). They must not
-/// throw, and should return quickly: a slow observer slows the transfer that calls it.
+/// you need. on_queued runs on the thread calling submit()/download_all()/download_stream(); all the
+/// others run on the Downloader's transfer thread, one call at a time, so they may race only with
+/// on_queued and your own threads. They must not throw, and should return quickly: while one runs,
+/// no transfer of that Downloader moves.
 class DownloadObserver {
  public:
   /// Identifies a transfer in every call: `index` counts submissions from 0, `name` is the planned
@@ -48,9 +50,9 @@ class DownloadObserver {
   };
 
   virtual ~DownloadObserver() = default;
-  /// The URL was accepted and is waiting for a worker.
+  /// The URL was accepted and is waiting for a free transfer slot.
   virtual void on_queued(const Transfer&) {}
-  /// A worker started its first attempt.
+  /// Its first attempt is about to start (a slot was free).
   virtual void on_started(const Transfer&) {}
   /// Body bytes so far, and the expected total when known. At most 10 calls a second per transfer,
   /// plus one final call with the complete count.
@@ -58,7 +60,8 @@ class DownloadObserver {
   /// Attempt `attempt` failed for `reason` and the next starts after `delay`.
   virtual void on_retrying(const Transfer&, int /*attempt*/, std::chrono::milliseconds /*delay*/,
                            std::string_view /*reason*/) {}
-  /// The transfer ended (ok, skipped, failed or cancelled). Called exactly once per submission.
+  /// The transfer ended (ok, skipped, failed or cancelled). Called exactly once per submission; for
+  /// a URL cancelled before it started, when the transfer thread reaches it or on cancel().
   virtual void on_finished(const Transfer&, const DownloadResult&) {}
 };
 
@@ -66,7 +69,8 @@ class DownloadObserver {
 struct DownloadOptions {
   /// Where files go; created (with parents) if missing. Nothing is ever written outside it.
   std::filesystem::path output_dir = ".";
-  /// Concurrent transfers; unset means Python's executor default, min(32, hardware threads + 4).
+  /// Concurrent transfers (attempts in flight); unset means Python's executor default,
+  /// min(32, hardware threads + 4). A retry waiting out its backoff does not hold a slot.
   std::optional<std::size_t> max_workers;
   /// Most concurrent transfers to one host (by host name); 0 means unlimited.
   std::size_t per_host = 0;
@@ -107,10 +111,14 @@ struct DownloadOptions {
 
 /// Downloads URLs concurrently into one directory.
 ///
-/// Threading: submit(), download_all() and cancel() are thread-safe. Transfers run on the
-/// Downloader's own worker threads, each reusing one libcurl handle (and so its keep-alive
-/// connections); DNS and TLS sessions are shared between them. Several Downloaders may live in one
-/// process. The destructor waits for running transfers (call cancel() first to abort them).
+/// Threading: submit(), download_all(), download_stream() and cancel() are thread-safe. Every
+/// transfer runs on the Downloader's one transfer thread ("imgdl-net"), which drives up to
+/// max_workers of them at once through a libcurl multi handle (one connection cache, so keep-alive
+/// connections are reused; easy handles are recycled), and does the file work too: creating part
+/// files, writing and renaming them. A thread per transfer would cost a sleep and a wake-up per file,
+/// which on a long list of small files costs more than the transfers. Several Downloaders may live
+/// in one process, each with its own thread. The destructor waits for every submitted URL (call
+/// cancel() first to abort them).
 ///
 /// Files: a body streams to `<name>.part` (created exclusively, never through a symlink) and is
 /// renamed to its final name only after its status, size and image checks pass; on failure the
@@ -125,8 +133,9 @@ class Downloader {
   Downloader& operator=(const Downloader&) = delete;
 
   /// Plans the URL's file name now (so names follow submission order) and schedules the transfer.
-  /// The future always holds a DownloadResult; it is cancelled only if cancel() ran before a worker
-  /// took it. A URL equal to one submitted earlier is not fetched again: its result is Skipped.
+  /// The future always holds a DownloadResult; it is cancelled only if it, or the Downloader, was
+  /// cancelled before its transfer started; Future::cancel() on a started transfer stops it, and its
+  /// result is Cancelled. A URL equal to one submitted earlier is not fetched again: its result is Skipped.
   /// Throws ExecutorShutdownError after cancel().
   Future<DownloadResult> submit(std::string url);
 
@@ -136,10 +145,10 @@ class Downloader {
   std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode = Mode::Pooled);
 
   /// Downloads a list of any length with memory that does not grow with it: pulls the next URL
-  /// from `next_url` (on this thread) only when a worker will soon be free, keeping at most
+  /// from `next_url` (on this thread) only when a transfer slot will soon be free, keeping at most
   /// 2 × max_workers transfers submitted (1 in Sequential mode), and hands each result to
-  /// `on_result` on this thread as soon as it completes, with the URL's 0-based position in this
-  /// stream. Names are planned as URLs are pulled, so they still follow input order. `next_url`
+  /// `on_result` on this thread (in batches while many are in flight), with the URL's 0-based
+  /// position in this stream. Names are planned as URLs are pulled, so they still follow input order. `next_url`
   /// returns nullopt at the end; after cancel() no further URL is pulled. Returns the number of
   /// URLs pulled. An exception thrown by either callback propagates, and the transfers still in
   /// flight are cancelled (queued ones) or asked to stop (running ones).
@@ -148,14 +157,17 @@ class Downloader {
                               Mode mode = Mode::Pooled);
 
   /// Stops everything: queued transfers are cancelled and running ones abort promptly (their .part
-  /// files are removed, or kept under OnExists::Resume). Idempotent; no more work is accepted.
+  /// files are removed, or kept under OnExists::Resume). Returns once queued futures are cancelled
+  /// (at once when called from an observer). Idempotent; no more work is accepted.
   void cancel();
   /// True once cancel() was called.
   bool cancelled() const noexcept;
 
   /// The options in force, with defaults resolved (user agent, worker count).
   const DownloadOptions& options() const noexcept;
-  /// Live counts of the underlying executor, for progress displays.
+  /// Live counts of this Downloader's futures, for progress displays: pending (waiting for a slot),
+  /// running (started, including retries waiting out their backoff), completed, cancelled;
+  /// `workers` is its one transfer thread.
   ExecutorStats stats() const noexcept;
 
   /// The User-Agent used when DownloadOptions::user_agent is empty.
