@@ -236,7 +236,9 @@ TEST_CASE("the fast path parses plain URLs exactly as CURLU does and leaves the 
         "http://1.2.3.4.5/", "http://h:/a",     "http://h:0/a",     "http://h:080/a",  "http://h:99999/a",
         "http://u@h/a",     "http://[::1]/a",   "http://h?x",       "http://h/a?",     "http://h/%41.jpg",
         "http://h/a b",     "http://h/\xC3\xA9", "http://h/a\\b", "http://h/{a}",   "http://.h/a",
-        "http://h./a",      "http://a..b/a",    "http://h_x/a",
+        "http://h./a",      "http://a..b/a",    "http://h_x/a",     "http://1.-2.3.4/a",
+        "https://upl:-000000000000000000000000",  // found by fuzz_filename: from_chars took the '-'
+        "http://h:+80/a",
     };
     for (const auto& url : others) {
       CAPTURE(url);

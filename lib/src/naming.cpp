@@ -309,6 +309,11 @@ bool is_path_char(char c) noexcept {
   return is_ascii_alpha(c) || is_ascii_digit(c) || (c != '\0' && std::strchr("-._~!$&'()*+,;=:@/?", c) != nullptr);
 }
 
+// 1 to max_digits ASCII digits and nothing else (from_chars alone would also take a leading '-').
+bool is_decimal(std::string_view s, std::size_t max_digits) noexcept {
+  return !s.empty() && s.size() <= max_digits && std::all_of(s.begin(), s.end(), is_ascii_digit);
+}
+
 // A host that CURLU returns unchanged: lowercase DNS labels, or a canonical dotted quad. Other
 // numeric forms ("127.1", "0x7f.1", "010.0.0.1") are IPv4 addresses CURLU rewrites.
 bool is_simple_host(std::string_view host) noexcept {
@@ -327,9 +332,8 @@ bool is_simple_host(std::string_view host) noexcept {
     }
     const std::string_view part = host.substr(start, end - start);
     int value = 0;
-    const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
-    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0') || ec != std::errc{} ||
-        ptr != part.data() + part.size() || value > 255) {
+    if (!is_decimal(part, 3) || (part.size() > 1 && part[0] == '0') ||
+        std::from_chars(part.data(), part.data() + part.size(), value).ec != std::errc{} || value > 255) {
       return false;
     }
     start = end + 1;
@@ -364,8 +368,8 @@ std::optional<ParsedUrl> parse_simple_url(std::string_view url) {
   bool default_port = true;
   if (colon != std::string_view::npos) {
     const std::string_view port = authority.substr(colon + 1);
-    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), out.port);
-    if (port.empty() || port[0] == '0' || ec != std::errc{} || ptr != port.data() + port.size() || out.port > 65535) {
+    if (!is_decimal(port, 5) || port[0] == '0' ||
+        std::from_chars(port.data(), port.data() + port.size(), out.port).ec != std::errc{} || out.port > 65535) {
       return std::nullopt;
     }
     default_port = out.port == (out.scheme == "http" ? 80 : 443);
