@@ -67,6 +67,8 @@ struct Recorder : imgdl::DownloadObserver {
   std::map<std::size_t, int> progress_calls;
   std::vector<std::pair<int, std::chrono::milliseconds>> retries;
   std::atomic<int> started_count{0};
+  int running = 0;       // started and not yet finished
+  int peak_running = 0;  // the most URLs started and unfinished at once
 
   void on_queued(const Transfer& t) override {
     std::lock_guard lock(mutex);
@@ -76,6 +78,7 @@ struct Recorder : imgdl::DownloadObserver {
     std::lock_guard lock(mutex);
     ++started[t.index];
     ++started_count;
+    peak_running = std::max(peak_running, ++running);
   }
   void on_progress(const Transfer& t, std::uint64_t, std::optional<std::uint64_t>) override {
     std::lock_guard lock(mutex);
@@ -88,6 +91,7 @@ struct Recorder : imgdl::DownloadObserver {
   void on_finished(const Transfer& t, const DownloadResult&) override {
     std::lock_guard lock(mutex);
     ++finished[t.index];
+    if (started.count(t.index) > 0) --running;
   }
 };
 
@@ -175,6 +179,69 @@ TEST_CASE("per_host caps concurrent transfers to each host while other hosts pro
   CHECK(server.peak_in_flight_for_host("127.0.0.1") == 2);
   CHECK(server.peak_in_flight_for_host("localhost") == 2);
   CHECK(server.peak_in_flight() == 4);
+}
+
+TEST_CASE("URLs waiting for their host's per_host slot or for a retry never take more than max_workers slots") {
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.observer = recorder;
+  std::vector<imgdl::Future<DownloadResult>> futures;
+  SUBCASE("a URL whose host is full is not started, so it holds no part file") {
+    o.max_workers = 4;
+    o.per_host = 1;
+    Downloader d(o);
+    for (int i = 0; i < 12; ++i) futures.push_back(d.submit(server.url("/img/h" + std::to_string(i) + ".jpg?latency_ms=30")));
+    for (auto& f : futures) CHECK(f.result().status == DownloadStatus::Ok);
+    CHECK(server.peak_in_flight() == 1);
+    CHECK(recorder->peak_running == 1);
+  }
+  SUBCASE("a URL waiting out a retry's backoff keeps its slot") {
+    o.max_workers = 2;
+    o.retry_backoff = 100ms;
+    Downloader d(o);
+    for (int i = 0; i < 8; ++i)
+      futures.push_back(d.submit(server.url("/flaky/r" + std::to_string(i) + "?fails=1&code=503&size=1000")));
+    for (auto& f : futures) {
+      const auto& r = f.result();
+      CHECK(r.status == DownloadStatus::Ok);
+      CHECK(r.attempts == 2);
+    }
+    CHECK(recorder->peak_running == 2);
+  }
+}
+
+TEST_CASE("an observer that throws fails its own URL's future with that exception, and no other") {
+  struct ThrowingObserver : imgdl::DownloadObserver {
+    void on_started(const Transfer& t) override {
+      if (t.name.starts_with("bad")) throw std::runtime_error("observer failed");
+    }
+  };
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.observer = std::make_shared<ThrowingObserver>();
+  Downloader d(o);
+  auto bad = d.submit(server.url("/img/bad.jpg"));
+  auto good = d.submit(server.url("/img/good.jpg"));
+  CHECK_THROWS_WITH_AS(bad.result(), "observer failed", std::runtime_error);
+  CHECK(good.result().status == DownloadStatus::Ok);
+}
+
+TEST_CASE("download_all called from the Downloader's own observer throws instead of waiting for itself") {
+  struct Reentrant : imgdl::DownloadObserver {
+    Downloader* downloader = nullptr;
+    void on_finished(const Transfer&, const DownloadResult&) override { downloader->download_all({}); }
+  };
+  TestServer server;
+  TempDir dir;
+  auto observer = std::make_shared<Reentrant>();
+  auto o = options_for(dir);
+  o.observer = observer;
+  Downloader d(o);
+  observer->downloader = &d;
+  CHECK_THROWS_AS(d.submit(server.url("/img/self.jpg")).result(), std::logic_error);
 }
 
 TEST_CASE("results come back in input order whatever order transfers finish in") {

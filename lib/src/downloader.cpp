@@ -95,6 +95,7 @@ class Downloader::Impl {
         // Started last, once everything it touches exists; joined first, by the destructor.
         loop_thread_([this] { loop(); }) {}
 
+  /// Must not run on the transfer thread (from an observer or a done-callback): it waits for it.
   ~Impl() {
     {
       std::lock_guard lock(queue_mutex_);
@@ -142,6 +143,9 @@ class Downloader::Impl {
     bool was_empty = false;
     {
       std::lock_guard lock(queue_mutex_);
+      // A done-callback or observer submitting while the destructor drains the loop: refuse it, as
+      // the executor refuses work after shutdown, rather than drop it unanswered.
+      if (closing_) throw ExecutorShutdownError();
       was_empty = incoming_.empty();
       incoming_.push_back(std::move(job));
     }
@@ -180,16 +184,11 @@ class Downloader::Impl {
         on_result, mode, true);
   }
 
+  /// Returns at once: waiting for the loop would deadlock any caller holding a lock an observer takes.
   void cancel() {
     cancelled_.store(true);
     executor_.shutdown(false);  // submit() throws from now on
-    std::unique_lock lock(queue_mutex_);
-    const auto generation = ++cancel_requests_;
     wake();
-    // Return once the loop has cancelled what was queued, as the executor's shutdown did; not when
-    // called from the loop itself (an observer callback), which would wait for itself.
-    if (std::this_thread::get_id() == loop_thread_.get_id()) return;
-    cancel_cv_.wait(lock, [&] { return cancels_done_ >= generation; });
   }
   bool cancelled() const noexcept { return cancelled_.load(); }
   const DownloadOptions& options() const noexcept { return options_; }
@@ -217,6 +216,7 @@ class Downloader::Impl {
     detail::AttemptPtr attempt;
     Clock::time_point retry_at;
     std::optional<std::stop_callback<std::function<void()>>> on_stop;
+    std::exception_ptr observer_error;  // the first exception an observer threw for this URL
   };
   using JobPtr = std::unique_ptr<Job>;
 
@@ -257,6 +257,9 @@ class Downloader::Impl {
       std::string name;
       Future<DownloadResult> future;
     };
+    if (std::this_thread::get_id() == loop_thread_.get_id())
+      throw std::logic_error("download_all/download_stream called from an observer or done-callback of the same "
+                             "Downloader: it would wait for its own transfer thread");
     const std::size_t workers = *options_.max_workers;
     const std::size_t window = mode == Mode::Sequential ? 1 : 2 * workers;
     auto completions = std::make_shared<detail::CompletionQueue>();
@@ -340,32 +343,24 @@ class Downloader::Impl {
     std::vector<JobPtr> taken;
     while (true) {
       bool closing = false;
-      std::uint64_t cancels = 0;
       {
+        // Once closing_ is read true here, schedule() refuses work: nothing can arrive after this drain.
         std::lock_guard lock(queue_mutex_);
         taken.swap(incoming_);
         closing = closing_;
-        cancels = cancel_requests_;
       }
       for (auto& job : taken) ready_.push_back(std::move(job));
       taken.clear();
       if (cancelled_.load()) abort_all();
-      if (cancels != cancels_seen_) {
-        cancels_seen_ = cancels;
-        {
-          std::lock_guard lock(queue_mutex_);
-          cancels_done_ = cancels;
-        }
-        cancel_cv_.notify_all();
-      }
       if (stop_seen_.exchange(false)) settle_stopped();
       release_due_retries();
       start_ready();
       int running = 0;
       curl_multi_perform(multi_.get(), &running);
       settle_finished();
-      if (closing && ready_.empty() && waiting_for_host_ == 0 && retrying_.empty() && active_.empty()) return;
-      if (!ready_.empty() && active_.size() < *options_.max_workers) continue;  // slots just freed
+      if (closing && ready_.empty() && due_.empty() && waiting_for_host_ == 0 && retrying_.empty() && active_.empty())
+        return;
+      if (!due_.empty() || (!ready_.empty() && begun_ < *options_.max_workers)) continue;  // slots just freed
       curl_multi_poll(multi_.get(), nullptr, 0, poll_timeout_ms(), nullptr);
     }
   }
@@ -377,28 +372,45 @@ class Downloader::Impl {
     return static_cast<int>(std::clamp<std::int64_t>(until.count(), 0, idle_ms));
   }
 
+  /// A slot is held from begin() to finish(), backoffs and host waits included, as a worker thread
+  /// would hold it: so at most max_workers part files are open, however many URLs are submitted.
+  /// Begun jobs (due_) always go first; a URL whose host is at per_host waits without being begun.
   void start_ready() {
-    while (!ready_.empty() && active_.size() < *options_.max_workers) {
-      JobPtr job = std::move(ready_.front());
-      ready_.pop_front();
-      if (!job->begun && !begin(*job)) continue;  // ended without a transfer (skip, duplicate, ...)
-      if (options_.per_host != 0 && host_active_[job->plan.host] >= options_.per_host) {
+    while (!cancelled_.load()) {
+      JobPtr job;
+      if (!due_.empty()) {
+        job = std::move(due_.front());
+        due_.pop_front();
+      } else if (!ready_.empty() && begun_ < *options_.max_workers) {
+        job = std::move(ready_.front());
+        ready_.pop_front();
+      } else {
+        return;
+      }
+      if (options_.per_host != 0 && host_count(job->plan.host) >= options_.per_host) {
         host_waiting_[job->plan.host].push_back(std::move(job));
         ++waiting_for_host_;
         continue;
       }
+      if (!job->begun && !begin(*job)) continue;  // ended without a transfer (skip, duplicate, ...)
       start_attempt(std::move(job));
     }
+  }
+
+  std::size_t host_count(const std::string& host) const {
+    const auto it = host_active_.find(host);
+    return it == host_active_.end() ? 0 : it->second;
   }
 
   /// The first step of a URL: whatever needs no request (plan errors, duplicates, files already
   /// there), then the part file. False when the job ended here.
   bool begin(Job& job) {
     if (!job.task->set_running_or_notify_cancel()) {  // Future::cancel() came first
-      if (options_.observer) options_.observer->on_finished(transfer(job.plan), cancelled_result(job.plan));
+      report_cancelled(job);
       return false;
     }
     job.begun = true;
+    ++begun_;
     job.start = Clock::now();
     job.result.url = job.plan.url;
     const Plan& p = job.plan;
@@ -411,7 +423,7 @@ class Downloader::Impl {
       return finish(job, DownloadStatus::Skipped, ErrorKind::None, "already exists");
     if (job.task->stop_requested()) return finish(job, DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
     const auto& observer = options_.observer;
-    if (observer) observer->on_started(transfer(p));
+    if (observer) observe(job, [&] { observer->on_started(transfer(p)); });
 
     std::error_code error;
     const std::string stem = detail::part_file_stem(p.name);
@@ -427,8 +439,9 @@ class Downloader::Impl {
                       "cannot read " + job.part.name() + ": " + read_error.message());
     }
     if (observer) {
+      // Runs inside libcurl's callbacks, where an exception must not pass.
       job.report = [this, &job](std::uint64_t bytes, std::optional<std::uint64_t> total) {
-        options_.observer->on_progress(transfer(job.plan), bytes, total);
+        observe(job, [&] { options_.observer->on_progress(transfer(job.plan), bytes, total); });
       };
     }
     // Future::cancel() on a running transfer: wake the loop to stop it now, not at its next callback.
@@ -506,13 +519,19 @@ class Downloader::Impl {
 
   void release_host(const std::string& host) {
     if (options_.per_host == 0) return;
-    --host_active_[host];
+    if (auto active = host_active_.find(host); active != host_active_.end() && --active->second == 0)
+      host_active_.erase(active);  // memory stays bounded by the hosts in flight, not all hosts seen
     auto waiting = host_waiting_.find(host);
     if (waiting == host_waiting_.end()) return;
-    ready_.push_front(std::move(waiting->second.front()));  // it was begun already: it goes first
+    JobPtr next = std::move(waiting->second.front());
     waiting->second.pop_front();
     --waiting_for_host_;
     if (waiting->second.empty()) host_waiting_.erase(waiting);
+    if (next->begun) {
+      due_.push_front(std::move(next));
+    } else {
+      ready_.push_front(std::move(next));  // it was first in line
+    }
   }
 
   /// After each attempt: done, or retried after a backoff.
@@ -533,7 +552,8 @@ class Downloader::Impl {
       job->use_range = job->resume && !outcome.restart_from_scratch;
     }
     const auto delay = backoff(options_, result.attempts, outcome.retry_after);
-    if (options_.observer) options_.observer->on_retrying(transfer(job->plan), result.attempts, delay, outcome.message);
+    if (options_.observer)
+      observe(*job, [&] { options_.observer->on_retrying(transfer(job->plan), result.attempts, delay, outcome.message); });
     job->retry_at = Clock::now() + delay;
     retrying_.push_back(std::move(job));
     std::push_heap(retrying_.begin(), retrying_.end(), later_retry);
@@ -545,7 +565,7 @@ class Downloader::Impl {
     const auto now = Clock::now();
     while (!retrying_.empty() && retrying_.front()->retry_at <= now) {
       std::pop_heap(retrying_.begin(), retrying_.end(), later_retry);
-      ready_.push_front(std::move(retrying_.back()));
+      due_.push_back(std::move(retrying_.back()));
       retrying_.pop_back();
     }
   }
@@ -600,9 +620,34 @@ class Downloader::Impl {
     // URL's file may have been renamed.
     if (result.path.empty() && !job.plan.name.empty() && !job.plan.duplicate)
       result.path = options_.output_dir / job.plan.name;
-    if (options_.observer) options_.observer->on_finished(transfer(job.plan), result);
-    job.task->set_result(std::move(result));
+    if (options_.observer) observe(job, [&] { options_.observer->on_finished(transfer(job.plan), result); });
+    --begun_;
+    // An observer's exception travels through the future, as it did from a worker's task.
+    if (job.observer_error) {
+      job.task->set_exception(job.observer_error);
+    } else {
+      job.task->set_result(std::move(result));
+    }
     return false;
+  }
+
+  /// Observer calls on the transfer thread: an exception (observers must not throw) would end the
+  /// thread and the process; keep the first, for finish() to hand to the URL's future.
+  template <class Call>
+  static void observe(Job& job, Call&& call) noexcept {
+    try {
+      call();
+    } catch (...) {
+      if (!job.observer_error) job.observer_error = std::current_exception();
+    }
+  }
+
+  /// on_finished for a URL cancelled before it began; its future is cancelled, so an observer's
+  /// exception goes where a throwing done-callback's would.
+  void report_cancelled(Job& job) {
+    if (!options_.observer) return;
+    observe(job, [&] { options_.observer->on_finished(transfer(job.plan), cancelled_result(job.plan)); });
+    if (job.observer_error) job.task->report_error(job.observer_error);
   }
 
   /// cancel(): URLs not begun are cancelled, every other one ends Cancelled now.
@@ -614,13 +659,14 @@ class Downloader::Impl {
       for (auto& job : jobs) {
         if (job->begun) {
           complete(std::move(job), cancelled);
-        } else if (job->task->cancel() && options_.observer) {  // Pending -> Cancelled
-          options_.observer->on_finished(transfer(job->plan), cancelled_result(job->plan));
+        } else if (job->task->cancel()) {  // Pending -> Cancelled
+          report_cancelled(*job);
         }
       }
       jobs.clear();
     };
     drain(ready_);
+    drain(due_);
     drain(retrying_);
     for (auto& [host, jobs] : host_waiting_) drain(jobs);
     host_waiting_.clear();
@@ -640,6 +686,7 @@ class Downloader::Impl {
       return jobs.erase(kept, jobs.end());
     };
     settle(ready_);
+    settle(due_);
     settle(retrying_);
     std::make_heap(retrying_.begin(), retrying_.end(), later_retry);
     for (auto it = host_waiting_.begin(); it != host_waiting_.end();) {
@@ -665,21 +712,19 @@ class Downloader::Impl {
   std::mutex queue_mutex_;
   std::vector<JobPtr> incoming_;
   bool closing_ = false;
-  std::uint64_t cancel_requests_ = 0;
-  std::uint64_t cancels_done_ = 0;
-  std::condition_variable cancel_cv_;
   std::atomic<bool> stop_seen_{false};
 
   // The loop's own. The multi handle outlives the easy handles, which outlive the share handle.
   detail::CurlMulti multi_;
   std::vector<detail::CurlEasy> idle_easy_;
-  std::deque<JobPtr> ready_;                    // taken, waiting for a free slot; retries go first
+  std::deque<JobPtr> ready_;                    // not begun yet, in submission order
+  std::deque<JobPtr> due_;                      // begun, ready for their next attempt
+  std::size_t begun_ = 0;                       // begun and not finished: the slots in use
   std::unordered_map<CURL*, JobPtr> active_;    // attempts libcurl is running
   std::vector<JobPtr> retrying_;                // a min-heap on retry_at
-  std::unordered_map<std::string, std::deque<JobPtr>> host_waiting_;  // begun, host at per_host
+  std::unordered_map<std::string, std::deque<JobPtr>> host_waiting_;  // their host is at per_host
   std::unordered_map<std::string, std::size_t> host_active_;
   std::size_t waiting_for_host_ = 0;
-  std::uint64_t cancels_seen_ = 0;
 
   /// Never runs a task: it counts the Downloader's futures (stats()) and reports errors thrown by
   /// their done-callbacks, as for any executor's futures.

@@ -283,6 +283,10 @@ bool StateBase::start_external() noexcept {
   return try_start();
 }
 
+void StateBase::report_callback_error(std::exception_ptr error) noexcept {
+  core_->report_callback_error(std::move(error));
+}
+
 bool StateBase::cancel() {
   auto expected = FutureStatus::Pending;
   if (status_.compare_exchange_strong(expected, FutureStatus::Cancelled, std::memory_order_acq_rel)) {

@@ -344,6 +344,10 @@ bool is_simple_host(std::string_view host) noexcept {
 }  // namespace
 
 std::optional<ParsedUrl> parse_simple_url(std::string_view url) {
+  constexpr std::size_t curlu_max_length = 8000000;  // CURL_MAX_INPUT_LENGTH: CURLU refuses longer input
+  if (url.size() > curlu_max_length) {
+    return std::nullopt;
+  }
   ParsedUrl out;
   std::string_view rest;
   if (url.starts_with("http://")) {

@@ -267,13 +267,16 @@ void set(CURL* easy, CURLoption option, T value) {
 }
 
 /// The options that change with each attempt; everything else was set once by configure_handle().
-void configure_attempt(CURL* easy, const std::string& url, Attempt& attempt, const std::string& range) {
-  set(easy, CURLOPT_URL, url.c_str());
+/// Only the URL can fail (out of memory, too long); the handle is reused, so a URL that did not take
+/// would leave the previous attempt's in place.
+CURLcode configure_attempt(CURL* easy, const std::string& url, Attempt& attempt, const std::string& range) {
+  if (const CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, url.c_str()); code != CURLE_OK) return code;
   set(easy, CURLOPT_RANGE, range.empty() ? nullptr : range.c_str());
   set(easy, CURLOPT_ERRORBUFFER, attempt.error_buffer);
   set(easy, CURLOPT_HEADERDATA, &attempt);
   set(easy, CURLOPT_WRITEDATA, &attempt);
   set(easy, CURLOPT_XFERINFODATA, &attempt);
+  return CURLE_OK;
 }
 
 ErrorKind classify(CURLcode code, long redirects) {
@@ -378,7 +381,8 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
     }
   }
   const std::string range = attempt->use_range ? std::to_string(attempt->start_offset) + "-" : std::string();
-  configure_attempt(easy, url, *attempt, range);
+  if (const CURLcode code = configure_attempt(easy, url, *attempt, range); code != CURLE_OK)
+    return AttemptOutcome{ErrorKind::InvalidUrl, std::string("libcurl refused the URL: ") + curl_easy_strerror(code)};
   return attempt;
 }
 
@@ -443,6 +447,11 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     attempt.maybe_report(true);
     outcome.image_type = attempt.type;
   }
+  // The handle goes back to the idle ones and the attempt is freed: leave libcurl no pointer into it.
+  set(easy, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
+  set(easy, CURLOPT_HEADERDATA, static_cast<void*>(nullptr));
+  set(easy, CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
+  set(easy, CURLOPT_XFERINFODATA, static_cast<void*>(nullptr));
   return outcome;
 }
 

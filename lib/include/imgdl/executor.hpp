@@ -130,6 +130,11 @@ class ExternalTask final : public ResultState<R> {
     this->slot.value.emplace(std::move(value));
     this->finish(nullptr);
   }
+  /// Running -> Finished with an exception, which result() rethrows.
+  void set_exception(std::exception_ptr error) noexcept { this->finish(std::move(error)); }
+  /// An exception from the engine's own callbacks that no result can carry (this future was
+  /// cancelled): reported to the executor's on_callback_error, as a done-callback's would be.
+  void report_error(std::exception_ptr error) noexcept { this->report_callback_error(std::move(error)); }
   /// Turns stop_requested() on Future::cancel() while running.
   std::stop_token stop_token() const noexcept { return StateBase::stop_token(); }
 };

@@ -81,6 +81,8 @@ class StateBase {
   bool try_start() noexcept;
   /// try_start() for a task that no worker took (ExternalTask): counts it running first.
   bool start_external() noexcept;
+  /// Counts `error` as a callback error and hands it to the executor's on_callback_error.
+  void report_callback_error(std::exception_ptr error) noexcept;
   /// Running → Finished with a value already stored (error == nullptr) or with an exception.
   void finish(std::exception_ptr error) noexcept;
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
