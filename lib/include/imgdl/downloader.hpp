@@ -69,8 +69,9 @@ class DownloadObserver {
 struct DownloadOptions {
   /// Where files go; created (with parents) if missing. Nothing is ever written outside it.
   std::filesystem::path output_dir = ".";
-  /// Concurrent transfers (attempts in flight); unset means Python's executor default,
-  /// min(32, hardware threads + 4). A retry waiting out its backoff does not hold a slot.
+  /// URLs in progress at once, as worker threads would hold them: from the first attempt to the
+  /// result, backoffs included, so at most this many part files are open. Unset means Python's
+  /// executor default, min(32, hardware threads + 4).
   std::optional<std::size_t> max_workers;
   /// Most concurrent transfers to one host (by host name); 0 means unlimited.
   std::size_t per_host = 0;
@@ -118,7 +119,9 @@ struct DownloadOptions {
 /// files, writing and renaming them. A thread per transfer would cost a sleep and a wake-up per file,
 /// which on a long list of small files costs more than the transfers. Several Downloaders may live
 /// in one process, each with its own thread. The destructor waits for every submitted URL (call
-/// cancel() first to abort them).
+/// cancel() first to abort them). Observers and done-callbacks run on the transfer thread, so they
+/// must not wait for this Downloader's futures nor destroy it (download_all and download_stream
+/// throw std::logic_error there); an exception an observer throws fails that URL's future.
 ///
 /// Files: a body streams to `<name>.part` (created exclusively, never through a symlink) and is
 /// renamed to its final name only after its status, size and image checks pass; on failure the
@@ -157,8 +160,9 @@ class Downloader {
                               Mode mode = Mode::Pooled);
 
   /// Stops everything: queued transfers are cancelled and running ones abort promptly (their .part
-  /// files are removed, or kept under OnExists::Resume). Returns once queued futures are cancelled
-  /// (at once when called from an observer). Idempotent; no more work is accepted.
+  /// files are removed, or kept under OnExists::Resume). Returns at once; the transfer thread
+  /// cancels within milliseconds (after the observer call it may be in). Idempotent; no more work is
+  /// accepted: submit() throws ExecutorShutdownError.
   void cancel();
   /// True once cancel() was called.
   bool cancelled() const noexcept;
