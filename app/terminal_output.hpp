@@ -1,7 +1,8 @@
 #pragma once
 // The observer that turns Downloader callbacks into output: a line per finished file and, on a
 // terminal, a live area of progress bars above those lines. Callbacks arrive on the Downloader's transfer
-// thread and on the main thread; one mutex serialises every write, and the bars are redrawn by one render thread at most 10 times a second.
+// thread and on the main thread; one mutex serialises every write, and the bars are redrawn by one render
+// thread at most 10 times a second.
 
 #include <chrono>
 #include <condition_variable>

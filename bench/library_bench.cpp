@@ -27,7 +27,9 @@
 
 namespace {
 
-void usage() { std::cerr << "usage: library_bench LIST DIR [-j W] [--sequential]\n"; }
+void usage() {
+  std::cerr << "usage: library_bench LIST DIR [-j W] [--sequential]\n";
+}
 
 std::string json_escape(std::string_view s) {
   std::string out;
@@ -50,7 +52,8 @@ std::string json_escape(std::string_view s) {
 class FirstStart : public imgdl::DownloadObserver {
  public:
   void on_started(const Transfer&) override {
-    if (!seen_.exchange(true)) at_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (!seen_.exchange(true))
+      at_ = std::chrono::steady_clock::now().time_since_epoch().count();
   }
   std::chrono::steady_clock::time_point at() const {
     return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(at_.load()));
@@ -92,14 +95,17 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> urls;
   for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line.front() != '#') urls.push_back(std::move(line));
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (!line.empty() && line.front() != '#')
+      urls.push_back(std::move(line));
   }
 
   try {
     imgdl::DownloadOptions options;
     options.output_dir = std::string(positional[1]);
-    if (workers > 0) options.max_workers = workers;
+    if (workers > 0)
+      options.max_workers = workers;
     options.on_exists = imgdl::OnExists::Overwrite;
     options.compute_sha256 = false;  // as the CLI without --report; none of the peers hash either
     const auto first_start = std::make_shared<FirstStart>();
@@ -120,7 +126,8 @@ int main(int argc, char** argv) {
           bytes += r.bytes;
         } else {
           ++failed;
-          if (first_error.empty()) first_error = r.url + ": " + r.message;
+          if (first_error.empty())
+            first_error = r.url + ": " + r.message;
         }
       }
     }
@@ -129,10 +136,10 @@ int main(int argc, char** argv) {
     rusage usage_self{};
     getrusage(RUSAGE_SELF, &usage_self);
     std::cout << "{\"urls\":" << urls.size() << ",\"ok\":" << ok << ",\"failed\":" << failed
-              << ",\"bytes\":" << bytes << ",\"seconds\":" << took.count() << ",\"first_start_s\":"
-              << std::chrono::duration<double>(first_start->at() - start).count()
-              << ",\"maxrss_kib\":" << usage_self.ru_maxrss << ",\"first_error\":\"" << json_escape(first_error)
-              << "\"}" << std::endl;
+              << ",\"bytes\":" << bytes << ",\"seconds\":" << took.count()
+              << ",\"first_start_s\":" << std::chrono::duration<double>(first_start->at() - start).count()
+              << ",\"maxrss_kib\":" << usage_self.ru_maxrss << ",\"first_error\":\""
+              << json_escape(first_error) << "\"}" << std::endl;
     return failed == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "library_bench: " << e.what() << "\n";

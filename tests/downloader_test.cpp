@@ -1,16 +1,16 @@
 // The Downloader against a real HTTP server on loopback (tests/support/test_server.hpp): every
 // concurrency claim is proven from the server's own counters, never from the clock.
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,10 +32,10 @@
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using imgdl::Downloader;
 using imgdl::DownloadOptions;
 using imgdl::DownloadResult;
 using imgdl::DownloadStatus;
-using imgdl::Downloader;
 using imgdl::ErrorKind;
 using imgdl::test::has_part_files;
 using imgdl::test::read_file;
@@ -91,7 +91,8 @@ struct Recorder : imgdl::DownloadObserver {
   void on_finished(const Transfer& t, const DownloadResult&) override {
     std::lock_guard lock(mutex);
     ++finished[t.index];
-    if (started.count(t.index) > 0) --running;
+    if (started.count(t.index) > 0)
+      --running;
   }
 };
 
@@ -137,14 +138,16 @@ TEST_CASE("the output directory is created with its parents when missing") {
   CHECK(fs::exists(dir.path / "a" / "b" / "x.png"));
 }
 
-TEST_CASE("with W workers and more slow URLs than W, the server sees exactly W requests in flight at its peak") {
+TEST_CASE(
+    "with W workers and more slow URLs than W, the server sees exactly W requests in flight at its peak") {
   TestServer server;
   TempDir dir;
   auto o = options_for(dir);
   o.max_workers = 4;
   Downloader d(o);
   const auto results = d.download_all(server.image_urls(12, 2000, "slow", 300ms));
-  for (const auto& r : results) REQUIRE(r.status == DownloadStatus::Ok);
+  for (const auto& r : results)
+    REQUIRE(r.status == DownloadStatus::Ok);
   CHECK(server.peak_in_flight() == 4);
   CHECK(server.requests() == 12);
   SUBCASE("and reuses kept-alive connections: at most W connections for N requests") {
@@ -157,7 +160,8 @@ TEST_CASE("sequential mode keeps one request in flight and one connection") {
   TempDir dir;
   Downloader d(options_for(dir));
   const auto results = d.download_all(server.image_urls(5, 1000, "seq", 50ms), imgdl::Mode::Sequential);
-  for (const auto& r : results) CHECK(r.status == DownloadStatus::Ok);
+  for (const auto& r : results)
+    CHECK(r.status == DownloadStatus::Ok);
   CHECK(server.peak_in_flight() == 1);
   CHECK(server.connections() == 1);
 }
@@ -175,13 +179,15 @@ TEST_CASE("per_host caps concurrent transfers to each host while other hosts pro
     urls.push_back("http://localhost:" + port + "/img/b" + std::to_string(i) + ".jpg?latency_ms=300");
   }
   Downloader d(o);
-  for (const auto& r : d.download_all(urls)) REQUIRE(r.status == DownloadStatus::Ok);
+  for (const auto& r : d.download_all(urls))
+    REQUIRE(r.status == DownloadStatus::Ok);
   CHECK(server.peak_in_flight_for_host("127.0.0.1") == 2);
   CHECK(server.peak_in_flight_for_host("localhost") == 2);
   CHECK(server.peak_in_flight() == 4);
 }
 
-TEST_CASE("URLs waiting for their host's per_host slot or for a retry never take more than max_workers slots") {
+TEST_CASE(
+    "URLs waiting for their host's per_host slot or for a retry never take more than max_workers slots") {
   TestServer server;
   TempDir dir;
   auto recorder = std::make_shared<Recorder>();
@@ -192,8 +198,10 @@ TEST_CASE("URLs waiting for their host's per_host slot or for a retry never take
     o.max_workers = 4;
     o.per_host = 1;
     Downloader d(o);
-    for (int i = 0; i < 12; ++i) futures.push_back(d.submit(server.url("/img/h" + std::to_string(i) + ".jpg?latency_ms=30")));
-    for (auto& f : futures) CHECK(f.result().status == DownloadStatus::Ok);
+    for (int i = 0; i < 12; ++i)
+      futures.push_back(d.submit(server.url("/img/h" + std::to_string(i) + ".jpg?latency_ms=30")));
+    for (auto& f : futures)
+      CHECK(f.result().status == DownloadStatus::Ok);
     CHECK(server.peak_in_flight() == 1);
     CHECK(recorder->peak_running == 1);
   }
@@ -215,7 +223,8 @@ TEST_CASE("URLs waiting for their host's per_host slot or for a retry never take
 TEST_CASE("an observer that throws fails its own URL's future with that exception, and no other") {
   struct ThrowingObserver : imgdl::DownloadObserver {
     void on_started(const Transfer& t) override {
-      if (t.name.starts_with("bad")) throw std::runtime_error("observer failed");
+      if (t.name.starts_with("bad"))
+        throw std::runtime_error("observer failed");
     }
   };
   TestServer server;
@@ -250,10 +259,12 @@ TEST_CASE("results come back in input order whatever order transfers finish in")
   Downloader d(options_for(dir));
   std::vector<std::string> urls;
   for (int i = 0; i < 6; ++i)
-    urls.push_back(server.url("/img/o" + std::to_string(i) + ".jpg?latency_ms=" + std::to_string(300 - 50 * i)));
+    urls.push_back(
+        server.url("/img/o" + std::to_string(i) + ".jpg?latency_ms=" + std::to_string(300 - 50 * i)));
   const auto results = d.download_all(urls);
   REQUIRE(results.size() == urls.size());
-  for (std::size_t i = 0; i < urls.size(); ++i) CHECK(results[i].url == urls[i]);
+  for (std::size_t i = 0; i < urls.size(); ++i)
+    CHECK(results[i].url == urls[i]);
 }
 
 TEST_CASE("error statuses fail with the status line and never write their body") {
@@ -548,8 +559,9 @@ TEST_CASE("names: same basenames get distinct names in input order and a repeate
   TestServer server;
   TempDir dir;
   Downloader d(options_for(dir));
-  const auto results = d.download_all({server.url("/img/same.jpg?size=1000"), server.url("/img/same.jpg?size=2000"),
-                                       server.url("/img/same.jpg?size=1000"), server.url("/img/same.jpg?size=3000")});
+  const auto results =
+      d.download_all({server.url("/img/same.jpg?size=1000"), server.url("/img/same.jpg?size=2000"),
+                      server.url("/img/same.jpg?size=1000"), server.url("/img/same.jpg?size=3000")});
   REQUIRE(results.size() == 4);
   CHECK(results[0].path.filename() == "same.jpg");
   CHECK(results[1].path.filename() == "same.1.jpg");
@@ -567,8 +579,8 @@ TEST_CASE("a file already on disk never pushes a URL onto a name planned for a l
   std::ofstream(dir.path / "cat.jpg") << "old";
   Downloader d(options_for(dir));
   // The first URL finds cat.jpg taken; cat.1.jpg is planned for the second URL, so it takes cat.2.jpg.
-  const auto results = d.download_all({server.url("/img/cat.jpg?size=1000"), server.url("/img/cat.jpg?size=2000")},
-                                      imgdl::Mode::Sequential);
+  const auto results = d.download_all(
+      {server.url("/img/cat.jpg?size=1000"), server.url("/img/cat.jpg?size=2000")}, imgdl::Mode::Sequential);
   REQUIRE(results.size() == 2);
   CHECK(results[0].path.filename() == "cat.2.jpg");
   CHECK(results[1].path.filename() == "cat.1.jpg");
@@ -591,9 +603,13 @@ TEST_CASE("no URL can make a file appear outside the output directory") {
   auto o = options_for(outer);
   o.output_dir = dir;
   Downloader d(o);
-  const std::vector<std::string> hostile = {
-      server.url("/img/..%2f..%2fescape.jpg"), server.url("/img/%2e%2e%2fescape2.jpg"), server.url("/img/..%5cwin.jpg"),
-      server.url("/img/%2e%2e"), server.url("/img/.bashrc"), server.url("/img/a%00b.jpg"), server.url("/img/a%0ab.jpg")};
+  const std::vector<std::string> hostile = {server.url("/img/..%2f..%2fescape.jpg"),
+                                            server.url("/img/%2e%2e%2fescape2.jpg"),
+                                            server.url("/img/..%5cwin.jpg"),
+                                            server.url("/img/%2e%2e"),
+                                            server.url("/img/.bashrc"),
+                                            server.url("/img/a%00b.jpg"),
+                                            server.url("/img/a%0ab.jpg")};
   for (const auto& r : d.download_all(hostile)) {
     CAPTURE(r.url);
     CAPTURE(r.message);
@@ -602,7 +618,8 @@ TEST_CASE("no URL can make a file appear outside the output directory") {
       CHECK(r.path.filename().string().front() != '.');
     }
   }
-  for (const auto& e : fs::directory_iterator(outer.path)) CHECK(e.path() == dir);
+  for (const auto& e : fs::directory_iterator(outer.path))
+    CHECK(e.path() == dir);
 }
 
 TEST_CASE("on_exists decides what happens to a file already there") {
@@ -714,7 +731,8 @@ TEST_CASE("resume keeps the .part of a transfer cut short, holding exactly the b
   }
 }
 
-TEST_CASE("TLS is verified by default, trusted through ca_file, and skipped only when insecure is asked for") {
+TEST_CASE(
+    "TLS is verified by default, trusted through ca_file, and skipped only when insecure is asked for") {
   TestServer server(imgdl::test::ServerOptions{.tls = true});
   TempDir dir;
   auto o = options_for(dir);
@@ -772,11 +790,12 @@ TEST_CASE("cancel aborts queued and in-flight transfers promptly and leaves no .
   o.max_workers = 2;
   o.observer = recorder;
   Downloader d(o);
-  auto all = std::async(std::launch::async, [&] {
-    return d.download_all(server.image_urls(6, 1000, "c", 20000ms));
-  });
-  while (recorder->started_count < 2) std::this_thread::sleep_for(5ms);
-  while (server.in_flight() < 2) std::this_thread::sleep_for(5ms);
+  auto all = std::async(std::launch::async,
+                        [&] { return d.download_all(server.image_urls(6, 1000, "c", 20000ms)); });
+  while (recorder->started_count < 2)
+    std::this_thread::sleep_for(5ms);
+  while (server.in_flight() < 2)
+    std::this_thread::sleep_for(5ms);
   d.cancel();
   REQUIRE(all.wait_for(10s) == std::future_status::ready);
   for (const auto& r : all.get()) {
@@ -787,7 +806,8 @@ TEST_CASE("cancel aborts queued and in-flight transfers promptly and leaves no .
   CHECK(dir.entries().empty());
   CHECK_THROWS_AS(d.submit(server.url("/img/late.jpg")), imgdl::ExecutorShutdownError);
   std::lock_guard lock(recorder->mutex);
-  for (std::size_t i = 0; i < 6; ++i) CHECK(recorder->finished[i] == 1);
+  for (std::size_t i = 0; i < 6; ++i)
+    CHECK(recorder->finished[i] == 1);
 }
 
 TEST_CASE("download_stream keeps at most 2 x workers URLs pulled and unfinished, and delivers each once") {
@@ -801,7 +821,8 @@ TEST_CASE("download_stream keeps at most 2 x workers URLs pulled and unfinished,
   std::vector<int> seen(urls.size(), 0);
   const auto count = d.download_stream(
       [&]() -> std::optional<std::string> {
-        if (pulled == urls.size()) return std::nullopt;
+        if (pulled == urls.size())
+          return std::nullopt;
         widest = std::max(widest, ++pulled - delivered);
         return urls[pulled - 1];
       },
@@ -816,7 +837,8 @@ TEST_CASE("download_stream keeps at most 2 x workers URLs pulled and unfinished,
   CHECK(delivered == urls.size());
   CHECK(widest <= 4);
   CHECK(server.peak_in_flight() == 2);
-  for (int n : seen) CHECK(n == 1);
+  for (int n : seen)
+    CHECK(n == 1);
 }
 
 TEST_CASE("download_stream stops pulling URLs once cancelled") {
@@ -828,7 +850,8 @@ TEST_CASE("download_stream stops pulling URLs once cancelled") {
   std::size_t pulled = 0, delivered = 0;
   d.download_stream(
       [&]() -> std::optional<std::string> {
-        if (pulled == 3) d.cancel();  // e.g. Ctrl-C while the list is still being read
+        if (pulled == 3)
+          d.cancel();  // e.g. Ctrl-C while the list is still being read
         return server.url("/img/endless" + std::to_string(pulled++) + ".jpg?latency_ms=100");
       },
       [&](std::size_t, DownloadResult&&) { ++delivered; });
@@ -847,7 +870,8 @@ TEST_CASE("an exception from a download_stream callback propagates and stops the
   std::size_t pulled = 0;
   CHECK_THROWS_AS(d.download_stream(
                       [&]() -> std::optional<std::string> {
-                        if (pulled == 3) throw std::runtime_error("input failed");
+                        if (pulled == 3)
+                          throw std::runtime_error("input failed");
                         return urls[pulled++];
                       },
                       [](std::size_t, DownloadResult&&) {}),
@@ -861,12 +885,14 @@ TEST_CASE("download_all returns its own results in input order while another thr
   const auto urls = server.image_urls(30, 300, "mine");
   // The other thread's submissions take Downloader-wide indexes in between this call's.
   std::thread other([&] {
-    for (int i = 0; i < 30; ++i) d.submit(server.url("/img/theirs" + std::to_string(i) + ".jpg?size=300"));
+    for (int i = 0; i < 30; ++i)
+      d.submit(server.url("/img/theirs" + std::to_string(i) + ".jpg?size=300"));
   });
   const auto results = d.download_all(urls);
   other.join();
   REQUIRE(results.size() == urls.size());
-  for (std::size_t i = 0; i < urls.size(); ++i) CHECK(results[i].url == urls[i]);
+  for (std::size_t i = 0; i < urls.size(); ++i)
+    CHECK(results[i].url == urls[i]);
 }
 
 TEST_CASE("a part file another writer holds is never taken over; a stale one is reused") {
@@ -879,7 +905,8 @@ TEST_CASE("a part file another writer holds is never taken over; a stale one is 
     const auto url = server.url("/drip?size=20000&bytes_per_sec=20000");  // about a second of body
     auto slow = first.submit(url);
     // The part file exists, locked, from before the first request until the rename.
-    while (!fs::exists(dir.path / "drip.part")) std::this_thread::sleep_for(5ms);
+    while (!fs::exists(dir.path / "drip.part"))
+      std::this_thread::sleep_for(5ms);
     const auto refused = second.submit(url).result();
     CHECK(refused.status == DownloadStatus::Failed);
     CHECK(refused.error == ErrorKind::Write);
@@ -970,10 +997,11 @@ TEST_CASE("a read-only output directory fails each file with a write error") {
     REQUIRE(child >= 0);
     if (child == 0) {
       const passwd* nobody = ::getpwnam("nobody");
-      if (!nobody || ::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0) ::_exit(3);
+      if (!nobody || ::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0)
+        ::_exit(3);
       ::setenv(child_marker, dir.path.c_str(), 1);
-      ::execl("/proc/self/exe", "downloader_test", "--test-case=a read-only output directory*", "--no-version",
-              static_cast<char*>(nullptr));
+      ::execl("/proc/self/exe", "downloader_test", "--test-case=a read-only output directory*",
+              "--no-version", static_cast<char*>(nullptr));
       ::_exit(4);
     }
     int status = 0;

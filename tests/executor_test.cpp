@@ -1096,7 +1096,8 @@ TEST_CASE("A million tiny tasks from four producer threads all run and return th
 
 TEST_CASE("wait and as_completed on no futures return at once") {
   const std::vector<imgdl::Future<int>> none;
-  for (auto mode : {imgdl::ReturnWhen::FirstCompleted, imgdl::ReturnWhen::FirstException, imgdl::ReturnWhen::AllCompleted}) {
+  for (auto mode : {imgdl::ReturnWhen::FirstCompleted, imgdl::ReturnWhen::FirstException,
+                    imgdl::ReturnWhen::AllCompleted}) {
     const auto result = imgdl::wait(none, mode);
     CHECK(result.done.empty());
     CHECK(result.not_done.empty());

@@ -32,8 +32,8 @@ using imgdl::DownloadOptions;
 using imgdl::DownloadResult;
 using imgdl::DownloadStatus;
 using imgdl::ErrorKind;
-using imgdl::test::ServerOptions;
 using imgdl::test::read_file;
+using imgdl::test::ServerOptions;
 using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 

@@ -35,7 +35,6 @@ using imgdl::test::TestServer;
 
 namespace {
 
-
 /// The rule's fallback name, computed independently: "<host>_" and the top 32 bits of FNV-1a-64 of
 /// the normalized URL, in lowercase hex.
 std::string host_hash_name(const std::string& host, const std::string& normalized) {

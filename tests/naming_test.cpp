@@ -231,12 +231,35 @@ TEST_CASE("the fast path parses plain URLs exactly as CURLU does and leaves the 
   }
   SUBCASE("what CURLU would rewrite, or might reject, is left to it") {
     const std::vector<std::string> others = {
-        "HTTP://h/a",       "http://H/a",       "http://h/a#f",     "http://h/a/../b", "http://h/./b",
-        "http://h/a/.",     "http://127.1/a",   "http://0x7f.0.0.1/", "http://010.0.0.1/", "http://256.0.0.1/",
-        "http://1.2.3.4.5/", "http://h:/a",     "http://h:0/a",     "http://h:080/a",  "http://h:99999/a",
-        "http://u@h/a",     "http://[::1]/a",   "http://h?x",       "http://h/a?",     "http://h/%41.jpg",
-        "http://h/a b",     "http://h/\xC3\xA9", "http://h/a\\b", "http://h/{a}",   "http://.h/a",
-        "http://h./a",      "http://a..b/a",    "http://h_x/a",     "http://1.-2.3.4/a",
+        "HTTP://h/a",
+        "http://H/a",
+        "http://h/a#f",
+        "http://h/a/../b",
+        "http://h/./b",
+        "http://h/a/.",
+        "http://127.1/a",
+        "http://0x7f.0.0.1/",
+        "http://010.0.0.1/",
+        "http://256.0.0.1/",
+        "http://1.2.3.4.5/",
+        "http://h:/a",
+        "http://h:0/a",
+        "http://h:080/a",
+        "http://h:99999/a",
+        "http://u@h/a",
+        "http://[::1]/a",
+        "http://h?x",
+        "http://h/a?",
+        "http://h/%41.jpg",
+        "http://h/a b",
+        "http://h/\xC3\xA9",
+        "http://h/a\\b",
+        "http://h/{a}",
+        "http://.h/a",
+        "http://h./a",
+        "http://a..b/a",
+        "http://h_x/a",
+        "http://1.-2.3.4/a",
         "https://upl:-000000000000000000000000",  // found by fuzz_filename: from_chars took the '-'
         "http://h:+80/a",
         "http://h/" + std::string(8000000, 'a'),  // longer than CURLU accepts
@@ -458,7 +481,8 @@ TEST_CASE("a long name ending in .part is fitted as a bare name") {
   }
   SUBCASE("and a bare name whose cut would end right after .part") {
     std::string error;
-    const auto url = parse_url("http://example.com/" + std::string(245, 'b') + ".part_" + std::string(60, 'c'), &error);
+    const auto url =
+        parse_url("http://example.com/" + std::string(245, 'b') + ".part_" + std::string(60, 'c'), &error);
     REQUIRE(url.has_value());
     const auto name = filename_from_url(*url);
     CHECK(name.size() <= imgdl::detail::max_bare_name_bytes);

@@ -36,14 +36,16 @@ struct Plan {
   std::string url;
   std::string fetch_url;  // the normalized URL handed to libcurl
   std::string host;
-  std::string name;       // planned file name; may still lack an extension
+  std::string name;  // planned file name; may still lack an extension
   ErrorKind error = ErrorKind::None;
   std::string message;
   bool duplicate = false;
 };
 
-std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt, std::optional<std::chrono::milliseconds> retry_after) {
-  if (retry_after) return std::min(*retry_after, o.retry_max_delay);
+std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt,
+                                  std::optional<std::chrono::milliseconds> retry_after) {
+  if (retry_after)
+    return std::min(*retry_after, o.retry_max_delay);
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const double base = static_cast<double>(o.retry_backoff.count()) * std::pow(2.0, attempt - 1);
   const double jittered = base * std::uniform_real_distribution<double>(0.5, 1.5)(rng);
@@ -55,32 +57,52 @@ std::chrono::milliseconds backoff(const DownloadOptions& o, int attempt, std::op
 
 std::string_view to_string(DownloadStatus status) noexcept {
   switch (status) {
-    case DownloadStatus::Ok: return "ok";
-    case DownloadStatus::Skipped: return "skipped";
-    case DownloadStatus::Failed: return "failed";
-    case DownloadStatus::Cancelled: return "cancelled";
+    case DownloadStatus::Ok:
+      return "ok";
+    case DownloadStatus::Skipped:
+      return "skipped";
+    case DownloadStatus::Failed:
+      return "failed";
+    case DownloadStatus::Cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 std::string_view to_string(ErrorKind kind) noexcept {
   switch (kind) {
-    case ErrorKind::None: return "none";
-    case ErrorKind::InvalidUrl: return "invalid_url";
-    case ErrorKind::Dns: return "dns";
-    case ErrorKind::Connect: return "connect";
-    case ErrorKind::Tls: return "tls";
-    case ErrorKind::Timeout: return "timeout";
-    case ErrorKind::HttpStatus: return "http_status";
-    case ErrorKind::TooManyRedirects: return "too_many_redirects";
-    case ErrorKind::ForbiddenRedirect: return "forbidden_redirect";
-    case ErrorKind::TooLarge: return "too_large";
-    case ErrorKind::NotImage: return "not_image";
-    case ErrorKind::Empty: return "empty";
-    case ErrorKind::Truncated: return "truncated";
-    case ErrorKind::Network: return "network";
-    case ErrorKind::Write: return "write";
-    case ErrorKind::Cancelled: return "cancelled";
+    case ErrorKind::None:
+      return "none";
+    case ErrorKind::InvalidUrl:
+      return "invalid_url";
+    case ErrorKind::Dns:
+      return "dns";
+    case ErrorKind::Connect:
+      return "connect";
+    case ErrorKind::Tls:
+      return "tls";
+    case ErrorKind::Timeout:
+      return "timeout";
+    case ErrorKind::HttpStatus:
+      return "http_status";
+    case ErrorKind::TooManyRedirects:
+      return "too_many_redirects";
+    case ErrorKind::ForbiddenRedirect:
+      return "forbidden_redirect";
+    case ErrorKind::TooLarge:
+      return "too_large";
+    case ErrorKind::NotImage:
+      return "not_image";
+    case ErrorKind::Empty:
+      return "empty";
+    case ErrorKind::Truncated:
+      return "truncated";
+    case ErrorKind::Network:
+      return "network";
+    case ErrorKind::Write:
+      return "write";
+    case ErrorKind::Cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -134,7 +156,8 @@ class Downloader::Impl {
   /// announces every URL when it plans them instead. Throws ExecutorShutdownError after cancel().
   Future<DownloadResult> schedule(Plan p, bool announce = true) {
     const auto& observer = options_.observer;
-    if (observer && announce) observer->on_queued(transfer(p));
+    if (observer && announce)
+      observer->on_queued(transfer(p));
     auto task = executor_.external_task<DownloadResult>();
     Future<DownloadResult> future(task);
     auto job = std::make_unique<Job>();
@@ -145,40 +168,48 @@ class Downloader::Impl {
       std::lock_guard lock(queue_mutex_);
       // A done-callback or observer submitting while the destructor drains the loop: refuse it, as
       // the executor refuses work after shutdown, rather than drop it unanswered.
-      if (closing_) throw ExecutorShutdownError();
+      if (closing_)
+        throw ExecutorShutdownError();
       was_empty = incoming_.empty();
       incoming_.push_back(std::move(job));
     }
     // The loop drains the whole queue per wake-up, so only the first URL of a batch needs one.
-    if (was_empty) wake();
+    if (was_empty)
+      wake();
     return future;
   }
 
   std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode) {
     std::vector<Plan> plans;
     plans.reserve(urls.size());
-    for (const auto& url : urls) plans.push_back(plan(url));  // every name before any transfer
+    for (const auto& url : urls)
+      plans.push_back(plan(url));  // every name before any transfer
     if (options_.observer)
-      for (const auto& p : plans) options_.observer->on_queued(transfer(p));
+      for (const auto& p : plans)
+        options_.observer->on_queued(transfer(p));
 
     std::vector<DownloadResult> results(plans.size());
     std::size_t next = 0;
-    run_window([&]() -> std::optional<Plan> {
-                 if (next == plans.size()) return std::nullopt;
-                 return std::move(plans[next++]);
-               },
-               [&](std::size_t position, DownloadResult&& r) { results[position] = std::move(r); },
-               mode, false);
+    run_window(
+        [&]() -> std::optional<Plan> {
+          if (next == plans.size())
+            return std::nullopt;
+          return std::move(plans[next++]);
+        },
+        [&](std::size_t position, DownloadResult&& r) { results[position] = std::move(r); }, mode, false);
     return results;
   }
 
   std::size_t download_stream(const std::function<std::optional<std::string>()>& next_url,
-                              const std::function<void(std::size_t, DownloadResult&&)>& on_result, Mode mode) {
+                              const std::function<void(std::size_t, DownloadResult&&)>& on_result,
+                              Mode mode) {
     return run_window(
         [&]() -> std::optional<Plan> {
-          if (cancelled_.load()) return std::nullopt;  // stop reading the input
+          if (cancelled_.load())
+            return std::nullopt;  // stop reading the input
           auto url = next_url();
-          if (!url) return std::nullopt;
+          if (!url)
+            return std::nullopt;
           return plan(std::move(*url));
         },
         on_result, mode, true);
@@ -222,12 +253,18 @@ class Downloader::Impl {
 
   static DownloadOptions resolve(DownloadOptions o) {
     detail::ensure_curl_global_init();  // before the loop thread exists
-    if (o.max_workers && *o.max_workers == 0) throw std::invalid_argument("max_workers must be greater than 0");
-    if (!o.max_workers) o.max_workers = ThreadPoolExecutor::default_max_workers();
-    if (o.retries < 0) throw std::invalid_argument("retries must not be negative");
-    if (o.max_redirects < 0) throw std::invalid_argument("max_redirects must not be negative");
-    if (o.user_agent.empty()) o.user_agent = default_user_agent();
-    if (o.output_dir.empty()) o.output_dir = ".";
+    if (o.max_workers && *o.max_workers == 0)
+      throw std::invalid_argument("max_workers must be greater than 0");
+    if (!o.max_workers)
+      o.max_workers = ThreadPoolExecutor::default_max_workers();
+    if (o.retries < 0)
+      throw std::invalid_argument("retries must not be negative");
+    if (o.max_redirects < 0)
+      throw std::invalid_argument("max_redirects must not be negative");
+    if (o.user_agent.empty())
+      o.user_agent = default_user_agent();
+    if (o.output_dir.empty())
+      o.output_dir = ".";
     return o;
   }
 
@@ -237,7 +274,8 @@ class Downloader::Impl {
   DownloadResult cancelled_result(const std::string& url, const std::string& name) const {
     DownloadResult r;
     r.url = url;
-    if (!name.empty()) r.path = options_.output_dir / name;
+    if (!name.empty())
+      r.path = options_.output_dir / name;
     r.status = DownloadStatus::Cancelled;
     r.error = ErrorKind::Cancelled;
     r.message = "cancelled before it started";
@@ -251,15 +289,17 @@ class Downloader::Impl {
   /// stays bounded whatever the length of the input. After cancel(), plans still pulled are reported
   /// cancelled unscheduled.
   std::size_t run_window(const std::function<std::optional<Plan>()>& next_plan,
-                         const std::function<void(std::size_t, DownloadResult&&)>& sink, Mode mode, bool announce) {
+                         const std::function<void(std::size_t, DownloadResult&&)>& sink, Mode mode,
+                         bool announce) {
     struct InFlight {
       std::string url;
       std::string name;
       Future<DownloadResult> future;
     };
     if (std::this_thread::get_id() == loop_thread_.get_id())
-      throw std::logic_error("download_all/download_stream called from an observer or done-callback of the same "
-                             "Downloader: it would wait for its own transfer thread");
+      throw std::logic_error(
+          "download_all/download_stream called from an observer or done-callback of the same "
+          "Downloader: it would wait for its own transfer thread");
     const std::size_t workers = *options_.max_workers;
     const std::size_t window = mode == Mode::Sequential ? 1 : 2 * workers;
     auto completions = std::make_shared<detail::CompletionQueue>();
@@ -271,7 +311,8 @@ class Downloader::Impl {
     struct CancelOnExit {
       std::unordered_map<std::size_t, InFlight>& in_flight;
       ~CancelOnExit() {
-        for (auto& [index, slot] : in_flight) slot.future.cancel();
+        for (auto& [index, slot] : in_flight)
+          slot.future.cancel();
       }
     } cancel_on_exit{in_flight};
     while (true) {
@@ -289,20 +330,25 @@ class Downloader::Impl {
         } catch (const ExecutorShutdownError&) {
           // cancel() ran before this URL's turn: it ends here, and the observer still hears of it.
           auto cancelled = cancelled_result(slot.url, slot.name);
-          if (options_.observer) options_.observer->on_finished({index, slot.url, slot.name}, cancelled);
+          if (options_.observer)
+            options_.observer->on_finished({index, slot.url, slot.name}, cancelled);
           sink(position, std::move(cancelled));
           continue;
         }
-        slot.future.state()->add_callback([weak = std::weak_ptr<detail::CompletionQueue>(completions), position] {
-          if (auto queue = weak.lock()) queue->push(position);
-        });
+        slot.future.state()->add_callback(
+            [weak = std::weak_ptr<detail::CompletionQueue>(completions), position] {
+              if (auto queue = weak.lock())
+                queue->push(position);
+            });
         in_flight.emplace(position, std::move(slot));
       }
-      if (in_flight.empty()) return count;
+      if (in_flight.empty())
+        return count;
       // Wake for a batch, not for every file: while more than 1.5 × workers are unfinished the loop
       // still has URLs queued, so waiting for the excess to complete costs it nothing and saves this
       // thread a wake-up per file. The deadline bounds the wait when transfers are slow.
-      const std::size_t batch = in_flight.size() > workers + workers / 2 ? in_flight.size() - workers - workers / 2 : 1;
+      const std::size_t batch =
+          in_flight.size() > workers + workers / 2 ? in_flight.size() - workers - workers / 2 : 1;
       completions->pop_batch(batch, Clock::now() + batch_wait, finished);
       for (const std::size_t position : finished) {
         auto node = in_flight.extract(position);
@@ -320,11 +366,14 @@ class Downloader::Impl {
   /// Whether a URL planned as `name` already has its file: a name without an extension is saved with
   /// the sniffed type's, so any image extension counts.
   bool final_file_exists(const std::string& name) const {
-    if (output_.exists(name)) return true;
-    if (detail::has_extension(name)) return false;
-    for (auto type : {ImageType::Jpeg, ImageType::Png, ImageType::Gif, ImageType::Webp, ImageType::Bmp, ImageType::Tiff,
-                      ImageType::Ico, ImageType::Avif, ImageType::Heic, ImageType::Svg}) {
-      if (output_.exists(detail::with_extension_for(name, extension_for(type)))) return true;
+    if (output_.exists(name))
+      return true;
+    if (detail::has_extension(name))
+      return false;
+    for (auto type : {ImageType::Jpeg, ImageType::Png, ImageType::Gif, ImageType::Webp, ImageType::Bmp,
+                      ImageType::Tiff, ImageType::Ico, ImageType::Avif, ImageType::Heic, ImageType::Svg}) {
+      if (output_.exists(detail::with_extension_for(name, extension_for(type))))
+        return true;
     }
     return false;
   }
@@ -349,26 +398,33 @@ class Downloader::Impl {
         taken.swap(incoming_);
         closing = closing_;
       }
-      for (auto& job : taken) ready_.push_back(std::move(job));
+      for (auto& job : taken)
+        ready_.push_back(std::move(job));
       taken.clear();
-      if (cancelled_.load()) abort_all();
-      if (stop_seen_.exchange(false)) settle_stopped();
+      if (cancelled_.load())
+        abort_all();
+      if (stop_seen_.exchange(false))
+        settle_stopped();
       release_due_retries();
       start_ready();
       int running = 0;
       curl_multi_perform(multi_.get(), &running);
       settle_finished();
-      if (closing && ready_.empty() && due_.empty() && waiting_for_host_ == 0 && retrying_.empty() && active_.empty())
+      if (closing && ready_.empty() && due_.empty() && waiting_for_host_ == 0 && retrying_.empty() &&
+          active_.empty())
         return;
-      if (!due_.empty() || (!ready_.empty() && begun_ < *options_.max_workers)) continue;  // slots just freed
+      if (!due_.empty() || (!ready_.empty() && begun_ < *options_.max_workers))
+        continue;  // slots just freed
       curl_multi_poll(multi_.get(), nullptr, 0, poll_timeout_ms(), nullptr);
     }
   }
 
   int poll_timeout_ms() const {
     constexpr int idle_ms = 1000;
-    if (retrying_.empty()) return idle_ms;
-    const auto until = std::chrono::ceil<std::chrono::milliseconds>(retrying_.front()->retry_at - Clock::now());
+    if (retrying_.empty())
+      return idle_ms;
+    const auto until =
+        std::chrono::ceil<std::chrono::milliseconds>(retrying_.front()->retry_at - Clock::now());
     return static_cast<int>(std::clamp<std::int64_t>(until.count(), 0, idle_ms));
   }
 
@@ -392,7 +448,8 @@ class Downloader::Impl {
         ++waiting_for_host_;
         continue;
       }
-      if (!job->begun && !begin(*job)) continue;  // ended without a transfer (skip, duplicate, ...)
+      if (!job->begun && !begin(*job))
+        continue;  // ended without a transfer (skip, duplicate, ...)
       start_attempt(std::move(job));
     }
   }
@@ -414,16 +471,19 @@ class Downloader::Impl {
     job.start = Clock::now();
     job.result.url = job.plan.url;
     const Plan& p = job.plan;
-    if (p.error != ErrorKind::None) return finish(job, DownloadStatus::Failed, p.error, p.message);
+    if (p.error != ErrorKind::None)
+      return finish(job, DownloadStatus::Failed, p.error, p.message);
     if (p.duplicate)
       return finish(job, DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run");
     job.resume = options_.on_exists == OnExists::Resume;
     job.use_range = job.resume;
     if ((options_.on_exists == OnExists::Skip || job.resume) && final_file_exists(p.name))
       return finish(job, DownloadStatus::Skipped, ErrorKind::None, "already exists");
-    if (job.task->stop_requested()) return finish(job, DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
+    if (job.task->stop_requested())
+      return finish(job, DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
     const auto& observer = options_.observer;
-    if (observer) observe(job, [&] { observer->on_started(transfer(p)); });
+    if (observer)
+      observe(job, [&] { observer->on_started(transfer(p)); });
 
     std::error_code error;
     const std::string stem = detail::part_file_stem(p.name);
@@ -432,7 +492,8 @@ class Downloader::Impl {
       return finish(job, DownloadStatus::Failed, ErrorKind::Write,
                     "another transfer is writing " + stem + ".part in this directory");
     if (error)
-      return finish(job, DownloadStatus::Failed, ErrorKind::Write, "cannot create " + stem + ".part: " + error.message());
+      return finish(job, DownloadStatus::Failed, ErrorKind::Write,
+                    "cannot create " + stem + ".part: " + error.message());
     if (job.part.size() > 0 && options_.compute_sha256) {
       if (auto read_error = job.part.read_all([&](std::string_view chunk) { job.hash.update(chunk); }))
         return finish(job, DownloadStatus::Failed, ErrorKind::Write,
@@ -462,8 +523,8 @@ class Downloader::Impl {
       return;
     }
     CURL* handle = easy->get();
-    auto begun = detail::begin_attempt(handle, settings_, job->plan.fetch_url, job->part, job->hash, job->use_range,
-                                       job->task->stop_token(), job->report);
+    auto begun = detail::begin_attempt(handle, settings_, job->plan.fetch_url, job->part, job->hash,
+                                       job->use_range, job->task->stop_token(), job->report);
     if (auto* outcome = std::get_if<detail::AttemptOutcome>(&begun)) {
       idle_easy_.push_back(std::move(*easy));
       attempt_done(std::move(job), std::move(*outcome));
@@ -477,7 +538,8 @@ class Downloader::Impl {
       return;
     }
     job->easy = std::move(easy);
-    if (options_.per_host != 0) ++host_active_[job->plan.host];
+    if (options_.per_host != 0)
+      ++host_active_[job->plan.host];
     active_.emplace(handle, std::move(job));
   }
 
@@ -496,7 +558,8 @@ class Downloader::Impl {
   void settle_finished() {
     int left = 0;
     while (CURLMsg* message = curl_multi_info_read(multi_.get(), &left)) {
-      if (message->msg != CURLMSG_DONE) continue;
+      if (message->msg != CURLMSG_DONE)
+        continue;
       CURL* easy = message->easy_handle;
       const CURLcode code = message->data.result;
       end_transfer(easy, [&](detail::Attempt& attempt) { return detail::end_attempt(easy, attempt, code); });
@@ -518,15 +581,18 @@ class Downloader::Impl {
   }
 
   void release_host(const std::string& host) {
-    if (options_.per_host == 0) return;
+    if (options_.per_host == 0)
+      return;
     if (auto active = host_active_.find(host); active != host_active_.end() && --active->second == 0)
       host_active_.erase(active);  // memory stays bounded by the hosts in flight, not all hosts seen
     auto waiting = host_waiting_.find(host);
-    if (waiting == host_waiting_.end()) return;
+    if (waiting == host_waiting_.end())
+      return;
     JobPtr next = std::move(waiting->second.front());
     waiting->second.pop_front();
     --waiting_for_host_;
-    if (waiting->second.empty()) host_waiting_.erase(waiting);
+    if (waiting->second.empty())
+      host_waiting_.erase(waiting);
     if (next->begun) {
       due_.push_front(std::move(next));
     } else {
@@ -553,7 +619,9 @@ class Downloader::Impl {
     }
     const auto delay = backoff(options_, result.attempts, outcome.retry_after);
     if (options_.observer)
-      observe(*job, [&] { options_.observer->on_retrying(transfer(job->plan), result.attempts, delay, outcome.message); });
+      observe(*job, [&] {
+        options_.observer->on_retrying(transfer(job->plan), result.attempts, delay, outcome.message);
+      });
     job->retry_at = Clock::now() + delay;
     retrying_.push_back(std::move(job));
     std::push_heap(retrying_.begin(), retrying_.end(), later_retry);
@@ -577,11 +645,14 @@ class Downloader::Impl {
     result.bytes = part.size();
     if (outcome.error != ErrorKind::None) {
       // Under Resume, a transfer cut short stays as .part for the next run to continue.
-      const bool keep = job->resume && part.size() > 0 &&
-                        (outcome.retryable || outcome.error == ErrorKind::Cancelled || outcome.error == ErrorKind::Timeout);
-      if (keep) part.keep();
+      const bool keep =
+          job->resume && part.size() > 0 &&
+          (outcome.retryable || outcome.error == ErrorKind::Cancelled || outcome.error == ErrorKind::Timeout);
+      if (keep)
+        part.keep();
       part.discard();
-      const auto status = outcome.error == ErrorKind::Cancelled ? DownloadStatus::Cancelled : DownloadStatus::Failed;
+      const auto status =
+          outcome.error == ErrorKind::Cancelled ? DownloadStatus::Cancelled : DownloadStatus::Failed;
       finish(*job, status, outcome.error, std::move(outcome.message));
       return;
     }
@@ -590,7 +661,8 @@ class Downloader::Impl {
     std::string final_name = job->plan.name;
     if (!detail::has_extension(final_name) && outcome.image_type != ImageType::Unknown)
       final_name = detail::with_extension_for(final_name, extension_for(outcome.image_type));
-    if (options_.compute_sha256) result.sha256 = job->hash.hex_digest();
+    if (options_.compute_sha256)
+      result.sha256 = job->hash.hex_digest();
     // Under Rename, a name taken on disk moves on to name.N.ext, but never onto a name planned for a
     // later URL of this run: names must depend on the input order alone.
     const auto reserved = [this](const std::string& candidate) {
@@ -601,7 +673,8 @@ class Downloader::Impl {
     const auto published = output_.publish(part, final_name, options_.on_exists, reserved, error);
     if (error) {
       part.discard();
-      finish(*job, DownloadStatus::Failed, ErrorKind::Write, "cannot rename to " + final_name + ": " + error.message());
+      finish(*job, DownloadStatus::Failed, ErrorKind::Write,
+             "cannot rename to " + final_name + ": " + error.message());
       return;
     }
     result.path = options_.output_dir / published;
@@ -620,7 +693,8 @@ class Downloader::Impl {
     // URL's file may have been renamed.
     if (result.path.empty() && !job.plan.name.empty() && !job.plan.duplicate)
       result.path = options_.output_dir / job.plan.name;
-    if (options_.observer) observe(job, [&] { options_.observer->on_finished(transfer(job.plan), result); });
+    if (options_.observer)
+      observe(job, [&] { options_.observer->on_finished(transfer(job.plan), result); });
     --begun_;
     // An observer's exception travels through the future, as it did from a worker's task.
     if (job.observer_error) {
@@ -638,16 +712,19 @@ class Downloader::Impl {
     try {
       call();
     } catch (...) {
-      if (!job.observer_error) job.observer_error = std::current_exception();
+      if (!job.observer_error)
+        job.observer_error = std::current_exception();
     }
   }
 
   /// on_finished for a URL cancelled before it began; its future is cancelled, so an observer's
   /// exception goes where a throwing done-callback's would.
   void report_cancelled(Job& job) {
-    if (!options_.observer) return;
+    if (!options_.observer)
+      return;
     observe(job, [&] { options_.observer->on_finished(transfer(job.plan), cancelled_result(job.plan)); });
-    if (job.observer_error) job.task->report_error(job.observer_error);
+    if (job.observer_error)
+      job.task->report_error(job.observer_error);
   }
 
   /// cancel(): URLs not begun are cancelled, every other one ends Cancelled now.
@@ -668,7 +745,8 @@ class Downloader::Impl {
     drain(ready_);
     drain(due_);
     drain(retrying_);
-    for (auto& [host, jobs] : host_waiting_) drain(jobs);
+    for (auto& [host, jobs] : host_waiting_)
+      drain(jobs);
     host_waiting_.clear();
     waiting_for_host_ = 0;
   }
@@ -678,11 +756,15 @@ class Downloader::Impl {
     const detail::AttemptOutcome cancelled{ErrorKind::Cancelled, "cancelled"};
     std::vector<CURL*> stopped;
     for (const auto& [easy, job] : active_)
-      if (job->task->stop_requested()) stopped.push_back(easy);
-    for (CURL* easy : stopped) end_transfer(easy, [&](detail::Attempt&) { return cancelled; });
+      if (job->task->stop_requested())
+        stopped.push_back(easy);
+    for (CURL* easy : stopped)
+      end_transfer(easy, [&](detail::Attempt&) { return cancelled; });
     auto settle = [&](auto& jobs) {
-      auto kept = std::partition(jobs.begin(), jobs.end(), [](const JobPtr& job) { return !job->task->stop_requested(); });
-      for (auto it = kept; it != jobs.end(); ++it) complete(std::move(*it), cancelled);
+      auto kept = std::partition(jobs.begin(), jobs.end(),
+                                 [](const JobPtr& job) { return !job->task->stop_requested(); });
+      for (auto it = kept; it != jobs.end(); ++it)
+        complete(std::move(*it), cancelled);
       return jobs.erase(kept, jobs.end());
     };
     settle(ready_);
@@ -717,11 +799,11 @@ class Downloader::Impl {
   // The loop's own. The multi handle outlives the easy handles, which outlive the share handle.
   detail::CurlMulti multi_;
   std::vector<detail::CurlEasy> idle_easy_;
-  std::deque<JobPtr> ready_;                    // not begun yet, in submission order
-  std::deque<JobPtr> due_;                      // begun, ready for their next attempt
-  std::size_t begun_ = 0;                       // begun and not finished: the slots in use
-  std::unordered_map<CURL*, JobPtr> active_;    // attempts libcurl is running
-  std::vector<JobPtr> retrying_;                // a min-heap on retry_at
+  std::deque<JobPtr> ready_;                  // not begun yet, in submission order
+  std::deque<JobPtr> due_;                    // begun, ready for their next attempt
+  std::size_t begun_ = 0;                     // begun and not finished: the slots in use
+  std::unordered_map<CURL*, JobPtr> active_;  // attempts libcurl is running
+  std::vector<JobPtr> retrying_;              // a min-heap on retry_at
   std::unordered_map<std::string, std::deque<JobPtr>> host_waiting_;  // their host is at per_host
   std::unordered_map<std::string, std::size_t> host_active_;
   std::size_t waiting_for_host_ = 0;
@@ -735,7 +817,9 @@ class Downloader::Impl {
 Downloader::Downloader(DownloadOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 Downloader::~Downloader() = default;
 
-Future<DownloadResult> Downloader::submit(std::string url) { return impl_->submit(std::move(url)); }
+Future<DownloadResult> Downloader::submit(std::string url) {
+  return impl_->submit(std::move(url));
+}
 
 std::vector<DownloadResult> Downloader::download_all(const std::vector<std::string>& urls, Mode mode) {
   return impl_->download_all(urls, mode);
@@ -747,10 +831,18 @@ std::size_t Downloader::download_stream(const std::function<std::optional<std::s
   return impl_->download_stream(next_url, on_result, mode);
 }
 
-void Downloader::cancel() { impl_->cancel(); }
-bool Downloader::cancelled() const noexcept { return impl_->cancelled(); }
-const DownloadOptions& Downloader::options() const noexcept { return impl_->options(); }
-ExecutorStats Downloader::stats() const noexcept { return impl_->stats(); }
+void Downloader::cancel() {
+  impl_->cancel();
+}
+bool Downloader::cancelled() const noexcept {
+  return impl_->cancelled();
+}
+const DownloadOptions& Downloader::options() const noexcept {
+  return impl_->options();
+}
+ExecutorStats Downloader::stats() const noexcept {
+  return impl_->stats();
+}
 
 std::string Downloader::default_user_agent() {
   return "imgdl/" + std::string(version()) + " (+" + std::string(project_url()) + ") libcurl/" +

@@ -22,13 +22,16 @@ class ExecutorCore {
         prefix_(options.thread_name_prefix.empty() ? "imgdl" : std::move(options.thread_name_prefix)),
         initializer_(std::move(options.initializer)),
         on_callback_error_(std::move(options.on_callback_error)) {
-    if (max_workers_ == 0) throw std::invalid_argument("max_workers must be greater than 0");
+    if (max_workers_ == 0)
+      throw std::invalid_argument("max_workers must be greater than 0");
   }
 
   void enqueue(const std::shared_ptr<ExecutorCore>& self, std::shared_ptr<StateBase> task) {
     std::unique_lock lock(mutex_);
-    if (broken_) throw BrokenExecutor(broken_message);
-    if (shutdown_) throw ExecutorShutdownError();
+    if (broken_)
+      throw BrokenExecutor(broken_message);
+    if (shutdown_)
+      throw ExecutorShutdownError();
     queue_.push_back(std::move(task));
     pending_.fetch_add(1, std::memory_order_relaxed);
     // Python >= 3.8: each idle worker takes one queued task; start a thread only for tasks beyond
@@ -51,16 +54,19 @@ class ExecutorCore {
           throw;
         }
       }
-      if (threads_.size() > index) ++live_workers_;
+      if (threads_.size() > index)
+        ++live_workers_;
     }
     // Wake a sleeping worker only if the ones already woken cannot account for the queued tasks:
     // signalling on every submit makes each one a futex syscall and a context switch (most of the
     // cost of a burst of small tasks), although a woken worker keeps taking tasks until the queue
     // is empty.
     const bool wake = sleeping_ > signalled_ && queue_.size() > signalled_;
-    if (wake) ++signalled_;
+    if (wake)
+      ++signalled_;
     lock.unlock();
-    if (wake) work_cv_.notify_one();
+    if (wake)
+      work_cv_.notify_one();
   }
 
   void shutdown(bool wait, bool cancel_futures, bool cancel_running) {
@@ -68,15 +74,19 @@ class ExecutorCore {
     {
       std::lock_guard lock(mutex_);
       shutdown_ = true;
-      if (cancel_futures) cancelled.swap(queue_);
+      if (cancel_futures)
+        cancelled.swap(queue_);
       if (cancel_running) {
         for (auto* running : running_tasks_)
-          if (running) running->request_stop();
+          if (running)
+            running->request_stop();
       }
     }
-    for (auto& task : cancelled) task->cancel();
+    for (auto& task : cancelled)
+      task->cancel();
     work_cv_.notify_all();
-    if (!wait) return;
+    if (!wait)
+      return;
 
     if (current_worker_core == this) {
       // Inside one of our own tasks: joining ourselves would deadlock, so wait for every other worker
@@ -91,14 +101,16 @@ class ExecutorCore {
     std::lock_guard join_lock(join_mutex_);
     // No thread is added once shutdown_ is set, so the vector is stable here.
     for (auto& t : threads_)
-      if (t.joinable()) t.join();
+      if (t.joinable())
+        t.join();
   }
 
   /// For the destructor: after shutdown(true), a worker destroying the executor detaches itself.
   void release_threads() {
     std::lock_guard join_lock(join_mutex_);
     for (auto& t : threads_) {
-      if (!t.joinable()) continue;
+      if (!t.joinable())
+        continue;
       if (t.get_id() == std::this_thread::get_id())
         t.detach();
       else
@@ -127,8 +139,10 @@ class ExecutorCore {
   /// Counts a task that an engine outside the pool will run (ExternalTask).
   void adopt_external() {
     std::lock_guard lock(mutex_);
-    if (broken_) throw BrokenExecutor(broken_message);
-    if (shutdown_) throw ExecutorShutdownError();
+    if (broken_)
+      throw BrokenExecutor(broken_message);
+    if (shutdown_)
+      throw ExecutorShutdownError();
     pending_.fetch_add(1, std::memory_order_relaxed);
   }
   void task_skipped() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
@@ -146,7 +160,8 @@ class ExecutorCore {
   }
   void report_callback_error(std::exception_ptr error) noexcept {
     callback_errors_.fetch_add(1, std::memory_order_relaxed);
-    if (!on_callback_error_) return;
+    if (!on_callback_error_)
+      return;
     try {
       on_callback_error_(error);
     } catch (...) {
@@ -184,7 +199,8 @@ class ExecutorCore {
         ++sleeping_;
         work_cv_.wait(lock);
         --sleeping_;
-        if (signalled_ > 0) --signalled_;  // a spurious wakeup may take another's turn: harmless
+        if (signalled_ > 0)
+          --signalled_;  // a spurious wakeup may take another's turn: harmless
       }
       // `current` keeps the task alive while it is listed in running_tasks_ (shutdown may stop it).
       current = std::move(queue_.front());
@@ -200,7 +216,8 @@ class ExecutorCore {
   void name_thread(std::size_t index) const {
     // Linux keeps 15 bytes of a thread's name; pthread_setname_np fails outright on longer ones.
     std::string name = prefix_ + "_" + std::to_string(index);
-    if (name.size() > 15) name.resize(15);
+    if (name.size() > 15)
+      name.resize(15);
     pthread_setname_np(pthread_self(), name.c_str());
   }
 
@@ -220,7 +237,8 @@ class ExecutorCore {
     }
     work_cv_.notify_all();
     const auto error = std::make_exception_ptr(BrokenExecutor(message));
-    for (auto& task : pending) task->fail_pending(error);
+    for (auto& task : pending)
+      task->fail_pending(error);
   }
 
   void worker_exit() {
@@ -244,8 +262,8 @@ class ExecutorCore {
   std::deque<std::shared_ptr<StateBase>> queue_;
   std::vector<std::thread> threads_;
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
-  std::size_t sleeping_ = 0;   // workers waiting on work_cv_
-  std::size_t signalled_ = 0;  // of those, notified by enqueue() and not yet awake
+  std::size_t sleeping_ = 0;               // workers waiting on work_cv_
+  std::size_t signalled_ = 0;              // of those, notified by enqueue() and not yet awake
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;
@@ -294,17 +312,21 @@ bool StateBase::cancel() {
     complete(FutureStatus::Cancelled, nullptr);
     return true;
   }
-  if (expected == FutureStatus::Running) request_stop();
+  if (expected == FutureStatus::Running)
+    request_stop();
   return expected == FutureStatus::Cancelled;
 }
 
-void StateBase::request_stop() noexcept { stop_.request_stop(); }
+void StateBase::request_stop() noexcept {
+  stop_.request_stop();
+}
 
 bool StateBase::fail_pending(std::exception_ptr error) {
   // Claim the task first (a worker's try_start may race), and publish Finished only once the error is
   // stored, so nobody sees a finished future without its exception.
   auto expected = FutureStatus::Pending;
-  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) return false;
+  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel))
+    return false;
   core_->pending_failed();
   complete(FutureStatus::Finished, std::move(error));
   return true;
@@ -333,7 +355,8 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
     error_ = std::move(error);
     status_.store(final_status, std::memory_order_release);
     callbacks.swap(callbacks_);
-    if (waiters_ > 0) done_cv_.notify_all();
+    if (waiters_ > 0)
+      done_cv_.notify_all();
   }
   for (auto& callback : callbacks) {
     try {
@@ -345,7 +368,8 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
 }
 
 void StateBase::wait() const {
-  if (done()) return;
+  if (done())
+    return;
   std::unique_lock lock(mutex_);
   ++waiters_;
   done_cv_.wait(lock, [&] { return done(); });
@@ -353,7 +377,8 @@ void StateBase::wait() const {
 }
 
 bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
-  if (done()) return true;
+  if (done())
+    return true;
   std::unique_lock lock(mutex_);
   ++waiters_;
   const bool finished = done_cv_.wait_until(lock, deadline, [&] { return done(); });
@@ -377,7 +402,8 @@ void StateBase::add_callback(std::function<void()> callback) {
 }
 
 std::exception_ptr StateBase::error() const {
-  if (status() == FutureStatus::Cancelled) throw CancelledError();
+  if (status() == FutureStatus::Cancelled)
+    throw CancelledError();
   std::lock_guard lock(mutex_);
   return error_;
 }
@@ -408,15 +434,21 @@ void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures, bool cancel_ru
   core_->shutdown(wait, cancel_futures, cancel_running);
 }
 
-ExecutorStats ThreadPoolExecutor::stats() const noexcept { return core_->stats(); }
+ExecutorStats ThreadPoolExecutor::stats() const noexcept {
+  return core_->stats();
+}
 
-std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
+std::size_t ThreadPoolExecutor::max_workers() const noexcept {
+  return core_->max_workers();
+}
 
 std::shared_ptr<detail::ExecutorCore> ThreadPoolExecutor::adopt_external_task() {
   core_->adopt_external();
   return core_;
 }
 
-void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::StateBase> task) { core_->enqueue(core_, std::move(task)); }
+void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::StateBase> task) {
+  core_->enqueue(core_, std::move(task));
+}
 
 }  // namespace imgdl

@@ -306,7 +306,8 @@ std::optional<ParsedUrl> parse_url_with_curlu(std::string_view url, std::string*
 namespace {
 
 bool is_path_char(char c) noexcept {
-  return is_ascii_alpha(c) || is_ascii_digit(c) || (c != '\0' && std::strchr("-._~!$&'()*+,;=:@/?", c) != nullptr);
+  return is_ascii_alpha(c) || is_ascii_digit(c) ||
+         (c != '\0' && std::strchr("-._~!$&'()*+,;=:@/?", c) != nullptr);
 }
 
 // 1 to max_digits ASCII digits and nothing else (from_chars alone would also take a leading '-').
@@ -317,12 +318,14 @@ bool is_decimal(std::string_view s, std::size_t max_digits) noexcept {
 // A host that CURLU returns unchanged: lowercase DNS labels, or a canonical dotted quad. Other
 // numeric forms ("127.1", "0x7f.1", "010.0.0.1") are IPv4 addresses CURLU rewrites.
 bool is_simple_host(std::string_view host) noexcept {
-  if (host.empty() || host.front() == '.' || host.back() == '.' || host.find("..") != std::string_view::npos) {
+  if (host.empty() || host.front() == '.' || host.back() == '.' ||
+      host.find("..") != std::string_view::npos) {
     return false;
   }
   if (!is_ascii_digit(host.front())) {
-    return std::all_of(host.begin(), host.end(),
-                       [](char c) { return (c >= 'a' && c <= 'z') || is_ascii_digit(c) || c == '-' || c == '.'; });
+    return std::all_of(host.begin(), host.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || is_ascii_digit(c) || c == '-' || c == '.';
+    });
   }
   int parts = 0;
   for (std::size_t start = 0; start <= host.size(); ++parts) {
@@ -373,7 +376,8 @@ std::optional<ParsedUrl> parse_simple_url(std::string_view url) {
   if (colon != std::string_view::npos) {
     const std::string_view port = authority.substr(colon + 1);
     if (!is_decimal(port, 5) || port[0] == '0' ||
-        std::from_chars(port.data(), port.data() + port.size(), out.port).ec != std::errc{} || out.port > 65535) {
+        std::from_chars(port.data(), port.data() + port.size(), out.port).ec != std::errc{} ||
+        out.port > 65535) {
       return std::nullopt;
     }
     default_port = out.port == (out.scheme == "http" ? 80 : 443);
@@ -391,7 +395,8 @@ std::optional<ParsedUrl> parse_simple_url(std::string_view url) {
   if (!default_port) {
     out.normalized.append(":").append(std::to_string(out.port));
   }
-  out.normalized.append(out.path).append(question == std::string_view::npos ? std::string_view() : target.substr(question));
+  out.normalized.append(out.path).append(question == std::string_view::npos ? std::string_view()
+                                                                            : target.substr(question));
   return out;
 }
 
@@ -469,7 +474,8 @@ std::string filename_from_url(const ParsedUrl& url) {
   // Checked again after the cut, which can end a long bare name right after ".part".
   auto unlike_a_part_file = [](std::string& n) {
     constexpr std::string_view part_suffix = ".part";
-    if (n.size() > part_suffix.size() && n.ends_with(part_suffix)) n[n.size() - part_suffix.size()] = '_';
+    if (n.size() > part_suffix.size() && n.ends_with(part_suffix))
+      n[n.size() - part_suffix.size()] = '_';
   };
   unlike_a_part_file(name);
   name = fit_length(std::move(name));
@@ -598,7 +604,8 @@ bool NamePlanner::is_reserved(std::string_view final_name) const {
 
 std::string part_file_stem(const std::string& name) {
   constexpr std::size_t suffix_bytes = 5;  // ".part"
-  if (name.size() + suffix_bytes <= max_name_bytes) return name;
+  if (name.size() + suffix_bytes <= max_name_bytes)
+    return name;
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a64(name)));
   return std::string(utf8_prefix(name, max_name_bytes - suffix_bytes - 1 - 16)) + "~" + hex;

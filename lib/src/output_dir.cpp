@@ -14,20 +14,24 @@ namespace imgdl::detail {
 
 namespace {
 
-std::error_code last_error() { return {errno, std::generic_category()}; }
+std::error_code last_error() {
+  return {errno, std::generic_category()};
+}
 
 }  // namespace
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0)
+      ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
   }
   return *this;
 }
 
 UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0)
+    ::close(fd_);
 }
 
 PartFile::PartFile(PartFile&& other) noexcept
@@ -49,11 +53,14 @@ PartFile& PartFile::operator=(PartFile&& other) noexcept {
   return *this;
 }
 
-PartFile::~PartFile() { discard(); }
+PartFile::~PartFile() {
+  discard();
+}
 
 void PartFile::discard() noexcept {
   fd_ = UniqueFd();
-  if (!name_.empty() && !keep_) ::unlinkat(dir_fd_, name_.c_str(), 0);
+  if (!name_.empty() && !keep_)
+    ::unlinkat(dir_fd_, name_.c_str(), 0);
   name_.clear();
 }
 
@@ -61,7 +68,8 @@ std::error_code PartFile::write(std::string_view data) noexcept {
   while (!data.empty()) {
     const auto n = ::write(fd_.get(), data.data(), data.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return last_error();
     }
     data.remove_prefix(static_cast<std::size_t>(n));
@@ -71,7 +79,8 @@ std::error_code PartFile::write(std::string_view data) noexcept {
 }
 
 std::error_code PartFile::truncate() noexcept {
-  if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) < 0) return last_error();
+  if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) < 0)
+    return last_error();
   size_ = 0;
   return {};
 }
@@ -86,9 +95,11 @@ std::string PartFile::read_head(std::size_t max_bytes) const {
 OutputDir::OutputDir(const std::filesystem::path& path) : path_(path.empty() ? "." : path) {
   std::error_code error;
   std::filesystem::create_directories(path_, error);
-  if (error) throw std::system_error(error, "cannot create output directory " + path_.string());
+  if (error)
+    throw std::system_error(error, "cannot create output directory " + path_.string());
   fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd_) throw std::system_error(last_error(), "cannot open output directory " + path_.string());
+  if (!fd_)
+    throw std::system_error(last_error(), "cannot open output directory " + path_.string());
 }
 
 bool OutputDir::exists(const std::string& name) const {
@@ -103,18 +114,22 @@ PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_c
   // (a second Downloader on this directory, or another imgdl process) can tell a live part file from a
   // stale one, and never truncates, appends to or unlinks the first writer's.
   for (int attempt = 0; attempt < 4; ++attempt) {
-    UniqueFd fresh(::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0644));
+    UniqueFd fresh(
+        ::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0644));
     if (fresh) {
       ::flock(fresh.get(), LOCK_EX | LOCK_NB);  // a new inode nobody else can hold yet
       return PartFile(fd_.get(), part_name, std::move(fresh), 0);
     }
-    if (errno != EEXIST) break;
+    if (errno != EEXIST)
+      break;
     UniqueFd existing(::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!existing) {
-      if (errno == ENOENT) continue;  // gone meanwhile: create it afresh
+      if (errno == ENOENT)
+        continue;  // gone meanwhile: create it afresh
       // A symlink planted at the part name: never written through. Without resume, remove the link
       // itself (not its target) and create a real file; with resume there is nothing to continue.
-      if (errno == ELOOP && !resume && ::unlinkat(fd_.get(), part_name.c_str(), 0) == 0) continue;
+      if (errno == ELOOP && !resume && ::unlinkat(fd_.get(), part_name.c_str(), 0) == 0)
+        continue;
       break;
     }
     if (::flock(existing.get(), LOCK_EX | LOCK_NB) != 0) {
@@ -129,17 +144,20 @@ PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_c
       error = std::make_error_code(std::errc::invalid_argument);
       return {};
     }
-    if (::fstatat(fd_.get(), part_name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 || named.st_dev != held.st_dev ||
-        named.st_ino != held.st_ino)
+    if (::fstatat(fd_.get(), part_name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+        named.st_dev != held.st_dev || named.st_ino != held.st_ino)
       continue;
     if (resume) {
-      if (::lseek(existing.get(), 0, SEEK_END) < 0) break;
+      if (::lseek(existing.get(), 0, SEEK_END) < 0)
+        break;
       return PartFile(fd_.get(), part_name, std::move(existing), static_cast<std::uint64_t>(held.st_size));
     }
-    if (::ftruncate(existing.get(), 0) != 0) break;  // a stale part from an interrupted run: start over
+    if (::ftruncate(existing.get(), 0) != 0)
+      break;  // a stale part from an interrupted run: start over
     return PartFile(fd_.get(), part_name, std::move(existing), 0);
   }
-  if (!error) error = last_error();
+  if (!error)
+    error = last_error();
   return {};
 }
 
@@ -157,7 +175,8 @@ std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists
   }
   for (int n = 0;; ++n) {
     const std::string candidate = n == 0 ? name : next_free_name(name, n);
-    if (n > 0 && reserved && reserved(candidate)) continue;
+    if (n > 0 && reserved && reserved(candidate))
+      continue;
     // RENAME_NOREPLACE: an existing file (or symlink) under the candidate name is never replaced.
     if (::renameat2(fd_.get(), part.name().c_str(), fd_.get(), candidate.c_str(), RENAME_NOREPLACE) == 0) {
       part.released();

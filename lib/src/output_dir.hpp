@@ -62,7 +62,10 @@ class PartFile {
   /// Removes the file now.
   void discard() noexcept;
   /// Gives up ownership once the file was renamed to its final name.
-  void released() noexcept { name_.clear(); fd_ = UniqueFd(); }
+  void released() noexcept {
+    name_.clear();
+    fd_ = UniqueFd();
+  }
   int fd() const noexcept { return fd_.get(); }
 
  private:
@@ -109,10 +112,12 @@ std::error_code PartFile::read_all(Sink&& sink) const {
   for (;;) {
     const auto n = ::pread(fd_.get(), buffer.data(), buffer.size(), static_cast<off_t>(offset));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return {errno, std::generic_category()};
     }
-    if (n == 0) return {};
+    if (n == 0)
+      return {};
     sink(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
     offset += static_cast<std::uint64_t>(n);
   }

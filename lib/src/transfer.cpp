@@ -17,16 +17,19 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds progress_interval{100};  // at most 10 Hz per transfer
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
 }
 
 bool iequals_prefix(std::string_view line, std::string_view prefix) {
-  if (line.size() < prefix.size()) return false;
+  if (line.size() < prefix.size())
+    return false;
   for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(line[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+    if (std::tolower(static_cast<unsigned char>(line[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i])))
       return false;
   }
   return true;
@@ -35,7 +38,8 @@ bool iequals_prefix(std::string_view line, std::string_view prefix) {
 std::optional<std::uint64_t> parse_u64(std::string_view s) {
   std::uint64_t value = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  if (ec != std::errc() || end != s.data() + s.size())
+    return std::nullopt;
   return value;
 }
 
@@ -55,20 +59,34 @@ std::string human_bytes(std::uint64_t bytes) {
 // HTTP/2 responses carry no reason phrase; these keep messages readable for the common codes.
 std::string_view standard_reason(long status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 410: return "Gone";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 410:
+      return "Gone";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
@@ -109,7 +127,8 @@ struct Attempt {
   bool restart_from_scratch = false;
 
   std::optional<std::uint64_t> expected_total() const {
-    if (!content_length) return std::nullopt;
+    if (!content_length)
+      return std::nullopt;
     return (status == 206 ? start_offset : 0) + *content_length;
   }
 
@@ -122,12 +141,14 @@ struct Attempt {
   std::string http_message() const {
     std::string message = "HTTP " + std::to_string(status);
     const std::string_view phrase = reason.empty() ? standard_reason(status) : std::string_view(reason);
-    if (!phrase.empty()) message += " " + std::string(phrase);
+    if (!phrase.empty())
+      message += " " + std::string(phrase);
     return message;
   }
 
   std::string too_large_message(std::uint64_t size) const {
-    return "larger than the " + human_bytes(options.max_file_size) + " limit (" + std::to_string(size) + " bytes)";
+    return "larger than the " + human_bytes(options.max_file_size) + " limit (" + std::to_string(size) +
+           " bytes)";
   }
 
   void on_header(std::string_view line) {
@@ -143,10 +164,13 @@ struct Attempt {
       return;
     }
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos) return;
+    if (colon == std::string_view::npos)
+      return;
     const auto name = line.substr(0, colon);
     const auto value = trim(line.substr(colon + 1));
-    auto is = [&](std::string_view header) { return name.size() == header.size() && iequals_prefix(name, header); };
+    auto is = [&](std::string_view header) {
+      return name.size() == header.size() && iequals_prefix(name, header);
+    };
     if (is("content-length")) {
       content_length = parse_u64(value);
     } else if (is("content-type")) {
@@ -160,16 +184,19 @@ struct Attempt {
 
   /// The end of a response's headers: refuse an oversized body before it arrives.
   bool on_headers_complete() {
-    if (status < 200 || status >= 300 || options.max_file_size == 0) return true;
+    if (status < 200 || status >= 300 || options.max_file_size == 0)
+      return true;
     const auto total = expected_total();
-    if (total && *total > options.max_file_size) return fail(ErrorKind::TooLarge, too_large_message(*total));
+    if (total && *total > options.max_file_size)
+      return fail(ErrorKind::TooLarge, too_large_message(*total));
     return true;
   }
 
   /// Decides, at the first body byte of the final response, whether this body is wanted.
   bool on_body_start() {
     body_started = true;
-    if (status < 200 || status >= 300) return fail(ErrorKind::HttpStatus, http_message());
+    if (status < 200 || status >= 300)
+      return fail(ErrorKind::HttpStatus, http_message());
     if (use_range && status == 206) {
       // "bytes START-END/TOTAL": it must continue exactly where our part file ends.
       const std::string_view range = content_range;
@@ -179,13 +206,15 @@ struct Attempt {
                              : std::nullopt;
       if (!start || *start != start_offset) {
         restart_from_scratch = true;
-        return fail(ErrorKind::Network, "the server's Content-Range '" + content_range + "' does not continue the part file");
+        return fail(ErrorKind::Network,
+                    "the server's Content-Range '" + content_range + "' does not continue the part file");
       }
       return true;
     }
     if (start_offset > 0) {
       // The server ignored our Range and sends the whole body: start the file over.
-      if (auto error = part.truncate()) return fail(ErrorKind::Write, "cannot truncate: " + error.message());
+      if (auto error = part.truncate())
+        return fail(ErrorKind::Write, "cannot truncate: " + error.message());
       hash = Sha256();
       head.clear();
       start_offset = 0;
@@ -195,24 +224,29 @@ struct Attempt {
 
   bool sniff_and_flush(bool final) {
     if (!sniffed) {
-      if (!final && head.size() < sniff_bytes_needed()) return true;
+      if (!final && head.size() < sniff_bytes_needed())
+        return true;
       sniffed = true;
       type = sniff_image_type(head);
       if (type == ImageType::Unknown && options.require_image) {
         return fail(ErrorKind::NotImage,
-                    "not an image (server sent " + (content_type.empty() ? std::string("no Content-Type") : content_type) +
-                        ")");
+                    "not an image (server sent " +
+                        (content_type.empty() ? std::string("no Content-Type") : content_type) + ")");
       }
     }
-    if (head.empty()) return true;
-    if (auto error = part.write(head)) return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    if (options.compute_sha256) hash.update(head);
+    if (head.empty())
+      return true;
+    if (auto error = part.write(head))
+      return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
+    if (options.compute_sha256)
+      hash.update(head);
     head.clear();
     return true;
   }
 
   bool on_body(std::string_view data) {
-    if (!body_started && !on_body_start()) return false;
+    if (!body_started && !on_body_start())
+      return false;
     const std::uint64_t received = part.size() + head.size() + data.size();
     if (options.max_file_size != 0 && received > options.max_file_size)
       return fail(ErrorKind::TooLarge, too_large_message(received));
@@ -220,20 +254,26 @@ struct Attempt {
       head.append(data);
       return sniff_and_flush(false);
     }
-    if (auto error = part.write(data)) return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    if (options.compute_sha256) hash.update(data);
+    if (auto error = part.write(data))
+      return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
+    if (options.compute_sha256)
+      hash.update(data);
     return true;
   }
 
   void maybe_report(bool force) {
     const auto now = Clock::now();
-    if (!force && now - last_report < progress_interval) return;
+    if (!force && now - last_report < progress_interval)
+      return;
     last_report = now;
-    if (report) report(part.size() + head.size(), expected_total());
+    if (report)
+      report(part.size() + head.size(), expected_total());
   }
 };
 
-void AttemptDeleter::operator()(Attempt* attempt) const noexcept { delete attempt; }
+void AttemptDeleter::operator()(Attempt* attempt) const noexcept {
+  delete attempt;
+}
 
 namespace {
 
@@ -241,7 +281,8 @@ std::size_t header_callback(char* data, std::size_t size, std::size_t count, voi
   auto& attempt = *static_cast<Attempt*>(user);
   const std::size_t bytes = size * count;
   const std::string_view line(data, bytes);
-  if (line == "\r\n" || line == "\n") return attempt.on_headers_complete() ? bytes : 0;
+  if (line == "\r\n" || line == "\n")
+    return attempt.on_headers_complete() ? bytes : 0;
   attempt.on_header(line);
   return bytes;
 }
@@ -254,8 +295,10 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
 
 int progress_callback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto& attempt = *static_cast<Attempt*>(user);
-  if (attempt.stop.stop_requested()) return 1;  // aborts with CURLE_ABORTED_BY_CALLBACK
-  if (attempt.body_started) attempt.maybe_report(false);
+  if (attempt.stop.stop_requested())
+    return 1;  // aborts with CURLE_ABORTED_BY_CALLBACK
+  if (attempt.body_started)
+    attempt.maybe_report(false);
   return 0;
 }
 
@@ -270,7 +313,8 @@ void set(CURL* easy, CURLoption option, T value) {
 /// Only the URL can fail (out of memory, too long); the handle is reused, so a URL that did not take
 /// would leave the previous attempt's in place.
 CURLcode configure_attempt(CURL* easy, const std::string& url, Attempt& attempt, const std::string& range) {
-  if (const CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, url.c_str()); code != CURLE_OK) return code;
+  if (const CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, url.c_str()); code != CURLE_OK)
+    return code;
   set(easy, CURLOPT_RANGE, range.empty() ? nullptr : range.c_str());
   set(easy, CURLOPT_ERRORBUFFER, attempt.error_buffer);
   set(easy, CURLOPT_HEADERDATA, &attempt);
@@ -323,11 +367,14 @@ bool retryable_kind(ErrorKind kind) {
 
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value) {
   value = trim(value);
-  if (value.empty()) return std::nullopt;
-  if (auto seconds = parse_u64(value)) return std::chrono::milliseconds(std::min<std::uint64_t>(*seconds, 86400) * 1000);
+  if (value.empty())
+    return std::nullopt;
+  if (auto seconds = parse_u64(value))
+    return std::chrono::milliseconds(std::min<std::uint64_t>(*seconds, 86400) * 1000);
   const std::string date(value);
   const time_t when = curl_getdate(date.c_str(), nullptr);
-  if (when < 0) return std::nullopt;
+  if (when < 0)
+    return std::nullopt;
   const time_t now = std::time(nullptr);
   return std::chrono::milliseconds(when > now ? static_cast<std::int64_t>(when - now) * 1000 : 0);
 }
@@ -352,7 +399,8 @@ void configure_handle(CURL* easy, const TransferSettings& settings) {
   }
   set(easy, CURLOPT_SSL_VERIFYPEER, o.insecure ? 0L : 1L);
   set(easy, CURLOPT_SSL_VERIFYHOST, o.insecure ? 0L : 2L);
-  if (!o.ca_file.empty()) set(easy, CURLOPT_CAINFO, o.ca_file.c_str());
+  if (!o.ca_file.empty())
+    set(easy, CURLOPT_CAINFO, o.ca_file.c_str());
   set(easy, CURLOPT_HEADERFUNCTION, &header_callback);
   set(easy, CURLOPT_WRITEFUNCTION, &write_callback);
   set(easy, CURLOPT_NOPROGRESS, 0L);
@@ -360,29 +408,33 @@ void configure_handle(CURL* easy, const TransferSettings& settings) {
 }
 
 std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
-                                                      const std::string& url, PartFile& part, Sha256& hash,
-                                                      bool use_range, std::stop_token stop,
-                                                      const ProgressReport& report) {
+                                                       const std::string& url, PartFile& part, Sha256& hash,
+                                                       bool use_range, std::stop_token stop,
+                                                       const ProgressReport& report) {
   const DownloadOptions& options = *settings.options;
-  AttemptPtr attempt(new Attempt{options, part, hash, std::move(stop), report, use_range && part.size() > 0, part.size()});
+  AttemptPtr attempt(
+      new Attempt{options, part, hash, std::move(stop), report, use_range && part.size() > 0, part.size()});
   if (attempt->start_offset > 0) {
     // A resumed file is sniffed from its own first bytes. A prefix shorter than the sniff window goes
     // back into the held-back head, to be sniffed and rewritten together with what follows it.
     attempt->head = part.read_head(sniff_bytes_needed());
     if (attempt->head.size() < sniff_bytes_needed()) {
-      if (auto error = part.truncate()) return AttemptOutcome{ErrorKind::Write, "cannot truncate: " + error.message()};
+      if (auto error = part.truncate())
+        return AttemptOutcome{ErrorKind::Write, "cannot truncate: " + error.message()};
       hash = Sha256();
     } else {
       attempt->sniffed = true;
       attempt->type = sniff_image_type(attempt->head);
       attempt->head.clear();
       if (attempt->type == ImageType::Unknown && options.require_image)
-        return AttemptOutcome{ErrorKind::NotImage, "not an image (the partial file " + part.name() + " is not one)"};
+        return AttemptOutcome{ErrorKind::NotImage,
+                              "not an image (the partial file " + part.name() + " is not one)"};
     }
   }
   const std::string range = attempt->use_range ? std::to_string(attempt->start_offset) + "-" : std::string();
   if (const CURLcode code = configure_attempt(easy, url, *attempt, range); code != CURLE_OK)
-    return AttemptOutcome{ErrorKind::InvalidUrl, std::string("libcurl refused the URL: ") + curl_easy_strerror(code)};
+    return AttemptOutcome{ErrorKind::InvalidUrl,
+                          std::string("libcurl refused the URL: ") + curl_easy_strerror(code)};
   return attempt;
 }
 
@@ -418,7 +470,8 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     long redirects = 0;
     curl_easy_getinfo(easy, CURLINFO_REDIRECT_COUNT, &redirects);
     outcome.error = classify(code, redirects);
-    if (outcome.error == ErrorKind::Cancelled && !stop.stop_requested()) outcome.error = ErrorKind::Network;
+    if (outcome.error == ErrorKind::Cancelled && !stop.stop_requested())
+      outcome.error = ErrorKind::Network;
     std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(code);
     switch (outcome.error) {
       case ErrorKind::Tls:

@@ -54,15 +54,15 @@ using AttemptPtr = std::unique_ptr<Attempt, AttemptDeleter>;
 void configure_handle(CURL* easy, const TransferSettings& settings);
 
 /// Prepares one attempt for `url` on `easy`, a handle set up by configure_handle() (add it to a multi
-/// handle to run it), appending to `part`, which may already hold a resumed prefix when `use_range`. `hash` must
-/// hold the hash of the part's current content; it is reset when the server restarts the body.
-/// `part`, `hash` and `report` must outlive the attempt. Returns an outcome instead when the attempt
-/// ends before any request (a resumed prefix that is not an image). Call on the thread that runs the
-/// transfer; never throws for transfer failures.
+/// handle to run it), appending to `part`, which may already hold a resumed prefix when `use_range`. `hash`
+/// must hold the hash of the part's current content; it is reset when the server restarts the body. `part`,
+/// `hash` and `report` must outlive the attempt. Returns an outcome instead when the attempt ends before any
+/// request (a resumed prefix that is not an image). Call on the thread that runs the transfer; never throws
+/// for transfer failures.
 std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
-                                                      const std::string& url, PartFile& part, Sha256& hash,
-                                                      bool use_range, std::stop_token stop,
-                                                      const ProgressReport& report);
+                                                       const std::string& url, PartFile& part, Sha256& hash,
+                                                       bool use_range, std::stop_token stop,
+                                                       const ProgressReport& report);
 
 /// Judges a finished attempt from libcurl's `code` and what the callbacks saw: status, size and image
 /// checks, error kind and message, and whether a retry may help. The body is in `part` when it passed.

@@ -55,7 +55,8 @@ inline std::string read_file(const std::filesystem::path& path) {
 /// Whether any `.part` file is left anywhere below `dir`.
 inline bool has_part_files(const std::filesystem::path& dir) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".part") return true;
+    if (e.path().extension() == ".part")
+      return true;
   return false;
 }
 

@@ -1103,7 +1103,8 @@ void TestServer::Impl::add_routes() {
     const std::string scheme = options.tls ? "https://" : "http://";
     const std::string other = scheme + "localhost:" + std::to_string(port);
     std::optional<milliseconds> per_image_latency;
-    if (latency) per_image_latency = milliseconds(static_cast<milliseconds::rep>(*latency));
+    if (latency)
+      per_image_latency = milliseconds(static_cast<milliseconds::rep>(*latency));
     std::string body;
     for (std::size_t i = 0; i < n; ++i) {
       body += image_url(alternate && i % 2 == 1 ? other : base, prefix, i, ext, size, per_image_latency);

@@ -38,17 +38,17 @@ enum class ErrorKind {
 
 /// The result of one URL, complete whatever happened. Plain data: copy and share freely.
 struct DownloadResult {
-  std::string url;                     ///< as given
-  std::filesystem::path path;          ///< the final file (or the planned one when none was kept)
+  std::string url;             ///< as given
+  std::filesystem::path path;  ///< the final file (or the planned one when none was kept)
   DownloadStatus status = DownloadStatus::Failed;
-  long http_status = 0;                ///< the last response's status, 0 if none arrived
-  std::uint64_t bytes = 0;             ///< bytes in the final file (or received, on failure)
+  long http_status = 0;     ///< the last response's status, 0 if none arrived
+  std::uint64_t bytes = 0;  ///< bytes in the final file (or received, on failure)
   ImageType image_type = ImageType::Unknown;
   std::string sha256;  ///< hex SHA-256 of the kept file; empty when none was kept or hashing is off
-  int attempts = 0;                    ///< transfers tried (1 + retries used)
+  int attempts = 0;    ///< transfers tried (1 + retries used)
   std::chrono::steady_clock::duration elapsed{};  ///< from the first attempt's start to the end
   ErrorKind error = ErrorKind::None;
-  std::string message;                 ///< a human sentence: "HTTP 404 Not Found", ...
+  std::string message;  ///< a human sentence: "HTTP 404 Not Found", ...
 
   /// Ok or Skipped.
   bool ok() const noexcept { return status == DownloadStatus::Ok || status == DownloadStatus::Skipped; }

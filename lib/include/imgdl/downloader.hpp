@@ -56,7 +56,8 @@ class DownloadObserver {
   virtual void on_started(const Transfer&) {}
   /// Body bytes so far, and the expected total when known. At most 10 calls a second per transfer,
   /// plus one final call with the complete count.
-  virtual void on_progress(const Transfer&, std::uint64_t /*bytes*/, std::optional<std::uint64_t> /*total*/) {}
+  virtual void on_progress(const Transfer&, std::uint64_t /*bytes*/, std::optional<std::uint64_t> /*total*/) {
+  }
   /// Attempt `attempt` failed for `reason` and the next starts after `delay`.
   virtual void on_retrying(const Transfer&, int /*attempt*/, std::chrono::milliseconds /*delay*/,
                            std::string_view /*reason*/) {}
@@ -151,8 +152,8 @@ class Downloader {
   /// from `next_url` (on this thread) only when a transfer slot will soon be free, keeping at most
   /// 2 × max_workers transfers submitted (1 in Sequential mode), and hands each result to
   /// `on_result` on this thread (in batches while many are in flight), with the URL's 0-based
-  /// position in this stream. Names are planned as URLs are pulled, so they still follow input order. `next_url`
-  /// returns nullopt at the end; after cancel() no further URL is pulled. Returns the number of
+  /// position in this stream. Names are planned as URLs are pulled, so they still follow input order.
+  /// `next_url` returns nullopt at the end; after cancel() no further URL is pulled. Returns the number of
   /// URLs pulled. An exception thrown by either callback propagates, and the transfers still in
   /// flight are cancelled (queued ones) or asked to stop (running ones).
   std::size_t download_stream(const std::function<std::optional<std::string>()>& next_url,

@@ -54,11 +54,11 @@ struct ExecutorOptions {
 /// A snapshot of live counts, for progress displays. Each count is read atomically, but the set is
 /// not one consistent instant: a task may be seen moving between two counts.
 struct ExecutorStats {
-  std::size_t pending = 0;    ///< queued, not started, not cancelled
-  std::size_t running = 0;    ///< taken by a worker and executing now
-  std::size_t completed = 0;  ///< finished, with a value or an exception
-  std::size_t cancelled = 0;  ///< cancelled before running, or stopped on request
-  std::size_t workers = 0;    ///< threads started so far (never more than max_workers)
+  std::size_t pending = 0;          ///< queued, not started, not cancelled
+  std::size_t running = 0;          ///< taken by a worker and executing now
+  std::size_t completed = 0;        ///< finished, with a value or an exception
+  std::size_t cancelled = 0;        ///< cancelled before running, or stopped on request
+  std::size_t workers = 0;          ///< threads started so far (never more than max_workers)
   std::size_t callback_errors = 0;  ///< done-callbacks that threw
 };
 
@@ -83,7 +83,8 @@ class Task final : public ResultState<R> {
         call_(std::in_place, std::forward<G>(fn), std::forward<A>(args)...) {}
 
   void run() noexcept override {
-    if (!this->try_start()) return;
+    if (!this->try_start())
+      return;
     try {
       if constexpr (std::is_void_v<R>) {
         invoke();
@@ -243,7 +244,8 @@ class MapResults {
 
   MapResults(std::unique_ptr<detail::MapSource<R>> source, MapOptions options)
       : source_(std::move(source)), buffersize_(options.buffersize) {
-    if (options.timeout) deadline_ = std::chrono::steady_clock::now() + *options.timeout;
+    if (options.timeout)
+      deadline_ = std::chrono::steady_clock::now() + *options.timeout;
     try {
       while (buffersize_ == 0 || in_flight_.size() < buffersize_) {
         auto next = source_->submit_next();
@@ -265,7 +267,8 @@ class MapResults {
   /// The next result, or nullopt at the end. Rethrows a task's exception (then the rest is
   /// cancelled) and throws TimeoutError past the deadline.
   std::optional<value_type> next() {
-    if (in_flight_.empty()) return std::nullopt;
+    if (in_flight_.empty())
+      return std::nullopt;
     Future<R> head = std::move(in_flight_.front());
     in_flight_.pop_front();
     try {
@@ -304,11 +307,14 @@ class MapResults {
     value_type* operator->() const { return &*owner_->current_; }
     iterator& operator++() {
       owner_->current_ = owner_->next();
-      if (!owner_->current_) owner_ = nullptr;
+      if (!owner_->current_)
+        owner_ = nullptr;
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.owner_ == nullptr; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+      return it.owner_ == nullptr;
+    }
 
    private:
     MapResults* owner_ = nullptr;
@@ -320,7 +326,8 @@ class MapResults {
 
  private:
   void refill() {
-    if (!source_) return;
+    if (!source_)
+      return;
     while (buffersize_ != 0 && in_flight_.size() < buffersize_) {
       auto next = source_->submit_next();
       if (!next) {
@@ -331,7 +338,8 @@ class MapResults {
     }
   }
   void cancel_all() noexcept {
-    for (auto& f : in_flight_) f.state()->cancel();
+    for (auto& f : in_flight_)
+      f.state()->cancel();
     in_flight_.clear();
     source_.reset();
   }
@@ -352,7 +360,8 @@ class RangeMapSource final : public MapSource<R> {
       : executor_(executor), fn_(std::move(fn)), view_(std::move(view)), it_(std::ranges::begin(view_)) {}
 
   std::optional<Future<R>> submit_next() override {
-    if (it_ == std::ranges::end(view_)) return std::nullopt;
+    if (it_ == std::ranges::end(view_))
+      return std::nullopt;
     auto future = executor_.submit(map_call(fn_), *it_);
     ++it_;
     return future;

@@ -132,7 +132,7 @@ struct TaskResult {
   using type = std::invoke_result_t<F, Args...>;
 };
 template <class F, class... Args>
-  requires takes_stop_token_v<F, Args...>
+requires takes_stop_token_v<F, Args...>
 struct TaskResult<F, Args...> {
   using type = std::invoke_result_t<F, std::stop_token, Args...>;
 };
@@ -223,18 +223,22 @@ class Future {
 
  private:
   detail::ResultState<R>& checked() const {
-    if (!state_) throw std::logic_error("imgdl::Future has no state");
+    if (!state_)
+      throw std::logic_error("imgdl::Future has no state");
     return *state_;
   }
   template <class Rep, class Period>
   void wait_or_throw(std::chrono::duration<Rep, Period> timeout) const {
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-    if (!checked().wait_until(deadline)) throw TimeoutError("the future did not finish within the timeout");
+    if (!checked().wait_until(deadline))
+      throw TimeoutError("the future did not finish within the timeout");
   }
   typename detail::ResultRef<R>::type value() const {
-    if (auto error = state_->error()) std::rethrow_exception(error);
-    if constexpr (!std::is_void_v<R>) return *state_->slot.value;
+    if (auto error = state_->error())
+      std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<R>)
+      return *state_->slot.value;
   }
 
   std::shared_ptr<detail::ResultState<R>> state_;

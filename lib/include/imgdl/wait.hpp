@@ -40,11 +40,13 @@ class CompletionQueue {
       finished_.push_back(index);
       wake = finished_.size() >= wanted_;
     }
-    if (wake) cv_.notify_all();
+    if (wake)
+      cv_.notify_all();
   }
   /// Waits until `count` indices are queued, or only for one once `deadline` passed, then moves every
   /// queued index to `out`. Pushes wake the waiter only when enough are queued: one wake-up per batch.
-  void pop_batch(std::size_t count, std::chrono::steady_clock::time_point deadline, std::vector<std::size_t>& out) {
+  void pop_batch(std::size_t count, std::chrono::steady_clock::time_point deadline,
+                 std::vector<std::size_t>& out) {
     std::unique_lock lock(mutex_);
     wanted_ = std::max<std::size_t>(count, 1);
     if (!cv_.wait_until(lock, deadline, [&] { return finished_.size() >= wanted_; })) {
@@ -60,7 +62,8 @@ class CompletionQueue {
     std::unique_lock lock(mutex_);
     auto ready = [&] { return !finished_.empty(); };
     if (deadline) {
-      if (!cv_.wait_until(lock, *deadline, ready)) return std::nullopt;
+      if (!cv_.wait_until(lock, *deadline, ready))
+        return std::nullopt;
     } else {
       cv_.wait(lock, ready);
     }
@@ -92,8 +95,10 @@ std::vector<Future<R>> unique_futures(const std::vector<Future<R>>& futures) {
   std::vector<Future<R>> unique;
   unique.reserve(futures.size());
   for (const auto& f : futures) {
-    if (!f.valid()) throw std::logic_error("imgdl: cannot wait on an empty Future");
-    if (seen.insert(f.state().get()).second) unique.push_back(f);
+    if (!f.valid())
+      throw std::logic_error("imgdl: cannot wait on an empty Future");
+    if (seen.insert(f.state().get()).second)
+      unique.push_back(f);
   }
   return unique;
 }
@@ -103,7 +108,8 @@ std::shared_ptr<CompletionQueue> watch(const std::vector<Future<R>>& futures) {
   auto queue = std::make_shared<CompletionQueue>();
   for (std::size_t i = 0; i < futures.size(); ++i) {
     futures[i].state()->add_callback([weak = std::weak_ptr<CompletionQueue>(queue), i] {
-      if (auto q = weak.lock()) q->push(i);
+      if (auto q = weak.lock())
+        q->push(i);
     });
   }
   return queue;
@@ -111,7 +117,8 @@ std::shared_ptr<CompletionQueue> watch(const std::vector<Future<R>>& futures) {
 
 inline std::optional<std::chrono::steady_clock::time_point> deadline_after(
     std::optional<std::chrono::steady_clock::duration> timeout) {
-  if (!timeout) return std::nullopt;
+  if (!timeout)
+    return std::nullopt;
   return std::chrono::steady_clock::now() + *timeout;
 }
 
@@ -124,18 +131,20 @@ inline std::optional<std::chrono::steady_clock::time_point> deadline_after(
 template <class R>
 class AsCompleted {
  public:
-  AsCompleted(const std::vector<Future<R>>& futures, std::optional<std::chrono::steady_clock::duration> timeout)
+  AsCompleted(const std::vector<Future<R>>& futures,
+              std::optional<std::chrono::steady_clock::duration> timeout)
       : futures_(detail::unique_futures(futures)),
         deadline_(detail::deadline_after(timeout)),
         queue_(detail::watch(futures_)) {}
 
   /// The next completed future, or nullopt once every future was yielded.
   std::optional<Future<R>> next() {
-    if (yielded_ == futures_.size()) return std::nullopt;
+    if (yielded_ == futures_.size())
+      return std::nullopt;
     auto index = queue_->pop(deadline_);
     if (!index) {
-      throw TimeoutError(std::to_string(futures_.size() - yielded_) + " (of " + std::to_string(futures_.size()) +
-                         ") futures unfinished");
+      throw TimeoutError(std::to_string(futures_.size() - yielded_) + " (of " +
+                         std::to_string(futures_.size()) + ") futures unfinished");
     }
     ++yielded_;
     return futures_[*index];
@@ -152,11 +161,14 @@ class AsCompleted {
     const Future<R>* operator->() const { return &*current_; }
     iterator& operator++() {
       current_ = owner_->next();
-      if (!current_) owner_ = nullptr;
+      if (!current_)
+        owner_ = nullptr;
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.owner_ == nullptr; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+      return it.owner_ == nullptr;
+    }
 
    private:
     AsCompleted* owner_ = nullptr;
@@ -180,7 +192,8 @@ AsCompleted<R> as_completed(const std::vector<Future<R>>& futures) {
 
 /// Python's as_completed(fs, timeout).
 template <class R, class Rep, class Period>
-AsCompleted<R> as_completed(const std::vector<Future<R>>& futures, std::chrono::duration<Rep, Period> timeout) {
+AsCompleted<R> as_completed(const std::vector<Future<R>>& futures,
+                            std::chrono::duration<Rep, Period> timeout) {
   return AsCompleted<R>(futures, std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
 }
 
@@ -188,10 +201,12 @@ AsCompleted<R> as_completed(const std::vector<Future<R>>& futures, std::chrono::
 /// any) passes, then splits the distinct futures into done and not_done. Never throws TimeoutError.
 /// FirstException returns at the first future that finished with an exception, or when all are done.
 template <class R>
-WaitResult<R> wait(const std::vector<Future<R>>& futures, std::optional<std::chrono::steady_clock::duration> timeout,
+WaitResult<R> wait(const std::vector<Future<R>>& futures,
+                   std::optional<std::chrono::steady_clock::duration> timeout,
                    ReturnWhen return_when = ReturnWhen::AllCompleted) {
   auto unique = detail::unique_futures(futures);
-  if (unique.empty()) return {};  // nothing to wait for: every condition already holds (as Python)
+  if (unique.empty())
+    return {};  // nothing to wait for: every condition already holds (as Python)
   auto queue = detail::watch(unique);
   auto failed = [&](std::size_t i) {
     const auto& f = unique[i];
@@ -203,7 +218,8 @@ WaitResult<R> wait(const std::vector<Future<R>>& futures, std::optional<std::chr
         return !finished.empty();
       case ReturnWhen::FirstException:
         for (auto i : finished)
-          if (failed(i)) return true;
+          if (failed(i))
+            return true;
         return finished.size() == unique.size();
       case ReturnWhen::AllCompleted:
         return finished.size() == unique.size();
@@ -211,7 +227,8 @@ WaitResult<R> wait(const std::vector<Future<R>>& futures, std::optional<std::chr
     return true;
   });
   WaitResult<R> result;
-  for (auto& f : unique) (f.done() ? result.done : result.not_done).push_back(std::move(f));
+  for (auto& f : unique)
+    (f.done() ? result.done : result.not_done).push_back(std::move(f));
   return result;
 }
 
@@ -225,8 +242,9 @@ WaitResult<R> wait(const std::vector<Future<R>>& futures, ReturnWhen return_when
 template <class R, class Rep, class Period>
 WaitResult<R> wait(const std::vector<Future<R>>& futures, std::chrono::duration<Rep, Period> timeout,
                    ReturnWhen return_when = ReturnWhen::AllCompleted) {
-  return wait(futures, std::optional<std::chrono::steady_clock::duration>(
-                           std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)),
+  return wait(futures,
+              std::optional<std::chrono::steady_clock::duration>(
+                  std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)),
               return_when);
 }
 
