@@ -727,45 +727,39 @@ class Downloader::Impl {
       job.task->report_error(job.observer_error);
   }
 
-  /// cancel(): URLs not begun are cancelled, every other one ends Cancelled now.
+  /// cancel(): every URL ends now.
   void abort_all() {
-    const detail::AttemptOutcome cancelled{ErrorKind::Cancelled, "cancelled"};
-    while (!active_.empty())
-      end_transfer(active_.begin()->first, [&](detail::Attempt&) { return cancelled; });
-    auto drain = [&](auto& jobs) {
-      for (auto& job : jobs) {
-        if (job->begun) {
-          complete(std::move(job), cancelled);
-        } else if (job->task->cancel()) {  // Pending -> Cancelled
-          report_cancelled(*job);
-        }
-      }
-      jobs.clear();
-    };
-    drain(ready_);
-    drain(due_);
-    drain(retrying_);
-    for (auto& [host, jobs] : host_waiting_)
-      drain(jobs);
-    host_waiting_.clear();
-    waiting_for_host_ = 0;
+    cancel_jobs([](const Job&) { return true; });
   }
 
   /// Future::cancel() reached running transfers: they end Cancelled now.
   void settle_stopped() {
+    cancel_jobs([](const Job& job) { return job.task->stop_requested(); });
+  }
+
+  /// Ends every job `matches` picks, wherever it is: a transfer is taken out of libcurl, a begun URL
+  /// completes Cancelled (its part file removed, or kept under Resume), a URL not begun has its future
+  /// cancelled. Waiting URLs are reported in the order they wait.
+  template <class Matches>
+  void cancel_jobs(Matches&& matches) {
     const detail::AttemptOutcome cancelled{ErrorKind::Cancelled, "cancelled"};
     std::vector<CURL*> stopped;
     for (const auto& [easy, job] : active_)
-      if (job->task->stop_requested())
+      if (matches(*job))
         stopped.push_back(easy);
     for (CURL* easy : stopped)
       end_transfer(easy, [&](detail::Attempt&) { return cancelled; });
     auto settle = [&](auto& jobs) {
-      auto kept = std::partition(jobs.begin(), jobs.end(),
-                                 [](const JobPtr& job) { return !job->task->stop_requested(); });
-      for (auto it = kept; it != jobs.end(); ++it)
-        complete(std::move(*it), cancelled);
-      return jobs.erase(kept, jobs.end());
+      const auto ended =
+          std::stable_partition(jobs.begin(), jobs.end(), [&](const JobPtr& job) { return !matches(*job); });
+      for (auto it = ended; it != jobs.end(); ++it) {
+        if ((*it)->begun) {
+          complete(std::move(*it), cancelled);
+        } else if ((*it)->task->cancel()) {  // Pending -> Cancelled
+          report_cancelled(**it);
+        }
+      }
+      jobs.erase(ended, jobs.end());
     };
     settle(ready_);
     settle(due_);
