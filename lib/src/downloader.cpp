@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -238,6 +239,7 @@ class Downloader::Impl {
     DownloadResult result;
     Clock::time_point start;
     bool begun = false;
+    bool output_open = false;  // on_started given, part file opened (or failed)
     bool resume = false;
     bool use_range = false;
     detail::PartFile part;
@@ -407,9 +409,16 @@ class Downloader::Impl {
         settle_stopped();
       release_due_retries();
       start_ready();
-      int running = 0;
-      curl_multi_perform(multi_.get(), &running);
+      perform();
       settle_finished();
+      if (!settled_.empty()) {
+        // The next requests go out before the finished files are published: a connection waits for the
+        // loop's file work only once it has its next response to wait for anyway.
+        start_ready();
+        perform();
+        publish_settled();
+      }
+      open_pending_outputs();
       if (closing && ready_.empty() && due_.empty() && waiting_for_host_ == 0 && retrying_.empty() &&
           active_.empty())
         return;
@@ -417,6 +426,11 @@ class Downloader::Impl {
         continue;  // slots just freed
       curl_multi_poll(multi_.get(), nullptr, 0, poll_timeout_ms(), nullptr);
     }
+  }
+
+  void perform() {
+    int running = 0;
+    curl_multi_perform(multi_.get(), &running);
   }
 
   int poll_timeout_ms() const {
@@ -437,7 +451,7 @@ class Downloader::Impl {
       if (!due_.empty()) {
         job = std::move(due_.front());
         due_.pop_front();
-      } else if (!ready_.empty() && begun_ < *options_.max_workers) {
+      } else if (!ready_.empty() && begun_ - finishing_ < *options_.max_workers) {
         job = std::move(ready_.front());
         ready_.pop_front();
       } else {
@@ -450,6 +464,14 @@ class Downloader::Impl {
       }
       if (!job->begun && !begin(*job))
         continue;  // ended without a transfer (skip, duplicate, ...)
+      // A resumed transfer's Range needs its part file first; any other opens it once its request is
+      // out (open_pending_outputs), and its body waits in memory until then.
+      if (job->resume && !job->output_open) {
+        if (auto failure = open_output(*job)) {
+          complete(std::move(job), std::move(*failure));
+          continue;
+        }
+      }
       start_attempt(std::move(job));
     }
   }
@@ -481,6 +503,20 @@ class Downloader::Impl {
       return finish(job, DownloadStatus::Skipped, ErrorKind::None, "already exists");
     if (job.task->stop_requested())
       return finish(job, DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled");
+    // Future::cancel() on a running transfer: wake the loop to stop it now, not at its next callback.
+    job.on_stop.emplace(job.task->stop_token(), [this] {
+      stop_seen_.store(true);
+      wake();
+    });
+    return true;
+  }
+
+  /// A begun URL's on_started and part file: after the slot's previous URL has finished, so at most
+  /// max_workers URLs are started and unfinished, and at most max_workers part files are open. The
+  /// failure that ends the URL, if the part file cannot be had.
+  std::optional<detail::AttemptOutcome> open_output(Job& job) {
+    const Plan& p = job.plan;
+    job.output_open = true;
     const auto& observer = options_.observer;
     if (observer)
       observe(job, [&] { observer->on_started(transfer(p)); });
@@ -489,15 +525,14 @@ class Downloader::Impl {
     const std::string stem = detail::part_file_stem(p.name);
     job.part = output_.open_part(stem, job.resume, error);
     if (error == std::errc::device_or_resource_busy)
-      return finish(job, DownloadStatus::Failed, ErrorKind::Write,
-                    "another transfer is writing " + stem + ".part in this directory");
+      return detail::AttemptOutcome{ErrorKind::Write,
+                                    "another transfer is writing " + stem + ".part in this directory"};
     if (error)
-      return finish(job, DownloadStatus::Failed, ErrorKind::Write,
-                    "cannot create " + stem + ".part: " + error.message());
+      return detail::AttemptOutcome{ErrorKind::Write, "cannot create " + stem + ".part: " + error.message()};
     if (job.part.size() > 0 && options_.compute_sha256) {
       if (auto read_error = job.part.read_all([&](std::string_view chunk) { job.hash.update(chunk); }))
-        return finish(job, DownloadStatus::Failed, ErrorKind::Write,
-                      "cannot read " + job.part.name() + ": " + read_error.message());
+        return detail::AttemptOutcome{ErrorKind::Write,
+                                      "cannot read " + job.part.name() + ": " + read_error.message()};
     }
     if (observer) {
       // Runs inside libcurl's callbacks, where an exception must not pass.
@@ -505,12 +540,7 @@ class Downloader::Impl {
         observe(job, [&] { options_.observer->on_progress(transfer(job.plan), bytes, total); });
       };
     }
-    // Future::cancel() on a running transfer: wake the loop to stop it now, not at its next callback.
-    job.on_stop.emplace(job.task->stop_token(), [this] {
-      stop_seen_.store(true);
-      wake();
-    });
-    return true;
+    return std::nullopt;
   }
 
   void start_attempt(JobPtr job) {
@@ -538,6 +568,8 @@ class Downloader::Impl {
       return;
     }
     job->easy = std::move(easy);
+    if (!job->output_open)
+      pending_outputs_.push_back(handle);
     if (options_.per_host != 0)
       ++host_active_[job->plan.host];
     active_.emplace(handle, std::move(job));
@@ -562,13 +594,43 @@ class Downloader::Impl {
         continue;
       CURL* easy = message->easy_handle;
       const CURLcode code = message->data.result;
-      end_transfer(easy, [&](detail::Attempt& attempt) { return detail::end_attempt(easy, attempt, code); });
+      std::optional<detail::AttemptOutcome> failure;
+      if (Job& ending = *active_.at(easy); !ending.output_open)
+        failure = open_output(ending);  // it ended within the perform that sent its request
+      auto [job, outcome] = take_transfer(easy, [&](detail::Attempt& attempt) {
+        auto judged = detail::end_attempt(easy, attempt, code);
+        return failure ? std::move(*failure) : std::move(judged);
+      });
+      if (!retries_after(*job, outcome))
+        ++finishing_;  // its slot is free for the next request, sent before this one is published
+      settled_.emplace_back(std::move(job), std::move(outcome));
     }
+  }
+
+  /// Finished attempts taken by settle_finished(): published (or retried) now.
+  void publish_settled() {
+    for (auto& [job, outcome] : settled_)
+      attempt_done(std::move(job), std::move(outcome));
+    settled_.clear();
+    finishing_ = 0;
+  }
+
+  /// on_started and the part file for transfers started without them; a part file that cannot be
+  /// created ends its transfer.
+  void open_pending_outputs() {
+    for (CURL* easy : pending_outputs_) {
+      const auto it = active_.find(easy);
+      if (it == active_.end() || it->second->output_open)
+        continue;  // ended meanwhile, or its handle went on to a job already open
+      if (auto failure = open_output(*it->second))
+        end_transfer(easy, [&](detail::Attempt&) { return std::move(*failure); });
+    }
+    pending_outputs_.clear();
   }
 
   /// Takes an attempt out of libcurl and judges it with `judge`.
   template <class Judge>
-  void end_transfer(CURL* easy, Judge&& judge) {
+  std::pair<JobPtr, detail::AttemptOutcome> take_transfer(CURL* easy, Judge&& judge) {
     auto node = active_.extract(easy);
     JobPtr job = std::move(node.mapped());
     curl_multi_remove_handle(multi_.get(), easy);
@@ -577,6 +639,12 @@ class Downloader::Impl {
     idle_easy_.push_back(std::move(*job->easy));
     job->easy.reset();
     release_host(job->plan.host);
+    return {std::move(job), std::move(outcome)};
+  }
+
+  template <class Judge>
+  void end_transfer(CURL* easy, Judge&& judge) {
+    auto [job, outcome] = take_transfer(easy, std::forward<Judge>(judge));
     attempt_done(std::move(job), std::move(outcome));
   }
 
@@ -604,7 +672,7 @@ class Downloader::Impl {
   void attempt_done(JobPtr job, detail::AttemptOutcome outcome) {
     auto& result = job->result;
     result.http_status = outcome.http_status;
-    if (outcome.error == ErrorKind::None || !outcome.retryable || result.attempts > options_.retries) {
+    if (!retries_after(*job, outcome)) {
       complete(std::move(job), std::move(outcome));
       return;
     }
@@ -627,6 +695,10 @@ class Downloader::Impl {
     std::push_heap(retrying_.begin(), retrying_.end(), later_retry);
   }
 
+  bool retries_after(const Job& job, const detail::AttemptOutcome& outcome) const {
+    return outcome.error != ErrorKind::None && outcome.retryable && job.result.attempts <= options_.retries;
+  }
+
   static bool later_retry(const JobPtr& a, const JobPtr& b) { return a->retry_at > b->retry_at; }
 
   void release_due_retries() {
@@ -642,6 +714,8 @@ class Downloader::Impl {
   void complete(JobPtr job, detail::AttemptOutcome outcome) {
     auto& result = job->result;
     auto& part = job->part;
+    if (auto error = detail::write_held_body(outcome, part, options_.compute_sha256 ? &job->hash : nullptr))
+      outcome = {ErrorKind::Write, "cannot write " + part.name() + ": " + error.message()};
     result.bytes = part.size();
     if (outcome.error != ErrorKind::None) {
       // Under Resume, a transfer cut short stays as .part for the next run to continue.
@@ -797,7 +871,10 @@ class Downloader::Impl {
   std::deque<JobPtr> due_;                    // begun, ready for their next attempt
   std::size_t begun_ = 0;                     // begun and not finished: the slots in use
   std::unordered_map<CURL*, JobPtr> active_;  // attempts libcurl is running
-  std::vector<JobPtr> retrying_;              // a min-heap on retry_at
+  std::vector<CURL*> pending_outputs_;        // started, not yet given on_started and a part file
+  std::vector<std::pair<JobPtr, detail::AttemptOutcome>> settled_;  // ended, not yet published
+  std::size_t finishing_ = 0;     // those of settled_ that will finish: their slots are free
+  std::vector<JobPtr> retrying_;  // a min-heap on retry_at
   std::unordered_map<std::string, std::deque<JobPtr>> host_waiting_;  // their host is at per_host
   std::unordered_map<std::string, std::size_t> host_active_;
   std::size_t waiting_for_host_ = 0;

@@ -67,6 +67,7 @@ class PartFile {
     fd_ = UniqueFd();
   }
   int fd() const noexcept { return fd_.get(); }
+  bool is_open() const noexcept { return static_cast<bool>(fd_); }
 
  private:
   int dir_fd_ = -1;

@@ -222,43 +222,56 @@ struct Attempt {
     return true;
   }
 
-  bool sniff_and_flush(bool final) {
-    if (!sniffed) {
-      if (!final && head.size() < sniff_bytes_needed())
-        return true;
-      sniffed = true;
-      type = sniff_image_type(head);
-      if (type == ImageType::Unknown && options.require_image) {
-        return fail(ErrorKind::NotImage,
-                    "not an image (server sent " +
-                        (content_type.empty() ? std::string("no Content-Type") : content_type) + ")");
-      }
-    }
-    if (head.empty())
+  /// Tells the image type once enough of the body is held (or the body has ended).
+  bool sniff(bool final) {
+    if (sniffed || (!final && head.size() < sniff_bytes_needed()))
       return true;
-    if (auto error = part.write(head))
-      return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    if (options.compute_sha256)
-      hash.update(head);
-    head.clear();
+    sniffed = true;
+    type = sniff_image_type(head);
+    if (type == ImageType::Unknown && options.require_image) {
+      return fail(ErrorKind::NotImage,
+                  "not an image (server sent " +
+                      (content_type.empty() ? std::string("no Content-Type") : content_type) + ")");
+    }
     return true;
   }
 
+  bool write(std::string_view data) {
+    if (auto error = part.write(data))
+      return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
+    if (options.compute_sha256)
+      hash.update(data);
+    return true;
+  }
+
+  /// A small body is held in memory whole and written when the loop publishes it, after the
+  /// connection's next request is out; a larger one is streamed to the part file. So is any body whose
+  /// part file is not open yet (the loop opens it just after sending the request). Under Resume every
+  /// byte received goes to the part file at once, for a cut transfer to keep it.
   bool on_body(std::string_view data) {
     if (!body_started && !on_body_start())
       return false;
     const std::uint64_t received = part.size() + head.size() + data.size();
     if (options.max_file_size != 0 && received > options.max_file_size)
       return fail(ErrorKind::TooLarge, too_large_message(received));
-    if (!sniffed) {
+    const bool hold =
+        !part.is_open() || (options.on_exists != OnExists::Resume && received <= held_body_limit);
+    if (hold || !sniffed) {
       head.append(data);
-      return sniff_and_flush(false);
+      if (!sniff(false))
+        return false;
+      if (hold || !sniffed)
+        return true;
+      const bool written = write(head);
+      head.clear();
+      return written;
     }
-    if (auto error = part.write(data))
-      return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    if (options.compute_sha256)
-      hash.update(data);
-    return true;
+    if (!head.empty()) {
+      if (!write(head))
+        return false;
+      head.clear();
+    }
+    return write(data);
   }
 
   void maybe_report(bool force) {
@@ -438,6 +451,19 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
   return attempt;
 }
 
+std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash) {
+  if (outcome.held_body.empty())
+    return {};
+  if (!part.is_open())
+    return std::make_error_code(std::errc::bad_file_descriptor);
+  if (auto error = part.write(outcome.held_body))
+    return error;
+  if (hash)
+    hash->update(outcome.held_body);
+  outcome.held_body.clear();
+  return {};
+}
+
 AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
   const DownloadOptions& options = attempt.options;
   PartFile& part = attempt.part;
@@ -458,7 +484,7 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     } else if (part.size() == 0 && attempt.head.empty()) {
       outcome.error = ErrorKind::Empty;
       outcome.message = "the server sent an empty body: could not download the image";
-    } else if (!attempt.sniff_and_flush(true)) {
+    } else if (!attempt.sniff(true)) {
       outcome.error = attempt.abort_kind;
       outcome.message = attempt.abort_message;
     }
@@ -499,6 +525,7 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
   if (outcome.error == ErrorKind::None) {
     attempt.maybe_report(true);
     outcome.image_type = attempt.type;
+    outcome.held_body = std::move(attempt.head);
   }
   // The handle goes back to the idle ones and the attempt is freed: leave libcurl no pointer into it.
   set(easy, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));

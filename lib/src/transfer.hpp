@@ -36,7 +36,17 @@ struct AttemptOutcome {
   ImageType image_type = ImageType::Unknown;
   /// Content-Range did not continue our part file, or the server refused the range: start over.
   bool restart_from_scratch = false;
+  /// On success, the end of the body not yet in the part file (all of it for a small file): the caller
+  /// writes it, with write_held_body(), before publishing.
+  std::string held_body;
 };
+
+/// Bodies up to this size stay in memory until the transfer ends (see AttemptOutcome::held_body).
+inline constexpr std::size_t held_body_limit = 32 * 1024;
+
+/// Appends a successful attempt's held bytes to `part` (and `hash`, when hashing). An error code
+/// (ENOSPC, EFBIG, ...) on failure.
+std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash);
 
 /// Receives (bytes so far, expected total) at most 10 times a second during an attempt.
 using ProgressReport = std::function<void(std::uint64_t, std::optional<std::uint64_t>)>;
