@@ -23,6 +23,7 @@
 #include "naming.hpp"
 #include "output_dir.hpp"
 #include "sha256.hpp"
+#include "socket_events.hpp"
 #include "transfer.hpp"
 
 namespace imgdl {
@@ -382,8 +383,8 @@ class Downloader::Impl {
 
   // ---- The transfer loop: everything below runs on loop_thread_ only. ----
 
-  /// Interrupts curl_multi_poll; callable from any thread while the Downloader exists.
-  void wake() noexcept { curl_multi_wakeup(multi_.get()); }
+  /// Interrupts the loop's wait; callable from any thread while the Downloader exists.
+  void wake() noexcept { events_.wake(); }
 
   /// Drives every transfer: takes queued URLs, starts attempts while fewer than max_workers run (and
   /// fewer than per_host on their host), lets libcurl move the bytes, and settles finished attempts,
@@ -424,22 +425,21 @@ class Downloader::Impl {
         return;
       if (!due_.empty() || (!ready_.empty() && begun_ < *options_.max_workers))
         continue;  // slots just freed
-      curl_multi_poll(multi_.get(), nullptr, 0, poll_timeout_ms(), nullptr);
+      events_.wait(poll_timeout());
     }
   }
 
-  void perform() {
-    int running = 0;
-    curl_multi_perform(multi_.get(), &running);
-  }
+  /// Lets libcurl start the transfers just added (their requests go out here) and fire its timeouts.
+  void perform() { events_.run_due_timers(); }
 
-  int poll_timeout_ms() const {
-    constexpr int idle_ms = 1000;
+  /// The longest the loop may sleep: until the next retry is due.
+  std::chrono::milliseconds poll_timeout() const {
+    constexpr std::chrono::milliseconds idle{1000};
     if (retrying_.empty())
-      return idle_ms;
+      return idle;
     const auto until =
         std::chrono::ceil<std::chrono::milliseconds>(retrying_.front()->retry_at - Clock::now());
-    return static_cast<int>(std::clamp<std::int64_t>(until.count(), 0, idle_ms));
+    return std::clamp(until, std::chrono::milliseconds(0), idle);
   }
 
   /// A slot is held from begin() to finish(), backoffs and host waits included, as a worker thread
@@ -866,6 +866,7 @@ class Downloader::Impl {
 
   // The loop's own. The multi handle outlives the easy handles, which outlive the share handle.
   detail::CurlMulti multi_;
+  detail::SocketEvents events_{multi_.get()};
   std::vector<detail::CurlEasy> idle_easy_;
   std::deque<JobPtr> ready_;                  // not begun yet, in submission order
   std::deque<JobPtr> due_;                    // begun, ready for their next attempt
