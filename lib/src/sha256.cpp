@@ -26,28 +26,40 @@ void Sha256::CtxDeleter::operator()(evp_md_ctx_st* ctx) const noexcept {
   EVP_MD_CTX_free(ctx);
 }
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+// The context is made at the first update(): a Downloader keeps a hasher per URL, and most runs never
+// hash (the CLI hashes only for a report).
+Sha256::Sha256() = default;
+
+evp_md_ctx_st* Sha256::context() {
   if (!ctx_) {
-    throw std::runtime_error("sha256: EVP_MD_CTX_new failed");
+    std::unique_ptr<evp_md_ctx_st, CtxDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx) {
+      throw std::runtime_error("sha256: EVP_MD_CTX_new failed");
+    }
+    if (EVP_DigestInit_ex(ctx.get(), sha256_md(), nullptr) != 1) {
+      throw std::runtime_error("sha256: EVP_DigestInit_ex failed");
+    }
+    ctx_ = std::move(ctx);
   }
-  if (EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1) {
-    throw std::runtime_error("sha256: EVP_DigestInit_ex failed");
-  }
+  return ctx_.get();
 }
 
 void Sha256::update(std::string_view data) {
-  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) {
+  if (EVP_DigestUpdate(context(), data.data(), data.size()) != 1) {
     throw std::runtime_error("sha256: EVP_DigestUpdate failed");
   }
 }
 
 void Sha256::update(std::span<const std::byte> data) {
-  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) {
+  if (EVP_DigestUpdate(context(), data.data(), data.size()) != 1) {
     throw std::runtime_error("sha256: EVP_DigestUpdate failed");
   }
 }
 
 Sha256::Digest Sha256::digest() const {
+  if (!ctx_) {
+    return digest_of({});
+  }
   // Finalize a copy so this hasher can keep going (e.g. a digest of a partial download).
   const std::unique_ptr<evp_md_ctx_st, CtxDeleter> copy(EVP_MD_CTX_new());
   if (!copy || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1) {

@@ -20,6 +20,7 @@ class Sha256 {
  public:
   using Digest = std::array<std::uint8_t, 32>;
 
+  /// Cheap: the OpenSSL context is made at the first update() (throws std::runtime_error if it cannot be).
   Sha256();
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
@@ -48,6 +49,7 @@ class Sha256 {
   struct CtxDeleter {
     void operator()(evp_md_ctx_st* ctx) const noexcept;
   };
+  evp_md_ctx_st* context();
   std::unique_ptr<evp_md_ctx_st, CtxDeleter> ctx_;
 };
 
