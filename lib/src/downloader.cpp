@@ -829,8 +829,11 @@ class Downloader::Impl {
       for (auto it = ended; it != jobs.end(); ++it) {
         if ((*it)->begun) {
           complete(std::move(*it), cancelled);
-        } else if ((*it)->task->cancel()) {  // Pending -> Cancelled
+        } else {
+          // The observer first, as finish() does: whoever waits on the future may look at what the
+          // observer saw as soon as the future is ready.
           report_cancelled(**it);
+          (*it)->task->cancel();  // Pending -> Cancelled (or cancelled already by its Future)
         }
       }
       jobs.erase(ended, jobs.end());
