@@ -414,9 +414,13 @@ class Downloader::Impl {
       settle_finished();
       if (!settled_.empty()) {
         // The next requests go out before the finished files are published: a connection waits for the
-        // loop's file work only once it has its next response to wait for anyway.
-        start_ready();
-        perform();
+        // loop's file work only once it has its next response to wait for anyway. Not under Resume,
+        // whose part files must be open before the request (for its Range): they would outnumber
+        // max_workers until the finished ones are published.
+        if (options_.on_exists != OnExists::Resume) {
+          start_ready();
+          perform();
+        }
         publish_settled();
       }
       open_pending_outputs();
@@ -635,6 +639,7 @@ class Downloader::Impl {
     JobPtr job = std::move(node.mapped());
     curl_multi_remove_handle(multi_.get(), easy);
     detail::AttemptOutcome outcome = judge(*job->attempt);
+    detail::detach_attempt(easy);  // the handle goes idle: libcurl keeps no pointer into the attempt
     job->attempt.reset();
     idle_easy_.push_back(std::move(*job->easy));
     job->easy.reset();

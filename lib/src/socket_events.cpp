@@ -66,7 +66,9 @@ int SocketEvents::on_socket(CURL*, curl_socket_t socket, int what, void* self, v
     return 0;
   if (errno == ENOENT && ::epoll_ctl(events.epoll_.get(), EPOLL_CTL_ADD, socket, &event) == 0)
     return 0;
-  return -1;  // libcurl fails the transfers on this socket
+  // The kernel refused the watch (ENOMEM, max_user_watches): libcurl then aborts the multi handle's
+  // transfers with CURLM_ABORTED_BY_CALLBACK, and each fails as a network error rather than stalling.
+  return -1;
 }
 
 int SocketEvents::on_timer(CURLM*, long timeout_ms, void* self) {
@@ -85,9 +87,10 @@ void SocketEvents::act(curl_socket_t socket, int events) {
 }
 
 void SocketEvents::run_due_timers() {
-  // A timer callback during the action may set the next deadline: take this one first.
-  while (timer_ && *timer_ <= Clock::now()) {
-    timer_.reset();
+  // Once per call: libcurl re-arms a 0 ms timer while a transfer still has data buffered, so that the
+  // other sockets get their turn first (through the next wait) rather than after it.
+  if (timer_ && *timer_ <= Clock::now()) {
+    timer_.reset();  // the action may set the next deadline
     act(CURL_SOCKET_TIMEOUT, 0);
   }
 }

@@ -239,8 +239,13 @@ struct Attempt {
   bool write(std::string_view data) {
     if (auto error = part.write(data))
       return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    if (options.compute_sha256)
-      hash.update(data);
+    if (options.compute_sha256) {
+      try {  // inside libcurl's callback: no exception may pass
+        hash.update(data);
+      } catch (const std::exception& e) {
+        return fail(ErrorKind::Write, e.what());
+      }
+    }
     return true;
   }
 
@@ -458,8 +463,13 @@ std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256*
     return std::make_error_code(std::errc::bad_file_descriptor);
   if (auto error = part.write(outcome.held_body))
     return error;
-  if (hash)
-    hash->update(outcome.held_body);
+  if (hash) {
+    try {
+      hash->update(outcome.held_body);
+    } catch (const std::exception&) {  // OpenSSL could not allocate its context
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+  }
   outcome.held_body.clear();
   return {};
 }
@@ -527,12 +537,14 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     outcome.image_type = attempt.type;
     outcome.held_body = std::move(attempt.head);
   }
-  // The handle goes back to the idle ones and the attempt is freed: leave libcurl no pointer into it.
+  return outcome;
+}
+
+void detach_attempt(CURL* easy) noexcept {
   set(easy, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
   set(easy, CURLOPT_HEADERDATA, static_cast<void*>(nullptr));
   set(easy, CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
   set(easy, CURLOPT_XFERINFODATA, static_cast<void*>(nullptr));
-  return outcome;
 }
 
 }  // namespace imgdl::detail

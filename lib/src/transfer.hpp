@@ -78,6 +78,10 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
 /// checks, error kind and message, and whether a retry may help. The body is in `part` when it passed.
 AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code);
 
+/// Clears the pointers into an attempt that begin_attempt() gave `easy`: call it before the attempt is
+/// freed, whether or not end_attempt() judged it.
+void detach_attempt(CURL* easy) noexcept;
+
 /// Parses a Retry-After value: delta-seconds or an HTTP date. nullopt when unparseable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value);
 

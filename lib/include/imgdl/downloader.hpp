@@ -52,7 +52,8 @@ class DownloadObserver {
   virtual ~DownloadObserver() = default;
   /// The URL was accepted and is waiting for a free transfer slot.
   virtual void on_queued(const Transfer&) {}
-  /// Its first attempt is about to start (a slot was free).
+  /// Its first attempt has started (a slot was free): called as its request goes out, before any
+  /// on_progress. At most max_workers URLs are between on_started and on_finished at any time.
   virtual void on_started(const Transfer&) {}
   /// Body bytes so far, and the expected total when known. At most 10 calls a second per transfer,
   /// plus one final call with the complete count.
