@@ -53,21 +53,28 @@ void SocketEvents::wake() noexcept {
   [[maybe_unused]] const auto written = ::write(wake_.get(), &one, sizeof one);
 }
 
-int SocketEvents::on_socket(CURL*, curl_socket_t socket, int what, void* self, void*) {
+int SocketEvents::on_socket(CURL*, curl_socket_t socket, int what, void* self, void* socket_data) {
   auto& events = *static_cast<SocketEvents*>(self);
   if (what == CURL_POLL_REMOVE) {
     ::epoll_ctl(events.epoll_.get(), EPOLL_CTL_DEL, socket, nullptr);
-    return 0;
+    return 0;  // libcurl forgets the socket's assigned pointer with it
   }
   epoll_event event{};
   event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
   event.data.fd = socket;
-  if (::epoll_ctl(events.epoll_.get(), EPOLL_CTL_MOD, socket, &event) == 0)
+  // A socket libcurl reports for the first time carries no assigned pointer yet: add it, and mark it.
+  // Either guess may be wrong (a closed descriptor leaves epoll by itself): then the other op.
+  const int epoll = events.epoll_.get();
+  const bool watched = socket_data != nullptr;
+  if (::epoll_ctl(epoll, watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, socket, &event) == 0 ||
+      (errno == (watched ? ENOENT : EEXIST) &&
+       ::epoll_ctl(epoll, watched ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, socket, &event) == 0)) {
+    if (!watched)
+      curl_multi_assign(events.multi_, socket, &events);
     return 0;
-  if (errno == ENOENT && ::epoll_ctl(events.epoll_.get(), EPOLL_CTL_ADD, socket, &event) == 0)
-    return 0;
-  // The kernel refused the watch (ENOMEM, max_user_watches): libcurl then aborts the multi handle's
-  // transfers with CURLM_ABORTED_BY_CALLBACK, and each fails as a network error rather than stalling.
+  }
+  // The kernel refused the watch (ENOMEM, max_user_watches): libcurl then fails the multi handle's
+  // transfers (CURLM_ABORTED_BY_CALLBACK), so their URLs end with an error rather than stall.
   return -1;
 }
 
