@@ -810,6 +810,30 @@ TEST_CASE("cancel aborts queued and in-flight transfers promptly and leaves no .
     CHECK(recorder->finished[i] == 1);
 }
 
+TEST_CASE("cancel stops a transfer whose body never ends, however fast it streams") {
+  // libcurl asks to be run again at once while a fast transfer has data waiting: the loop must still
+  // come back to its own work (here, cancel()) between those runs.
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<Recorder>();
+  auto o = options_for(dir);
+  o.observer = recorder;
+  o.max_file_size = 0;  // unlimited: only cancel() can end it
+  Downloader d(o);
+  auto endless = d.submit(server.url("/unbounded"));
+  auto streaming = [&] {
+    std::lock_guard lock(recorder->mutex);
+    return recorder->progress_calls[0] > 0;
+  };
+  while (!streaming() && !endless.done())
+    std::this_thread::sleep_for(5ms);
+  REQUIRE_FALSE(endless.done());
+  d.cancel();
+  const DownloadResult r = endless.result(30s);  // throws TimeoutError if cancel() was not seen
+  CHECK(r.status == DownloadStatus::Cancelled);
+  CHECK(dir.entries().empty());
+}
+
 TEST_CASE("download_stream keeps at most 2 x workers URLs pulled and unfinished, and delivers each once") {
   TestServer server;
   TempDir dir;

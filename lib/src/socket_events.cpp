@@ -94,9 +94,11 @@ void SocketEvents::act(curl_socket_t socket, int events) {
 }
 
 void SocketEvents::run_due_timers() {
-  // Once per call: libcurl re-arms a 0 ms timer while a transfer still has data buffered, so that the
-  // other sockets get their turn first (through the next wait) rather than after it.
-  if (timer_ && *timer_ <= Clock::now()) {
+  // libcurl re-arms a 0 ms timer for as long as a fast transfer has data waiting. Running it to the
+  // end would keep the loop from everything else (cancel(), new URLs, other sockets) until that
+  // transfer ends; returning after every run costs a pass of the loop per chunk. A few runs per call.
+  constexpr int max_runs = 16;
+  for (int run = 0; run < max_runs && timer_ && *timer_ <= Clock::now(); ++run) {
     timer_.reset();  // the action may set the next deadline
     act(CURL_SOCKET_TIMEOUT, 0);
   }
