@@ -602,8 +602,7 @@ class Downloader::Impl {
       if (Job& ending = *active_.at(easy); !ending.output_open)
         failure = open_output(ending);  // it ended within the perform that sent its request
       auto [job, outcome] = take_transfer(easy, [&](detail::Attempt& attempt) {
-        auto judged = detail::end_attempt(easy, attempt, code);
-        return failure ? std::move(*failure) : std::move(judged);
+        return failure ? std::move(*failure) : detail::end_attempt(easy, attempt, code);
       });
       if (!retries_after(*job, outcome))
         ++finishing_;  // its slot is free for the next request, sent before this one is published

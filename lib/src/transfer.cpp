@@ -94,6 +94,21 @@ bool retryable_status(long status) {
   return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+/// Appends body bytes to the part file and, when hashing, to the hash: the one path every byte of a
+/// body takes to disk. Never throws: it runs inside libcurl's callbacks.
+std::error_code append_body(PartFile& part, Sha256* hash, std::string_view data) noexcept {
+  if (auto error = part.write(data))
+    return error;
+  if (hash) {
+    try {
+      hash->update(data);
+    } catch (const std::exception&) {  // OpenSSL could not allocate its context
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 /// The per-attempt state libcurl's callbacks work on, alive from begin_attempt() to end_attempt().
@@ -237,15 +252,8 @@ struct Attempt {
   }
 
   bool write(std::string_view data) {
-    if (auto error = part.write(data))
+    if (auto error = append_body(part, options.compute_sha256 ? &hash : nullptr, data))
       return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
-    if (options.compute_sha256) {
-      try {  // inside libcurl's callback: no exception may pass
-        hash.update(data);
-      } catch (const std::exception& e) {
-        return fail(ErrorKind::Write, e.what());
-      }
-    }
     return true;
   }
 
@@ -267,16 +275,14 @@ struct Attempt {
         return false;
       if (hold || !sniffed)
         return true;
-      const bool written = write(head);
-      head.clear();
-      return written;
+      data = {};  // all of it is in head now
     }
     if (!head.empty()) {
       if (!write(head))
         return false;
       head.clear();
     }
-    return write(data);
+    return data.empty() || write(data);
   }
 
   void maybe_report(bool force) {
@@ -461,15 +467,8 @@ std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256*
     return {};
   if (!part.is_open())
     return std::make_error_code(std::errc::bad_file_descriptor);
-  if (auto error = part.write(outcome.held_body))
+  if (auto error = append_body(part, hash, outcome.held_body))
     return error;
-  if (hash) {
-    try {
-      hash->update(outcome.held_body);
-    } catch (const std::exception&) {  // OpenSSL could not allocate its context
-      return std::make_error_code(std::errc::not_enough_memory);
-    }
-  }
   outcome.held_body.clear();
   return {};
 }
