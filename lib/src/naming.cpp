@@ -7,8 +7,6 @@
 #include <cstring>
 #include <memory>
 
-#include "sha256.hpp"
-
 namespace imgdl::detail {
 namespace {
 
@@ -196,19 +194,6 @@ std::string fallback_name(const ParsedUrl& url) {
   std::string out(utf8_prefix(host, max_bare_name_bytes - suffix.size()));
   out += suffix;
   return out;
-}
-
-NamePlanner::Key make_key(std::string_view s) {
-  const Sha256::Digest d = Sha256::digest_of(s);
-  NamePlanner::Key k;
-  for (std::size_t i = 0; i < 8; ++i) {
-    k.hi = (k.hi << 8) | d[i];
-    k.lo = (k.lo << 8) | d[8 + i];
-  }
-  if (k.hi == 0 && k.lo == 0) {
-    k.lo = 1;  // {0, 0} marks an empty slot
-  }
-  return k;
 }
 
 }  // namespace
@@ -541,8 +526,17 @@ bool NamePlanner::KeySet::insert(const Key& key) {
   return true;
 }
 
+NamePlanner::Key NamePlanner::key_of(std::string_view s) const noexcept {
+  const SipDigest d = siphash128(secret_, s);
+  Key k{d.first, d.second};
+  if (k.hi == 0 && k.lo == 0) {
+    k.lo = 1;  // {0, 0} marks an empty slot
+  }
+  return k;
+}
+
 bool NamePlanner::taken(std::string_view name) const {
-  if (names_.contains(make_key(name))) {
+  if (names_.contains(key_of(name))) {
     return true;
   }
   const std::string_view ext = extension_of(name);
@@ -555,7 +549,7 @@ bool NamePlanner::taken(std::string_view name) const {
     for (const ImageType t : kAll) {
       with_ext.resize(name.size());
       with_ext.append(extension_for(t));
-      if (names_.contains(make_key(with_ext))) {
+      if (names_.contains(key_of(with_ext))) {
         return true;
       }
     }
@@ -563,11 +557,11 @@ bool NamePlanner::taken(std::string_view name) const {
   }
   // "cat.jpg" clashes with a planned bare "cat" that may be saved as "cat.jpg".
   return bare_.size() > 0 && is_image_extension(ext) &&
-         bare_.contains(make_key(name.substr(0, name.size() - ext.size())));
+         bare_.contains(key_of(name.substr(0, name.size() - ext.size())));
 }
 
 void NamePlanner::claim(const std::string& name) {
-  const Key key = make_key(name);
+  const Key key = key_of(name);
   names_.insert(key);
   if (!has_extension(name)) {
     bare_.insert(key);
@@ -575,7 +569,7 @@ void NamePlanner::claim(const std::string& name) {
 }
 
 std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
-  if (!urls_.insert(make_key(url.normalized))) {
+  if (!urls_.insert(key_of(url.normalized))) {
     return std::nullopt;
   }
   std::string base = filename_from_url(url);
@@ -583,7 +577,7 @@ std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
     claim(base);
     return base;
   }
-  int& next = next_suffix_.try_emplace(make_key(base), 1).first->second;
+  int& next = next_suffix_.try_emplace(key_of(base), 1).first->second;
   for (;; ++next) {
     std::string candidate = next_free_name(base, next);
     if (!taken(candidate)) {
@@ -595,7 +589,7 @@ std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
 }
 
 bool NamePlanner::is_duplicate(const ParsedUrl& url) const {
-  return urls_.contains(make_key(url.normalized));
+  return urls_.contains(key_of(url.normalized));
 }
 
 bool NamePlanner::is_reserved(std::string_view final_name) const {

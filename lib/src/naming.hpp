@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "image_type.hpp"
+#include "siphash.hpp"
 
 namespace imgdl::detail {
 
@@ -96,10 +97,11 @@ std::string next_free_name(std::string_view name, int n);
 /// (or "cat.png", ...) becomes "cat.1.jpg", because "cat" may be saved as "cat.jpg" after sniffing;
 /// and after "cat.jpg", a bare "cat" becomes "cat.1". Comparison is byte-wise (case-sensitive, as Linux).
 ///
-/// Memory: only 128-bit digests (first half of SHA-256) of normalized URLs and of planned names are
-/// kept, in flat open-addressing tables: about 64 MB for 1,000,000 URLs instead of every string. Two
-/// different strings sharing a digest is not a practical concern (2^-128); for names it would only
-/// cost an unneeded suffix.
+/// Memory: only 128-bit digests (SipHash-2-4-128 under a key drawn at random per planner) of normalized
+/// URLs and of planned names are kept, in flat open-addressing tables: about 64 MB for 1,000,000 URLs
+/// instead of every string. Two different strings sharing a digest is not a practical concern (2^-128
+/// per pair, and the secret key keeps a hostile list from choosing colliding URLs); for names it would
+/// only cost an unneeded suffix.
 ///
 /// Thread-safety: assign() must not run concurrently with anything else on the planner; the const
 /// members may be called from many threads at once once planning is over.
@@ -147,6 +149,9 @@ class NamePlanner {
 
   bool taken(std::string_view name) const;
   void claim(const std::string& name);
+  Key key_of(std::string_view s) const noexcept;
+
+  SipKey secret_ = SipKey::random();
 
   KeySet urls_;   // normalized URLs already assigned
   KeySet names_;  // every planned name, as planned
