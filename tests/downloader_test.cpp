@@ -724,10 +724,11 @@ TEST_CASE("resume keeps the .part of a transfer cut short, holding exactly the b
         TestServer::image_bytes("jpeg", 50000, "/truncated/t.jpg").substr(0, 20000));
   CHECK_FALSE(fs::exists(dir.path / "t.jpg"));
 
-  SUBCASE("without resume the same cut leaves nothing") {
+  SUBCASE("without resume the same cut adds nothing, and the part file stays for a later resume") {
     o.on_exists = imgdl::OnExists::Rename;
     fetch_one(o, server.url("/truncated/t.jpg?size=50000&sent=20000"));
-    CHECK(dir.entries().empty());
+    CHECK(dir.entries() == std::set<std::string>{"t.jpg.part"});
+    CHECK(read_file(dir.path / "t.jpg.part").size() == 20000);
   }
 }
 
@@ -924,11 +925,12 @@ TEST_CASE("a part file another writer holds is never taken over; a stale one is 
   TempDir dir;
   auto o = options_for(dir);
   o.retries = 0;
-  SUBCASE("two Downloaders writing the same name into one directory") {
+  SUBCASE("two Downloaders resuming the same name into one directory") {
+    o.on_exists = imgdl::OnExists::Resume;
     Downloader first(o), second(o);
     const auto url = server.url("/drip?size=20000&bytes_per_sec=20000");  // about a second of body
     auto slow = first.submit(url);
-    // The part file exists, locked, from before the first request until the rename.
+    // The part file exists, locked, from before the first body byte until the rename.
     while (!fs::exists(dir.path / "drip.part"))
       std::this_thread::sleep_for(5ms);
     const auto refused = second.submit(url).result();
@@ -939,13 +941,50 @@ TEST_CASE("a part file another writer holds is never taken over; a stale one is 
     REQUIRE(kept.status == DownloadStatus::Ok);
     CHECK(imgdl::detail::Sha256::of(read_file(kept.path)) == kept.sha256);
   }
-  SUBCASE("a stale part file from an interrupted run") {
+  SUBCASE("a stale part file from an interrupted run, overwriting") {
+    o.on_exists = imgdl::OnExists::Overwrite;
     std::ofstream(dir.path / "stale.jpg.part") << "left over by a run that died";
     const auto r = fetch_one(o, server.url("/img/stale.jpg?size=3000"));
     REQUIRE(r.status == DownloadStatus::Ok);
     CHECK(read_file(r.path) == TestServer::image_bytes("jpeg", 3000, "/img/stale.jpg"));
   }
   CHECK_FALSE(has_part_files(dir.path));
+}
+
+TEST_CASE("without resume, a download has no name in the directory until it is whole") {
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.retries = 0;
+  SUBCASE("two Downloaders writing the same name both finish, under two names") {
+    Downloader first(o), second(o);
+    const auto url = server.url("/drip?size=20000&bytes_per_sec=40000");  // about half a second of body
+    auto a = first.submit(url);
+    auto b = second.submit(url);
+    const auto& ra = a.result();
+    const auto& rb = b.result();
+    REQUIRE(ra.status == DownloadStatus::Ok);
+    REQUIRE(rb.status == DownloadStatus::Ok);
+    CHECK(ra.path != rb.path);
+    CHECK(imgdl::detail::Sha256::of(read_file(ra.path)) == ra.sha256);
+    CHECK(imgdl::detail::Sha256::of(read_file(rb.path)) == rb.sha256);
+    CHECK(dir.entries().size() == 2);
+  }
+  SUBCASE("mid-transfer the directory holds nothing, and a stale part file is left for a later resume") {
+    std::ofstream(dir.path / "drip.part") << "left over by a resumable run that died";
+    auto recorder = std::make_shared<Recorder>();
+    o.observer = recorder;
+    Downloader d(o);
+    auto slow = d.submit(server.url("/drip?size=20000&bytes_per_sec=20000"));  // about a second of body
+    while (recorder->started_count.load() == 0)
+      std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(100ms);  // into the body
+    CHECK(dir.entries() == std::set<std::string>{"drip.part"});
+    const auto& r = slow.result();
+    REQUIRE(r.status == DownloadStatus::Ok);
+    CHECK(imgdl::detail::Sha256::of(read_file(r.path)) == r.sha256);
+    CHECK(read_file(dir.path / "drip.part") == "left over by a resumable run that died");
+  }
 }
 
 TEST_CASE("skip and resume find a file saved under its sniffed extension") {

@@ -525,14 +525,8 @@ class Downloader::Impl {
     if (observer)
       observe(job, [&] { observer->on_started(transfer(p)); });
 
-    std::error_code error;
-    const std::string stem = detail::part_file_stem(p.name);
-    job.part = output_.open_part(stem, job.resume, error);
-    if (error == std::errc::device_or_resource_busy)
-      return detail::AttemptOutcome{ErrorKind::Write,
-                                    "another transfer is writing " + stem + ".part in this directory"};
-    if (error)
-      return detail::AttemptOutcome{ErrorKind::Write, "cannot create " + stem + ".part: " + error.message()};
+    if (auto failure = open_part_file(job))
+      return failure;
     if (job.part.size() > 0 && options_.compute_sha256) {
       if (auto read_error = job.part.read_all([&](std::string_view chunk) { job.hash.update(chunk); }))
         return detail::AttemptOutcome{ErrorKind::Write,
@@ -544,6 +538,30 @@ class Downloader::Impl {
         observe(job, [&] { options_.observer->on_progress(transfer(job.plan), bytes, total); });
       };
     }
+    return std::nullopt;
+  }
+
+  /// Where the URL's body goes until publication. Only a resumable download needs a part file under a
+  /// name another run can find (and Overwrite a rename, to replace atomically); any other is written to
+  /// an unnamed file, linked in when whole.
+  std::optional<detail::AttemptOutcome> open_part_file(Job& job) {
+    const std::string& name = job.plan.name;
+    std::error_code error;
+    if (!job.resume && options_.on_exists != OnExists::Overwrite) {
+      job.part = output_.open_unnamed(name, error);
+      if (error)
+        return detail::AttemptOutcome{ErrorKind::Write,
+                                      "cannot create a file for " + name + ": " + error.message()};
+      if (job.part.is_open())
+        return std::nullopt;
+    }
+    const std::string stem = detail::part_file_stem(name);
+    job.part = output_.open_part(stem, job.resume, error);
+    if (error == std::errc::device_or_resource_busy)
+      return detail::AttemptOutcome{ErrorKind::Write,
+                                    "another transfer is writing " + stem + ".part in this directory"};
+    if (error)
+      return detail::AttemptOutcome{ErrorKind::Write, "cannot create " + stem + ".part: " + error.message()};
     return std::nullopt;
   }
 

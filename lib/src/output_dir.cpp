@@ -39,7 +39,8 @@ PartFile::PartFile(PartFile&& other) noexcept
       name_(std::exchange(other.name_, {})),
       fd_(std::move(other.fd_)),
       size_(other.size_),
-      keep_(other.keep_) {}
+      keep_(other.keep_),
+      unnamed_(other.unnamed_) {}
 
 PartFile& PartFile::operator=(PartFile&& other) noexcept {
   if (this != &other) {
@@ -49,6 +50,7 @@ PartFile& PartFile::operator=(PartFile&& other) noexcept {
     fd_ = std::move(other.fd_);
     size_ = other.size_;
     keep_ = other.keep_;
+    unnamed_ = other.unnamed_;
   }
   return *this;
 }
@@ -58,10 +60,11 @@ PartFile::~PartFile() {
 }
 
 void PartFile::discard() noexcept {
-  fd_ = UniqueFd();
-  if (!name_.empty() && !keep_)
+  fd_ = UniqueFd();  // an unnamed file is freed here
+  if (!name_.empty() && !keep_ && !unnamed_)
     ::unlinkat(dir_fd_, name_.c_str(), 0);
   name_.clear();
+  unnamed_ = false;
 }
 
 std::error_code PartFile::write(std::string_view data) noexcept {
@@ -161,10 +164,46 @@ PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_c
   return {};
 }
 
+PartFile OutputDir::open_unnamed(const std::string& for_name, std::error_code& error) const {
+  error.clear();
+  if (no_tmpfile_.load(std::memory_order_relaxed))
+    return {};
+  UniqueFd fd(::openat(fd_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644));
+  if (!fd) {
+    // EOPNOTSUPP: a filesystem without O_TMPFILE; EISDIR: a kernel that does not know the flag.
+    if (errno == EOPNOTSUPP || errno == EISDIR) {
+      no_tmpfile_.store(true, std::memory_order_relaxed);
+      return {};
+    }
+    error = last_error();
+    return {};
+  }
+  return PartFile(fd_.get(), for_name, std::move(fd), 0, true);
+}
+
+bool OutputDir::link_unnamed(int file_fd, const std::string& name) const noexcept {
+  // AT_EMPTY_PATH links the descriptor itself: allowed with CAP_DAC_READ_SEARCH, and since Linux 6.10
+  // for a file this process opened. Otherwise (ENOENT) go through /proc, as open(2) documents.
+  if (!no_empty_path_.load(std::memory_order_relaxed)) {
+    if (::linkat(file_fd, "", fd_.get(), name.c_str(), AT_EMPTY_PATH) == 0)
+      return true;
+    if (errno != ENOENT && errno != EPERM)
+      return false;
+    no_empty_path_.store(true, std::memory_order_relaxed);
+  }
+  char proc_path[32];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", file_fd);
+  return ::linkat(AT_FDCWD, proc_path, fd_.get(), name.c_str(), AT_SYMLINK_FOLLOW) == 0;
+}
+
 std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists on_exists,
                                const std::function<bool(const std::string&)>& reserved,
                                std::error_code& error) const {
   error.clear();
+  if (on_exists == OnExists::Overwrite && part.unnamed()) {
+    error = std::make_error_code(std::errc::invalid_argument);  // a link cannot replace an entry
+    return {};
+  }
   if (on_exists == OnExists::Overwrite) {
     if (::renameat(fd_.get(), part.name().c_str(), fd_.get(), name.c_str()) != 0) {
       error = last_error();
@@ -177,8 +216,11 @@ std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists
     const std::string candidate = n == 0 ? name : next_free_name(name, n);
     if (n > 0 && reserved && reserved(candidate))
       continue;
-    // RENAME_NOREPLACE: an existing file (or symlink) under the candidate name is never replaced.
-    if (::renameat2(fd_.get(), part.name().c_str(), fd_.get(), candidate.c_str(), RENAME_NOREPLACE) == 0) {
+    // RENAME_NOREPLACE, like a link: an existing file (or symlink) under the candidate name is never
+    // replaced.
+    if (part.unnamed() ? link_unnamed(part.fd(), candidate)
+                       : ::renameat2(fd_.get(), part.name().c_str(), fd_.get(), candidate.c_str(),
+                                     RENAME_NOREPLACE) == 0) {
       part.released();
       return candidate;
     }

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -34,12 +35,14 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-/// A `<name>.part` file being written. Removes itself on destruction unless kept or published.
+/// The file a download is written to until it is published: either a `<name>.part` file, or an
+/// unnamed one (O_TMPFILE) that appears in the directory only when published whole. Removes itself on
+/// destruction unless kept or published (an unnamed one needs no removal: closing it frees it).
 class PartFile {
  public:
   PartFile() = default;
-  PartFile(int dir_fd, std::string name, UniqueFd fd, std::uint64_t size) noexcept
-      : dir_fd_(dir_fd), name_(std::move(name)), fd_(std::move(fd)), size_(size) {}
+  PartFile(int dir_fd, std::string name, UniqueFd fd, std::uint64_t size, bool unnamed = false) noexcept
+      : dir_fd_(dir_fd), name_(std::move(name)), fd_(std::move(fd)), size_(size), unnamed_(unnamed) {}
   PartFile(PartFile&& other) noexcept;
   PartFile& operator=(PartFile&& other) noexcept;
   PartFile(const PartFile&) = delete;
@@ -56,7 +59,10 @@ class PartFile {
   template <class Sink>
   std::error_code read_all(Sink&& sink) const;
   std::uint64_t size() const noexcept { return size_; }
+  /// The `.part` file's name, or for an unnamed file the name it is meant for (for messages).
   const std::string& name() const noexcept { return name_; }
+  /// An O_TMPFILE file: no name in the directory until published.
+  bool unnamed() const noexcept { return unnamed_; }
   /// Keeps the file on disk when this object goes away (for a later resume).
   void keep() noexcept { keep_ = true; }
   /// Removes the file now.
@@ -65,6 +71,7 @@ class PartFile {
   void released() noexcept {
     name_.clear();
     fd_ = UniqueFd();
+    unnamed_ = false;
   }
   int fd() const noexcept { return fd_.get(); }
   bool is_open() const noexcept { return static_cast<bool>(fd_); }
@@ -75,6 +82,7 @@ class PartFile {
   UniqueFd fd_;
   std::uint64_t size_ = 0;
   bool keep_ = false;
+  bool unnamed_ = false;
 };
 
 /// The directory every file goes to. Thread-safe: it only holds a descriptor.
@@ -93,17 +101,29 @@ class OutputDir {
   /// name is never written through.
   PartFile open_part(const std::string& name, bool resume, std::error_code& error) const;
 
-  /// Renames `part` to its final name. Rename/Resume/Skip never replace an existing entry: they move
-  /// on to name.1.ext, name.2.ext, ..., passing over names `reserved` says are planned for other URLs;
-  /// Overwrite replaces it atomically (a symlink is replaced, not followed). Returns the name used.
+  /// Opens an unnamed file (O_TMPFILE) in the directory, for a download that needs no part file across
+  /// runs: nothing is visible until publish() links it under its final name, nothing is left if the
+  /// process dies, and two writers of one name never meet. Cheaper than a part file (no flock, and a
+  /// link instead of a rename). `for_name` only labels it in messages. An empty PartFile without an
+  /// error when the filesystem has no O_TMPFILE (remembered): use open_part() then.
+  PartFile open_unnamed(const std::string& for_name, std::error_code& error) const;
+
+  /// Renames `part` to its final name (links it there, for an unnamed one). Rename/Resume/Skip never
+  /// replace an existing entry: they move on to name.1.ext, name.2.ext, ..., passing over names
+  /// `reserved` says are planned for other URLs; Overwrite replaces it atomically (a symlink is replaced,
+  /// not followed; only a named part file can overwrite). Returns the name used.
   std::string publish(PartFile& part, const std::string& name, OnExists on_exists,
                       const std::function<bool(const std::string&)>& reserved, std::error_code& error) const;
 
   const std::filesystem::path& path() const noexcept { return path_; }
 
  private:
+  bool link_unnamed(int file_fd, const std::string& name) const noexcept;
+
   std::filesystem::path path_;
   UniqueFd fd_;
+  mutable std::atomic<bool> no_tmpfile_{false};     // the filesystem refused O_TMPFILE
+  mutable std::atomic<bool> no_empty_path_{false};  // linkat(AT_EMPTY_PATH) refused: use /proc/self/fd
 };
 
 template <class Sink>

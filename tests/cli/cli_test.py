@@ -10,7 +10,6 @@ directory and exits non-zero with a message on the first failed check. Standard 
 import argparse
 import errno
 import fcntl
-import glob
 import hashlib
 import json
 import os
@@ -98,8 +97,24 @@ def check_files_match_report(report, workdir):
         check(sha256_of(path) == r["sha256"], f"{r['path']}: sha256 differs from the report")
 
 
-def no_partials(directory):
-    return [p for p in glob.glob(os.path.join(directory, "**", "*.part"), recursive=True)]
+def files_held_open(pid, directory):
+    """The files under `directory` process `pid` has open: part files, and the unnamed (O_TMPFILE) files
+    downloads are written to without resume, which /proc shows as "<directory>/#<inode> (deleted)"."""
+    fd_dir = f"/proc/{pid}/fd"
+    prefix = os.path.realpath(directory) + os.sep
+    held = []
+    try:
+        fds = os.listdir(fd_dir)
+    except FileNotFoundError:
+        return held
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith(prefix):
+            held.append(target)
+    return held
 
 
 # ----------------------------------------------------------------------------------------- scenarios
@@ -312,12 +327,12 @@ def scenario_sigint(tmp):
         out_dir = os.path.join(tmp, "out")
         proc = subprocess.Popen([ARGS.imgdl, "-o", out_dir, "-j", "3", "--report", "r.json"] + urls, cwd=tmp,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # The first transfers have started once their .part files exist.
+        # The first transfers have started once imgdl holds their files open.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not no_partials(out_dir):
+        while time.monotonic() < deadline and not files_held_open(proc.pid, out_dir):
             check(proc.poll() is None, "imgdl ended before any transfer started")
             time.sleep(0.02)
-        check(no_partials(out_dir), "no transfer started within 10 s")
+        check(files_held_open(proc.pid, out_dir), "no transfer started within 10 s")
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         try:

@@ -1,6 +1,6 @@
 #pragma once
 // imgdl::Downloader: fetches URLs concurrently on one libcurl event loop and writes each to a file
-// named from the URL's basename, streaming to `<name>.part` and renaming only once the body checks out.
+// named from the URL's basename, which it gets only once the body checks out.
 // Its futures are imgdl::Future, counted in an executor's stats like any task.
 
 #include <chrono>
@@ -125,9 +125,12 @@ struct DownloadOptions {
 /// must not wait for this Downloader's futures nor destroy it (download_all and download_stream
 /// throw std::logic_error there); an exception an observer throws fails that URL's future.
 ///
-/// Files: a body streams to `<name>.part` (created exclusively, never through a symlink) and is
-/// renamed to its final name only after its status, size and image checks pass; on failure the
-/// `.part` is removed (kept for a later resume with OnExists::Resume when the failure was transient).
+/// Files: a body streams to an unnamed file (O_TMPFILE) that is linked in under its final name only
+/// after its status, size and image checks pass; nothing is left if it fails or the process dies.
+/// Under OnExists::Resume and Overwrite, or where the filesystem has no O_TMPFILE, it streams to
+/// `<name>.part` instead (created exclusively, never through a symlink, held under flock), renamed at
+/// the end; on failure the `.part` is removed (kept for a later resume with OnExists::Resume when the
+/// failure was transient). Without Resume, a `.part` file left by an earlier run is not touched.
 class Downloader {
  public:
   /// Creates the output directory if needed. Throws std::system_error if it cannot be created or
@@ -161,8 +164,8 @@ class Downloader {
                               const std::function<void(std::size_t, DownloadResult&&)>& on_result,
                               Mode mode = Mode::Pooled);
 
-  /// Stops everything: queued transfers are cancelled and running ones abort promptly (their .part
-  /// files are removed, or kept under OnExists::Resume). Returns at once; the transfer thread
+  /// Stops everything: queued transfers are cancelled and running ones abort promptly (their files
+  /// are removed, or their .part files kept under OnExists::Resume). Returns at once; the transfer thread
   /// cancels within milliseconds (after the observer call it may be in). Idempotent; no more work is
   /// accepted: submit() throws ExecutorShutdownError.
   void cancel();
