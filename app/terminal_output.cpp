@@ -137,12 +137,22 @@ void TerminalOutput::on_queued(const Transfer&) {
   ++queued_;
 }
 
+// Live transfers are tracked only for what shows them: the bars, and the "cancelled" line of a URL that
+// was running. With --quiet neither shows, and the transfer thread skips the lock and the map per file.
+bool TerminalOutput::tracks_transfers() const noexcept {
+  return style_.bars || style_.lines;
+}
+
 void TerminalOutput::on_started(const Transfer& t) {
+  if (!tracks_transfers())
+    return;
   std::lock_guard lock(mutex_);
   active_[t.index] = Active{std::string(t.name), 0, std::nullopt, Clock::now()};
 }
 
 void TerminalOutput::on_progress(const Transfer& t, std::uint64_t bytes, std::optional<std::uint64_t> total) {
+  if (!tracks_transfers())
+    return;
   std::lock_guard lock(mutex_);
   auto [it, inserted] = active_.try_emplace(t.index);
   if (inserted)

@@ -80,6 +80,7 @@ class TerminalOutput final : public DownloadObserver {
   std::string frame_locked(Clock::time_point now);
   void draw_locked(Clock::time_point now);
   std::string paint(std::string_view sgr, std::string_view text) const;
+  bool tracks_transfers() const noexcept;
   std::size_t columns() const;
   std::size_t rows() const;
 

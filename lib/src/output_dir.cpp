@@ -103,6 +103,10 @@ OutputDir::OutputDir(const std::filesystem::path& path) : path_(path.empty() ? "
   fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd_)
     throw std::system_error(last_error(), "cannot open output directory " + path_.string());
+  // An unnamed file can be linked in without /proc only where linkat(AT_EMPTY_PATH) is allowed, which
+  // shows only at the first link; without /proc (a bare container) part files are the safe choice.
+  if (::access("/proc/self/fd", X_OK) != 0)
+    no_tmpfile_.store(true, std::memory_order_relaxed);
 }
 
 bool OutputDir::exists(const std::string& name) const {

@@ -105,7 +105,8 @@ class OutputDir {
   /// runs: nothing is visible until publish() links it under its final name, nothing is left if the
   /// process dies, and two writers of one name never meet. Cheaper than a part file (no flock, and a
   /// link instead of a rename). `for_name` only labels it in messages. An empty PartFile without an
-  /// error when the filesystem has no O_TMPFILE (remembered): use open_part() then.
+  /// error when the filesystem has no O_TMPFILE (remembered), or /proc is not mounted (the link's
+  /// fallback where AT_EMPTY_PATH is refused): use open_part() then.
   PartFile open_unnamed(const std::string& for_name, std::error_code& error) const;
 
   /// Renames `part` to its final name (links it there, for an unnamed one). Rename/Resume/Skip never
@@ -122,7 +123,7 @@ class OutputDir {
 
   std::filesystem::path path_;
   UniqueFd fd_;
-  mutable std::atomic<bool> no_tmpfile_{false};     // the filesystem refused O_TMPFILE
+  mutable std::atomic<bool> no_tmpfile_{false};     // O_TMPFILE refused, or no /proc to link through
   mutable std::atomic<bool> no_empty_path_{false};  // linkat(AT_EMPTY_PATH) refused: use /proc/self/fd
 };
 
