@@ -109,6 +109,11 @@ ParseOutcome parse_command_line(int argc, char** argv) {
           ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
   app.add_option("--per-host", dl.per_host, "Most concurrent transfers to one host (default: 0, no limit)")
       ->option_text("N");
+  app.add_option("--transfer-threads", dl.transfer_threads,
+                 "Threads driving the transfers, sharing --workers (default: 0, one per 16 workers, at most "
+                 "one per CPU; 1 with --per-host)")
+      ->option_text("N")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{64}));
   auto* sequential_opt =
       app.add_flag("--sequential", settings.sequential, "One transfer at a time, in input order");
   app.add_flag("--compare", settings.compare, "Run sequentially, then pooled; print a timing table")

@@ -138,7 +138,7 @@ void TerminalOutput::on_queued(const Transfer&) {
 }
 
 // Live transfers are tracked only for what shows them: the bars, and the "cancelled" line of a URL that
-// was running. With --quiet neither shows, and the transfer thread skips the lock and the map per file.
+// was running. With --quiet neither shows, and the transfer threads skip the lock and the map per file.
 bool TerminalOutput::tracks_transfers() const noexcept {
   return style_.bars || style_.lines;
 }

@@ -186,6 +186,91 @@ TEST_CASE("per_host caps concurrent transfers to each host while other hosts pro
   CHECK(server.peak_in_flight() == 4);
 }
 
+namespace {
+
+/// Notes which thread makes each call, and whether two calls ever overlapped.
+struct ThreadWatcher : imgdl::DownloadObserver {
+  std::mutex mutex;
+  std::map<std::size_t, std::set<std::thread::id>> threads_per_url;
+  std::set<std::thread::id> threads;
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+
+  void note(const Transfer& t) {
+    if (inside.fetch_add(1) != 0)
+      overlapped = true;
+    {
+      std::lock_guard lock(mutex);
+      threads_per_url[t.index].insert(std::this_thread::get_id());
+      threads.insert(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(200us);  // widens the window another thread's call would overlap in
+    inside.fetch_sub(1);
+  }
+  void on_started(const Transfer& t) override { note(t); }
+  void on_progress(const Transfer& t, std::uint64_t, std::optional<std::uint64_t>) override { note(t); }
+  void on_finished(const Transfer& t, const DownloadResult&) override { note(t); }
+};
+
+}  // namespace
+
+TEST_CASE("several transfer threads share max_workers: the server's peak is exactly max_workers") {
+  TestServer server;
+  TempDir dir;
+  auto watcher = std::make_shared<ThreadWatcher>();
+  auto o = options_for(dir);
+  o.max_workers = 12;
+  o.transfer_threads = 3;
+  o.observer = watcher;
+  Downloader d(o);
+  REQUIRE(d.stats().workers == 3);
+  const auto results = d.download_all(server.image_urls(60, 2000, "tt", 100ms));
+  std::set<fs::path> paths;
+  for (const auto& r : results) {
+    CHECK(r.status == DownloadStatus::Ok);
+    paths.insert(r.path);
+  }
+  CHECK(paths.size() == 60);
+  CHECK(server.peak_in_flight() == 12);
+  CHECK(server.requests() == 60);
+  CHECK(server.connections() <= 12);
+  SUBCASE("every thread takes URLs, each URL's calls come from one thread, and never two at once") {
+    CHECK(watcher->threads.size() == 3);
+    for (const auto& [index, threads] : watcher->threads_per_url)
+      CHECK(threads.size() == 1);
+    CHECK_FALSE(watcher->overlapped.load());
+  }
+}
+
+TEST_CASE(
+    "transfer_threads: 0 picks one per 16 workers up to the hardware threads; never more than workers") {
+  TempDir dir;
+  auto o = options_for(dir);
+  const std::size_t hardware = std::max(1u, std::thread::hardware_concurrency());
+  SUBCASE("a few workers get one thread") {
+    o.max_workers = 15;
+    CHECK(Downloader(o).options().transfer_threads == 1);
+  }
+  SUBCASE("64 workers get four threads where the hardware has them") {
+    o.max_workers = 64;
+    CHECK(Downloader(o).options().transfer_threads == std::min<std::size_t>(4, hardware));
+  }
+  SUBCASE("per_host keeps one thread, and refuses more") {
+    o.max_workers = 64;
+    o.per_host = 4;
+    CHECK(Downloader(o).options().transfer_threads == 1);
+    o.transfer_threads = 2;
+    CHECK_THROWS_AS(Downloader{o}, std::invalid_argument);
+  }
+  SUBCASE("an explicit count is capped by the workers") {
+    o.max_workers = 3;
+    o.transfer_threads = 8;
+    Downloader d(o);
+    CHECK(d.options().transfer_threads == 3);
+    CHECK(d.stats().workers == 3);
+  }
+}
+
 TEST_CASE(
     "URLs waiting for their host's per_host slot or for a retry never take more than max_workers slots") {
   TestServer server;

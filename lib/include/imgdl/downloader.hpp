@@ -36,9 +36,10 @@ enum class Mode {
 
 /// Where the Downloader reports progress. Every method has an empty default, so override only what
 /// you need. on_queued runs on the thread calling submit()/download_all()/download_stream(); all the
-/// others run on the Downloader's transfer thread, one call at a time, so they may race only with
-/// on_queued and your own threads. They must not throw, and should return quickly: while one runs,
-/// no transfer of that Downloader moves.
+/// others run on one of the Downloader's transfer threads, one call at a time across all of them (the
+/// Downloader serialises them), so they may race only with on_queued and your own threads. Calls for
+/// one URL come from one thread, in order. They must not throw, and should return quickly: while one
+/// runs, no transfer of that Downloader moves.
 class DownloadObserver {
  public:
   /// Identifies a transfer in every call: `index` counts submissions from 0, `name` is the planned
@@ -63,7 +64,7 @@ class DownloadObserver {
   virtual void on_retrying(const Transfer&, int /*attempt*/, std::chrono::milliseconds /*delay*/,
                            std::string_view /*reason*/) {}
   /// The transfer ended (ok, skipped, failed or cancelled). Called exactly once per submission; for
-  /// a URL cancelled before it started, when the transfer thread reaches it or on cancel().
+  /// a URL cancelled before it started, when its transfer thread reaches it or on cancel().
   virtual void on_finished(const Transfer&, const DownloadResult&) {}
 };
 
@@ -77,6 +78,12 @@ struct DownloadOptions {
   std::optional<std::size_t> max_workers;
   /// Most concurrent transfers to one host (by host name); 0 means unlimited.
   std::size_t per_host = 0;
+  /// Threads that drive the transfers, each with its own libcurl multi handle and connection cache,
+  /// sharing max_workers between them. 0 means one per 16 workers, at most one per hardware thread,
+  /// and 1 when per_host is set. A second thread pays off on a long list of small files, where one
+  /// thread's turnaround (wake-ups, file work) limits the rate. More than 1 with per_host set is
+  /// refused (std::invalid_argument): each thread counts only its own transfers.
+  std::size_t transfer_threads = 0;
   /// Limit on connecting (DNS, TCP and TLS); 0 means libcurl's default (300 s).
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   /// Limit on a whole attempt; 0 means none.
@@ -115,15 +122,17 @@ struct DownloadOptions {
 /// Downloads URLs concurrently into one directory.
 ///
 /// Threading: submit(), download_all(), download_stream() and cancel() are thread-safe. Every
-/// transfer runs on the Downloader's one transfer thread ("imgdl-net"), which drives up to
-/// max_workers of them at once through a libcurl multi handle (one connection cache, so keep-alive
-/// connections are reused; easy handles are recycled), and does the file work too: creating part
-/// files, writing and renaming them. A thread per transfer would cost a sleep and a wake-up per file,
-/// which on a long list of small files costs more than the transfers. Several Downloaders may live
-/// in one process, each with its own thread. The destructor waits for every submitted URL (call
-/// cancel() first to abort them). Observers and done-callbacks run on the transfer thread, so they
-/// must not wait for this Downloader's futures nor destroy it (download_all and download_stream
-/// throw std::logic_error there); an exception an observer throws fails that URL's future.
+/// transfer runs on one of the Downloader's transfer threads ("imgdl-net", "imgdl-net-1", ...; see
+/// DownloadOptions::transfer_threads), each driving its share of max_workers at once through its own
+/// libcurl multi handle (its own connection cache, so keep-alive connections are reused; easy handles
+/// are recycled; DNS and TLS sessions are shared by all), and doing the file work too: creating part
+/// files, writing and renaming them. A URL is handed to the thread with the fewest unfinished URLs and
+/// stays there. A thread per transfer would cost a sleep and a wake-up per file, which on a long list
+/// of small files costs more than the transfers. Several Downloaders may live in one process, each
+/// with its own threads. The destructor waits for every submitted URL (call cancel() first to abort
+/// them). Observers and done-callbacks run on the transfer threads, so they must not wait for this
+/// Downloader's futures nor destroy it (download_all and download_stream throw std::logic_error
+/// there); an exception an observer throws fails that URL's future.
 ///
 /// Files: a body streams to an unnamed file (O_TMPFILE) that is linked in under its final name only
 /// after its status, size and image checks pass; nothing is left if it fails or the process dies.
@@ -165,8 +174,8 @@ class Downloader {
                               Mode mode = Mode::Pooled);
 
   /// Stops everything: queued transfers are cancelled and running ones abort promptly (their files
-  /// are removed, or their .part files kept under OnExists::Resume). Returns at once; the transfer thread
-  /// cancels within milliseconds (after the observer call it may be in). Idempotent; no more work is
+  /// are removed, or their .part files kept under OnExists::Resume). Returns at once; the transfer threads
+  /// cancel within milliseconds (after the observer call it may be in). Idempotent; no more work is
   /// accepted: submit() throws ExecutorShutdownError.
   void cancel();
   /// True once cancel() was called.
@@ -176,7 +185,7 @@ class Downloader {
   const DownloadOptions& options() const noexcept;
   /// Live counts of this Downloader's futures, for progress displays: pending (waiting for a slot),
   /// running (started, including retries waiting out their backoff), completed, cancelled;
-  /// `workers` is its one transfer thread.
+  /// `workers` is its number of transfer threads.
   ExecutorStats stats() const noexcept;
 
   /// The User-Agent used when DownloadOptions::user_agent is empty.
