@@ -158,7 +158,14 @@ TEST_CASE(
 TEST_CASE("sequential mode keeps one request in flight and one connection") {
   TestServer server;
   TempDir dir;
-  Downloader d(options_for(dir));
+  auto o = options_for(dir);
+  SUBCASE("with one transfer thread") {
+    o.transfer_threads = 1;
+  }
+  SUBCASE("with three transfer threads") {
+    o.transfer_threads = 3;
+  }
+  Downloader d(o);
   const auto results = d.download_all(server.image_urls(5, 1000, "seq", 50ms), imgdl::Mode::Sequential);
   for (const auto& r : results)
     CHECK(r.status == DownloadStatus::Ok);

@@ -157,11 +157,10 @@ class Downloader::Impl {
     return p;
   }
 
-  /// Hands a planned URL to the transfer loop. `announce` reports on_queued now; download_all
-
-  /// Hands a planned URL to a transfer loop. `announce` reports on_queued now; download_all
+  /// Hands a planned URL to a transfer loop: the least loaded, or in Sequential mode always the first
+  /// (one connection, as a single worker would keep). `announce` reports on_queued now; download_all
   /// announces every URL when it plans them instead. Throws ExecutorShutdownError after cancel().
-  Future<DownloadResult> schedule(Plan p, bool announce = true) {
+  Future<DownloadResult> schedule(Plan p, bool announce = true, Mode mode = Mode::Pooled) {
     const auto& observer = options_.observer;
     if (observer && announce)
       observer->on_queued(transfer(p));
@@ -170,7 +169,8 @@ class Downloader::Impl {
     auto job = std::make_unique<Job>();
     job->plan = std::move(p);
     job->task = std::move(task);
-    least_loaded().enqueue(std::move(job));
+    TransferLoop& loop = mode == Mode::Sequential ? *loops_.front() : least_loaded();
+    loop.enqueue(std::move(job));
     return future;
   }
 
@@ -352,12 +352,14 @@ class Downloader::Impl {
         const std::size_t index = p->index;
         InFlight slot{p->url, p->name, {}};
         try {
-          slot.future = schedule(std::move(*p), announce);
+          slot.future = schedule(std::move(*p), announce, mode);
         } catch (const ExecutorShutdownError&) {
           // cancel() ran before this URL's turn: it ends here, and the observer still hears of it.
           auto cancelled = cancelled_result(slot.url, slot.name);
-          if (options_.observer)
+          if (options_.observer) {
+            std::lock_guard lock(observer_mutex_);  // one call at a time, as from the transfer threads
             options_.observer->on_finished({index, slot.url, slot.name}, cancelled);
+          }
           sink(position, std::move(cancelled));
           continue;
         }
@@ -996,7 +998,7 @@ class Downloader::Impl {
   };
 
   /// The loop with the fewest unfinished URLs: the window keeps each loop's slots busy, and a loop
-  /// held up by slow transfers is given fewer new ones. Sequential mode always lands on the first.
+  /// held up by slow transfers is given fewer new ones.
   TransferLoop& least_loaded() {
     return **std::min_element(loops_.begin(), loops_.end(),
                               [](const auto& a, const auto& b) { return a->unfinished() < b->unfinished(); });
