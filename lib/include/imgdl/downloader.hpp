@@ -1,5 +1,5 @@
 #pragma once
-// imgdl::Downloader: fetches URLs concurrently on one libcurl event loop and writes each to a file
+// imgdl::Downloader: fetches URLs concurrently on libcurl event loops and writes each to a file
 // named from the URL's basename, which it gets only once the body checks out.
 // Its futures are imgdl::Future, counted in an executor's stats like any task.
 
@@ -39,7 +39,7 @@ enum class Mode {
 /// others run on one of the Downloader's transfer threads, one call at a time across all of them (the
 /// Downloader serialises them), so they may race only with on_queued and your own threads. Calls for
 /// one URL come from one thread, in order. They must not throw, and should return quickly: while one
-/// runs, no transfer of that Downloader moves.
+/// runs, no transfer of that Downloader moves, on any of its threads.
 class DownloadObserver {
  public:
   /// Identifies a transfer in every call: `index` counts submissions from 0, `name` is the planned
@@ -126,8 +126,9 @@ struct DownloadOptions {
 /// DownloadOptions::transfer_threads), each driving its share of max_workers at once through its own
 /// libcurl multi handle (its own connection cache, so keep-alive connections are reused; easy handles
 /// are recycled; DNS and TLS sessions are shared by all), and doing the file work too: creating part
-/// files, writing and renaming them. A URL is handed to the thread with the fewest unfinished URLs and
-/// stays there. A thread per transfer would cost a sleep and a wake-up per file, which on a long list
+/// files, writing and renaming them. Submitted URLs wait in one queue; a thread takes the next as soon as
+/// one of its slots is free, and the URL stays on that thread (Sequential mode uses the first thread
+/// only, so one connection). A thread per transfer would cost a sleep and a wake-up per file, which on a long list
 /// of small files costs more than the transfers. Several Downloaders may live in one process, each
 /// with its own threads. The destructor waits for every submitted URL (call cancel() first to abort
 /// them). Observers and done-callbacks run on the transfer threads, so they must not wait for this
