@@ -249,27 +249,6 @@ TEST_CASE("several transfer threads share max_workers: the server's peak is exac
   }
 }
 
-TEST_CASE("a transfer thread with a free slot takes the next URL, whichever thread is busy") {
-  TestServer server;
-  TempDir dir;
-  auto o = options_for(dir);
-  o.max_workers = 2;
-  o.transfer_threads = 2;  // one slot each
-  Downloader d(o);
-  // One URL that holds its thread's only slot until cancelled, then URLs that finish at once: handed out
-  // in turn at submission, every other one would wait behind the slow one.
-  auto slow = d.submit(server.url("/img/slow.jpg?size=1000&latency_ms=60000"));
-  std::vector<imgdl::Future<DownloadResult>> fast;
-  for (int i = 0; i < 6; ++i)
-    fast.push_back(d.submit(server.url("/img/fast" + std::to_string(i) + ".jpg?size=1000")));
-  for (auto& f : fast)
-    CHECK(f.result().status == DownloadStatus::Ok);
-  CHECK_FALSE(slow.done());
-  CHECK(server.in_flight() == 1);
-  slow.cancel();
-  CHECK(slow.result().status == DownloadStatus::Cancelled);
-}
-
 TEST_CASE(
     "transfer_threads: 0 picks one per 16 workers up to the hardware threads; never more than workers") {
   TempDir dir;

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -127,11 +126,6 @@ class Downloader::Impl {
 
   /// Must not run on a transfer thread (from an observer or a done-callback): it waits for them.
   ~Impl() {
-    {
-      // Before the loops read their own closing flag: a loop that sees it knows the queue only shrinks.
-      std::lock_guard lock(pool_mutex_);
-      pool_closing_ = true;
-    }
     for (auto& loop : loops_)
       loop->close();
     for (auto& loop : loops_)
@@ -163,10 +157,9 @@ class Downloader::Impl {
     return p;
   }
 
-  /// Hands a planned URL to the transfer loops: to the shared queue, from which each loop takes URLs as
-  /// its slots free; in Sequential mode to the first loop only (one connection, as a single worker would
-  /// keep). `announce` reports on_queued now; download_all announces every URL when it plans them
-  /// instead. Throws ExecutorShutdownError after cancel().
+  /// Hands a planned URL to a transfer loop: the least loaded, or in Sequential mode always the first
+  /// (one connection, as a single worker would keep). `announce` reports on_queued now; download_all
+  /// announces every URL when it plans them instead. Throws ExecutorShutdownError after cancel().
   Future<DownloadResult> schedule(Plan p, bool announce = true, Mode mode = Mode::Pooled) {
     const auto& observer = options_.observer;
     if (observer && announce)
@@ -176,11 +169,8 @@ class Downloader::Impl {
     auto job = std::make_unique<Job>();
     job->plan = std::move(p);
     job->task = std::move(task);
-    if (mode == Mode::Sequential) {
-      loops_.front()->enqueue(std::move(job));
-    } else {
-      share(std::move(job));
-    }
+    TransferLoop& loop = mode == Mode::Sequential ? *loops_.front() : least_loaded();
+    loop.enqueue(std::move(job));
     return future;
   }
 
@@ -257,7 +247,16 @@ class Downloader::Impl {
     detail::AttemptPtr attempt;
     Clock::time_point retry_at;
     std::optional<std::stop_callback<std::function<void()>>> on_stop;
-    std::exception_ptr observer_error;  // the first exception an observer threw for this URL
+    std::exception_ptr observer_error;               // the first exception an observer threw for this URL
+    std::atomic<std::size_t>* unfinished = nullptr;  // its transfer loop's count, while it is queued there
+
+    Job() = default;
+    Job(const Job&) = delete;
+    Job& operator=(const Job&) = delete;
+    ~Job() {
+      if (unfinished)
+        unfinished->fetch_sub(1, std::memory_order_relaxed);
+    }
   };
   using JobPtr = std::unique_ptr<Job>;
 
@@ -414,7 +413,7 @@ class Downloader::Impl {
   }
 
   /// One transfer thread with its own multi handle, connection cache and share of max_workers. The
-  /// loop takes URLs from the Downloader's shared queue as its slots free; a URL stays on its loop.
+  /// Downloader hands each URL to the loop with the fewest unfinished ones; a URL stays on its loop.
   class TransferLoop {
    public:
     TransferLoop(Impl& impl, std::size_t slots, std::size_t number)
@@ -434,8 +433,7 @@ class Downloader::Impl {
       join();
     }
 
-    /// Queues a job for this loop alone (Sequential mode); any thread. Throws ExecutorShutdownError once
-    /// the loop is closing.
+    /// Queues a job; any thread. Throws ExecutorShutdownError once the loop is closing.
     void enqueue(JobPtr job) {
       bool was_empty = false;
       {
@@ -444,6 +442,8 @@ class Downloader::Impl {
         // the executor refuses work after shutdown, rather than drop it unanswered.
         if (closing_)
           throw ExecutorShutdownError();
+        job->unfinished = &unfinished_;
+        unfinished_.fetch_add(1, std::memory_order_relaxed);
         was_empty = incoming_.empty();
         incoming_.push_back(std::move(job));
       }
@@ -451,6 +451,9 @@ class Downloader::Impl {
       if (was_empty)
         wake();
     }
+
+    /// URLs queued on this loop and not finished yet. Any thread; a moment's snapshot.
+    std::size_t unfinished() const noexcept { return unfinished_.load(std::memory_order_relaxed); }
 
     /// Interrupts the loop's wait; any thread, while the loop exists.
     void wake() noexcept { events_.wake(); }
@@ -472,7 +475,7 @@ class Downloader::Impl {
    private:
     // Everything below runs on loop_thread_ only.
 
-    /// Drives its transfers: takes queued URLs, starts attempts while fewer than its slots run (and
+    /// Drives every transfer: takes queued URLs, starts attempts while fewer than max_workers run (and
     /// fewer than per_host on their host), lets libcurl move the bytes, and settles finished attempts,
     /// retries and cancellations. One thread, one multi handle: no thread blocks per transfer, so a long
     /// list of small files costs a wake-up per batch of ready sockets rather than per file.
@@ -512,9 +515,9 @@ class Downloader::Impl {
         }
         open_pending_outputs();
         if (closing && ready_.empty() && due_.empty() && waiting_for_host_ == 0 && retrying_.empty() &&
-            active_.empty() && impl_.shared_queue_empty())
+            active_.empty())
           return;
-        if (!due_.empty() || (begun_ < slots_ && (!ready_.empty() || !impl_.shared_queue_empty())))
+        if (!due_.empty() || (!ready_.empty() && begun_ < slots_))
           continue;  // slots just freed
         events_.wait(poll_timeout());
       }
@@ -542,8 +545,7 @@ class Downloader::Impl {
         if (!due_.empty()) {
           job = std::move(due_.front());
           due_.pop_front();
-        } else if (begun_ - finishing_ < slots_ &&
-                   (!ready_.empty() || impl_.take_shared(slots_ - (begun_ - finishing_), ready_))) {
+        } else if (!ready_.empty() && begun_ - finishing_ < slots_) {
           job = std::move(ready_.front());
           ready_.pop_front();
         } else {
@@ -915,8 +917,6 @@ class Downloader::Impl {
 
     /// cancel(): every URL ends now.
     void abort_all() {
-      // URLs no loop has taken end here too, whichever loop gets to them first.
-      impl_.take_shared(std::numeric_limits<std::size_t>::max(), ready_);
       cancel_jobs([](const Job&) { return true; });
     }
 
@@ -970,6 +970,7 @@ class Downloader::Impl {
     const detail::TransferSettings& settings_;
     std::atomic<bool>& cancelled_;
     const std::size_t slots_;  // this loop's share of max_workers
+    std::atomic<std::size_t> unfinished_{0};
 
     // Shared with the loop, under queue_mutex_.
     std::mutex queue_mutex_;
@@ -996,37 +997,11 @@ class Downloader::Impl {
     std::thread loop_thread_;
   };
 
-  /// Queues a URL for whichever loop has a free slot first, and wakes the loops if the queue was empty
-  /// (a loop sleeps only when it has no free slot or the queue is empty). Any thread.
-  void share(JobPtr job) {
-    bool was_empty = false;
-    {
-      std::lock_guard lock(pool_mutex_);
-      if (pool_closing_)  // the destructor is draining the loops: refuse, as an executor after shutdown
-        throw ExecutorShutdownError();
-      was_empty = pool_.empty();
-      pool_.push_back(std::move(job));
-    }
-    if (was_empty)
-      for (auto& loop : loops_)
-        loop->wake();
-  }
-
-  /// Moves up to `count` queued URLs, oldest first, to the back of `into`; false if there were none.
-  bool take_shared(std::size_t count, std::deque<JobPtr>& into) {
-    std::lock_guard lock(pool_mutex_);
-    if (pool_.empty())
-      return false;
-    for (; count > 0 && !pool_.empty(); --count) {
-      into.push_back(std::move(pool_.front()));
-      pool_.pop_front();
-    }
-    return true;
-  }
-
-  bool shared_queue_empty() {
-    std::lock_guard lock(pool_mutex_);
-    return pool_.empty();
+  /// The loop with the fewest unfinished URLs: the window keeps each loop's slots busy, and a loop
+  /// held up by slow transfers is given fewer new ones.
+  TransferLoop& least_loaded() {
+    return **std::min_element(loops_.begin(), loops_.end(),
+                              [](const auto& a, const auto& b) { return a->unfinished() < b->unfinished(); });
   }
 
   static constexpr std::chrono::milliseconds batch_wait{20};
@@ -1042,11 +1017,6 @@ class Downloader::Impl {
   // One observer call at a time, whichever thread makes it. Recursive: an on_finished made on the
   // caller's thread (a URL cancelled before it was queued) may itself start a download_all.
   std::recursive_mutex observer_mutex_;
-
-  // Pooled URLs no loop has taken yet.
-  std::mutex pool_mutex_;
-  std::deque<JobPtr> pool_;
-  bool pool_closing_ = false;
 
   /// Never runs a task: it counts the Downloader's futures (stats()) and reports errors thrown by
   /// their done-callbacks, as for any executor's futures.

@@ -126,9 +126,10 @@ struct DownloadOptions {
 /// DownloadOptions::transfer_threads), each driving its share of max_workers at once through its own
 /// libcurl multi handle (its own connection cache, so keep-alive connections are reused; easy handles
 /// are recycled; DNS and TLS sessions are shared by all), and doing the file work too: creating part
-/// files, writing and renaming them. Submitted URLs wait in one queue; a thread takes the next as soon as
-/// one of its slots is free, and the URL stays on that thread (Sequential mode uses the first thread
-/// only, so one connection). A thread per transfer would cost a sleep and a wake-up per file, which on a long list
+/// files, writing and renaming them. A URL is handed to the thread with the fewest unfinished URLs and
+/// stays there, even if another thread frees a slot first: with many URLs submitted at once, a thread
+/// whose URLs are slow can keep its share waiting while another is idle (download_all and
+/// download_stream submit a window at a time, which limits this). A thread per transfer would cost a sleep and a wake-up per file, which on a long list
 /// of small files costs more than the transfers. Several Downloaders may live in one process, each
 /// with its own threads. The destructor waits for every submitted URL (call cancel() first to abort
 /// them). Observers and done-callbacks run on the transfer threads, so they must not wait for this
