@@ -129,12 +129,12 @@ struct DownloadOptions {
 /// files, writing and renaming them. A URL is handed to the thread with the fewest unfinished URLs and
 /// stays there, even if another thread frees a slot first: with many URLs submitted at once, a thread
 /// whose URLs are slow can keep its share waiting while another is idle (download_all and
-/// download_stream submit a window at a time, which limits this). A thread per transfer would cost a sleep and a wake-up per file, which on a long list
-/// of small files costs more than the transfers. Several Downloaders may live in one process, each
-/// with its own threads. The destructor waits for every submitted URL (call cancel() first to abort
-/// them). Observers and done-callbacks run on the transfer threads, so they must not wait for this
-/// Downloader's futures nor destroy it (download_all and download_stream throw std::logic_error
-/// there); an exception an observer throws fails that URL's future.
+/// download_stream submit a window at a time, which limits this). A thread per transfer would cost a sleep
+/// and a wake-up per file, which on a long list of small files costs more than the transfers. Several
+/// Downloaders may live in one process, each with its own threads. The destructor waits for every submitted
+/// URL (call cancel() first to abort them). Observers and done-callbacks run on the transfer threads, so they
+/// must not wait for this Downloader's futures nor destroy it (download_all and download_stream throw
+/// std::logic_error there); an exception an observer throws fails that URL's future.
 ///
 /// Files: a body streams to an unnamed file (O_TMPFILE) that is linked in under its final name only
 /// after its status, size and image checks pass; nothing is left if it fails or the process dies.
