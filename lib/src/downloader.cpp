@@ -475,7 +475,7 @@ class Downloader::Impl {
    private:
     // Everything below runs on loop_thread_ only.
 
-    /// Drives every transfer: takes queued URLs, starts attempts while fewer than max_workers run (and
+    /// Drives its transfers: takes queued URLs, starts attempts while fewer than its slots run (and
     /// fewer than per_host on their host), lets libcurl move the bytes, and settles finished attempts,
     /// retries and cancellations. One thread, one multi handle: no thread blocks per transfer, so a long
     /// list of small files costs a wake-up per batch of ready sockets rather than per file.

@@ -204,11 +204,11 @@ std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists
                                const std::function<bool(const std::string&)>& reserved,
                                std::error_code& error) const {
   error.clear();
-  if (on_exists == OnExists::Overwrite && part.unnamed()) {
-    error = std::make_error_code(std::errc::invalid_argument);  // a link cannot replace an entry
-    return {};
-  }
   if (on_exists == OnExists::Overwrite) {
+    if (part.unnamed()) {
+      error = std::make_error_code(std::errc::invalid_argument);  // a link cannot replace an entry
+      return {};
+    }
     if (::renameat(fd_.get(), part.name().c_str(), fd_.get(), name.c_str()) != 0) {
       error = last_error();
       return {};
