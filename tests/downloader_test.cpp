@@ -557,6 +557,31 @@ TEST_CASE("connection failures and invalid URLs are reported as their kinds") {
   }
 }
 
+TEST_CASE("a transfer that ends inside the call that started it is settled without another event") {
+  // A connection to the broadcast address fails inside the libcurl call that starts it (the kernel
+  // refuses it at once), and the loop makes that call right after settling the previous file. The loop sleeps
+  // without an idle timeout, so a completion it failed to read there would hang this test instead of costing
+  // a silent second.
+  TestServer server;
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 1;
+  o.retries = 0;
+  Downloader d(o);
+  std::vector<imgdl::Future<DownloadResult>> fetched, refused;
+  for (int i = 0; i < 20; ++i) {
+    fetched.push_back(d.submit(server.url("/img/f" + std::to_string(i) + ".jpg?size=100")));
+    refused.push_back(d.submit("http://255.255.255.255:9/r" + std::to_string(i) + ".jpg"));
+  }
+  // One worker takes them in order: the last URL ends last.
+  REQUIRE_NOTHROW(refused.back().result(30s));
+  for (std::size_t i = 0; i < fetched.size(); ++i) {
+    CAPTURE(i);
+    CHECK(fetched[i].result().status == DownloadStatus::Ok);
+    CHECK(refused[i].result().error == ErrorKind::Connect);
+  }
+}
+
 TEST_CASE("timeouts: the whole-transfer limit and the low-speed limit") {
   TestServer server;
   TempDir dir;

@@ -510,6 +510,9 @@ class Downloader::Impl {
           if (options_.on_exists != OnExists::Resume) {
             start_ready();
             perform();
+            // A transfer can end inside that call (a refused connect, a response already there), and
+            // libcurl then reports nothing more: read it now, or the loop would sleep past it.
+            settle_finished();
           }
           publish_settled();
         }
@@ -519,21 +522,18 @@ class Downloader::Impl {
           return;
         if (!due_.empty() || (!ready_.empty() && begun_ < slots_))
           continue;  // slots just freed
-        events_.wait(poll_timeout());
+        events_.wait(next_retry());
       }
     }
 
     /// Lets libcurl start the transfers just added (their requests go out here) and fire its timeouts.
     void perform() { events_.run_due_timers(); }
 
-    /// The longest the loop may sleep: until the next retry is due.
-    std::chrono::milliseconds poll_timeout() const {
-      constexpr std::chrono::milliseconds idle{1000};
+    /// When the earliest backoff ends, if any URL is waiting for one.
+    std::optional<Clock::time_point> next_retry() const {
       if (retrying_.empty())
-        return idle;
-      const auto until =
-          std::chrono::ceil<std::chrono::milliseconds>(retrying_.front()->retry_at - Clock::now());
-      return std::clamp(until, std::chrono::milliseconds(0), idle);
+        return std::nullopt;
+      return retrying_.front()->retry_at;
     }
 
     /// A slot is held from begin() to finish(), backoffs and host waits included, as a worker thread

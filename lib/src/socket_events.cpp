@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <system_error>
 
@@ -104,15 +105,16 @@ void SocketEvents::run_due_timers() {
   }
 }
 
-void SocketEvents::wait(std::chrono::milliseconds max_wait) {
-  auto wait = max_wait;
-  if (timer_) {
-    const auto until = std::chrono::ceil<std::chrono::milliseconds>(*timer_ - Clock::now());
-    wait = std::clamp(until, std::chrono::milliseconds(0), max_wait);
+void SocketEvents::wait(std::optional<Clock::time_point> deadline) {
+  if (timer_ && (!deadline || *timer_ < *deadline))
+    deadline = timer_;
+  int timeout_ms = -1;  // nothing due: sleep until a socket or wake() needs the loop
+  if (deadline) {
+    const auto until = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+    timeout_ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(until.count(), 0, INT_MAX));
   }
   std::array<epoll_event, 64> ready{};
-  const int count = ::epoll_wait(epoll_.get(), ready.data(), static_cast<int>(ready.size()),
-                                 static_cast<int>(wait.count()));
+  const int count = ::epoll_wait(epoll_.get(), ready.data(), static_cast<int>(ready.size()), timeout_ms);
   for (int i = 0; i < count; ++i) {
     const int fd = ready[static_cast<std::size_t>(i)].data.fd;
     const auto flags = ready[static_cast<std::size_t>(i)].events;

@@ -31,9 +31,10 @@ class SocketEvents {
   /// Runs libcurl's expired timers: new transfers start here, and timeouts fire.
   void run_due_timers();
 
-  /// Waits until a socket is ready, libcurl's next timer expires, wake() is called, or `max_wait`
-  /// passes, then hands every ready socket and expired timer to libcurl.
-  void wait(std::chrono::milliseconds max_wait);
+  /// Waits until a socket is ready, libcurl's next timer expires, wake() is called, or `deadline`
+  /// passes, then hands every ready socket and expired timer to libcurl. Without a deadline and with
+  /// no timer set it sleeps for as long as nothing happens: no idle polling to hide a missed event.
+  void wait(std::optional<std::chrono::steady_clock::time_point> deadline);
 
  private:
   static int on_socket(CURL* easy, curl_socket_t socket, int what, void* self, void* socket_data);
