@@ -74,8 +74,9 @@ int SocketEvents::on_socket(CURL*, curl_socket_t socket, int what, void* self, v
       curl_multi_assign(events.multi_, socket, &events);
     return 0;
   }
-  // The kernel refused the watch (ENOMEM, max_user_watches): libcurl then fails the multi handle's
-  // transfers (CURLM_ABORTED_BY_CALLBACK), so their URLs end with an error rather than stall.
+  // The kernel refused the watch (ENOMEM, max_user_watches): libcurl marks the multi handle dead and
+  // fails each transfer the next time it runs it. Known gap: it also stops setting timers, so a
+  // transfer with no other watched socket and no expired timer is never run again.
   return -1;
 }
 
