@@ -502,6 +502,7 @@ class Downloader::Impl {
         start_ready();
         perform();
         settle_finished();
+        bool unread_completions = false;
         if (!settled_.empty()) {
           // The next requests go out before the finished files are published: a connection waits for the
           // loop's file work only once it has its next response to wait for anyway. Not under Resume,
@@ -511,8 +512,9 @@ class Downloader::Impl {
             start_ready();
             perform();
             // A transfer can end inside that call (a refused connect, a response already there), and
-            // libcurl then reports nothing more: read it now, or the loop would sleep past it.
-            settle_finished();
+            // libcurl then reports nothing more about it. It is read on the next pass, not here: its
+            // on_started must not come before the on_finished of the URL whose slot it took.
+            unread_completions = true;
           }
           publish_settled();
         }
@@ -520,8 +522,8 @@ class Downloader::Impl {
         if (closing && ready_.empty() && due_.empty() && waiting_for_host_ == 0 && retrying_.empty() &&
             active_.empty())
           return;
-        if (!due_.empty() || (!ready_.empty() && begun_ < slots_))
-          continue;  // slots just freed
+        if (unread_completions || !due_.empty() || (!ready_.empty() && begun_ < slots_))
+          continue;  // no sleep: completions to read, or slots just freed
         events_.wait(next_retry());
       }
     }
