@@ -232,7 +232,7 @@ TEST_CASE("several transfer threads share max_workers: the server's peak is exac
   o.transfer_threads = 3;
   o.observer = watcher;
   Downloader d(o);
-  REQUIRE(d.stats().workers == 3);
+  REQUIRE(d.stats().transfer_threads == 3);
   const auto results = d.download_all(server.image_urls(60, 2000, "tt", 100ms));
   std::set<fs::path> paths;
   for (const auto& r : results) {
@@ -276,7 +276,7 @@ TEST_CASE(
     o.transfer_threads = 8;
     Downloader d(o);
     CHECK(d.options().transfer_threads == 3);
-    CHECK(d.stats().workers == 3);
+    CHECK(d.stats().transfer_threads == 3);
   }
 }
 

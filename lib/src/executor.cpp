@@ -135,16 +135,6 @@ class ExecutorCore {
   // mutex_ when a worker pops a task, so enqueue() never mistakes a worker about to run a task for an
   // idle one. A popped task that was cancelled while queued never starts and drops it right away.
   void task_started() noexcept { pending_.fetch_sub(1, std::memory_order_relaxed); }
-  void external_taken() noexcept { running_.fetch_add(1, std::memory_order_relaxed); }
-  /// Counts a task that an engine outside the pool will run (ExternalTask).
-  void adopt_external() {
-    std::lock_guard lock(mutex_);
-    if (broken_)
-      throw BrokenExecutor(broken_message);
-    if (shutdown_)
-      throw ExecutorShutdownError();
-    pending_.fetch_add(1, std::memory_order_relaxed);
-  }
   void task_skipped() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
   void task_finished(bool was_cancelled) noexcept {
     running_.fetch_sub(1, std::memory_order_relaxed);
@@ -289,26 +279,27 @@ StateBase::~StateBase() = default;
 bool StateBase::try_start() noexcept {
   auto expected = FutureStatus::Pending;
   if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) {
-    core_->task_skipped();
+    if (core_)
+      core_->task_skipped();
     return false;
   }
-  core_->task_started();
+  if (core_)
+    core_->task_started();
   return true;
 }
 
-bool StateBase::start_external() noexcept {
-  core_->external_taken();
-  return try_start();
-}
-
 void StateBase::report_callback_error(std::exception_ptr error) noexcept {
-  core_->report_callback_error(std::move(error));
+  if (core_)
+    core_->report_callback_error(std::move(error));
+  else
+    callback_failed(std::move(error));
 }
 
 bool StateBase::cancel() {
   auto expected = FutureStatus::Pending;
   if (status_.compare_exchange_strong(expected, FutureStatus::Cancelled, std::memory_order_acq_rel)) {
-    core_->pending_cancelled();
+    if (core_)
+      core_->pending_cancelled();
     complete(FutureStatus::Cancelled, nullptr);
     return true;
   }
@@ -327,7 +318,8 @@ bool StateBase::fail_pending(std::exception_ptr error) {
   auto expected = FutureStatus::Pending;
   if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel))
     return false;
-  core_->pending_failed();
+  if (core_)
+    core_->pending_failed();
   complete(FutureStatus::Finished, std::move(error));
   return true;
 }
@@ -344,7 +336,8 @@ void StateBase::finish(std::exception_ptr error) noexcept {
     } catch (...) {
     }
   }
-  core_->task_finished(final_status == FutureStatus::Cancelled);
+  if (core_)
+    core_->task_finished(final_status == FutureStatus::Cancelled);
   complete(final_status, std::move(error));
 }
 
@@ -362,7 +355,7 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
     try {
       callback();
     } catch (...) {
-      core_->report_callback_error(std::current_exception());
+      report_callback_error(std::current_exception());
     }
   }
 }
@@ -397,7 +390,7 @@ void StateBase::add_callback(std::function<void()> callback) {
   try {
     callback();
   } catch (...) {
-    core_->report_callback_error(std::current_exception());
+    report_callback_error(std::current_exception());
   }
 }
 
@@ -440,11 +433,6 @@ ExecutorStats ThreadPoolExecutor::stats() const noexcept {
 
 std::size_t ThreadPoolExecutor::max_workers() const noexcept {
   return core_->max_workers();
-}
-
-std::shared_ptr<detail::ExecutorCore> ThreadPoolExecutor::adopt_external_task() {
-  core_->adopt_external();
-  return core_;
 }
 
 void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::StateBase> task) {

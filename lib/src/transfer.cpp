@@ -6,6 +6,7 @@
 #include <ctime>
 #include <variant>
 
+#include "body_sink.hpp"
 #include "image_type.hpp"
 
 namespace imgdl::detail {
@@ -116,6 +117,7 @@ struct Attempt {
   const DownloadOptions& options;
   PartFile& part;
   Sha256& hash;
+  bool hold_small_bodies;  // the sink's choice: a small body waits in memory until publication
   std::stop_token stop;
   const ProgressReport& report;
   bool use_range;
@@ -267,8 +269,7 @@ struct Attempt {
     const std::uint64_t received = part.size() + head.size() + data.size();
     if (options.max_file_size != 0 && received > options.max_file_size)
       return fail(ErrorKind::TooLarge, too_large_message(received));
-    const bool hold =
-        !part.is_open() || (options.on_exists != OnExists::Resume && received <= held_body_limit);
+    const bool hold = !part.is_open() || (hold_small_bodies && received <= held_body_limit);
     if (hold || !sniffed) {
       head.append(data);
       if (!sniff(false))
@@ -432,12 +433,13 @@ void configure_handle(CURL* easy, const TransferSettings& settings) {
 }
 
 std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
-                                                       const std::string& url, PartFile& part, Sha256& hash,
-                                                       bool use_range, std::stop_token stop,
-                                                       const ProgressReport& report) {
+                                                       const std::string& url, BodySink& sink,
+                                                       std::stop_token stop, const ProgressReport& report) {
   const DownloadOptions& options = *settings.options;
-  AttemptPtr attempt(
-      new Attempt{options, part, hash, std::move(stop), report, use_range && part.size() > 0, part.size()});
+  PartFile& part = sink.part();
+  Sha256& hash = sink.hash_state();
+  AttemptPtr attempt(new Attempt{options, part, hash, sink.holds_small_bodies(), std::move(stop), report,
+                                 sink.use_range() && part.size() > 0, part.size()});
   if (attempt->start_offset > 0) {
     // A resumed file is sniffed from its own first bytes. A prefix shorter than the sniff window goes
     // back into the held-back head, to be sniffed and rewritten together with what follows it.

@@ -1,7 +1,7 @@
 #pragma once
-// One HTTP attempt: a libcurl easy transfer, driven by the Downloader's multi handle, streaming its
-// body into a PartFile, with the checks that decide whether the body may become a file (status, size,
-// magic bytes).
+// One HTTP attempt: a libcurl easy transfer (driven by a multi handle, or by curl_easy_perform in
+// download_image), parsing the response and streaming its body into a BodySink, with the checks that
+// decide whether the body may become a file (status, size, magic bytes).
 
 #include <chrono>
 #include <cstdint>
@@ -18,6 +18,8 @@
 #include "sha256.hpp"
 
 namespace imgdl::detail {
+
+class BodySink;
 
 /// Everything an attempt needs besides the easy handle; fixed for the Downloader's life.
 struct TransferSettings {
@@ -64,15 +66,14 @@ using AttemptPtr = std::unique_ptr<Attempt, AttemptDeleter>;
 void configure_handle(CURL* easy, const TransferSettings& settings);
 
 /// Prepares one attempt for `url` on `easy`, a handle set up by configure_handle() (add it to a multi
-/// handle to run it), appending to `part`, which may already hold a resumed prefix when `use_range`. `hash`
-/// must hold the hash of the part's current content; it is reset when the server restarts the body. `part`,
-/// `hash` and `report` must outlive the attempt. Returns an outcome instead when the attempt ends before any
-/// request (a resumed prefix that is not an image). Call on the thread that runs the transfer; never throws
-/// for transfer failures.
+/// handle to run it), appending to the sink's part file, which may already hold a resumed prefix when
+/// the sink uses a Range. The sink's hash must hold the hash of the part's current content; it is reset
+/// when the server restarts the body. `sink` and `report` must outlive the attempt. Returns an outcome
+/// instead when the attempt ends before any request (a resumed prefix that is not an image). Call on the
+/// thread that runs the transfer; never throws for transfer failures.
 std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
-                                                       const std::string& url, PartFile& part, Sha256& hash,
-                                                       bool use_range, std::stop_token stop,
-                                                       const ProgressReport& report);
+                                                       const std::string& url, BodySink& sink,
+                                                       std::stop_token stop, const ProgressReport& report);
 
 /// Judges a finished attempt from libcurl's `code` and what the callbacks saw: status, size and image
 /// checks, error kind and message, and whether a retry may help. The body is in `part` when it passed.

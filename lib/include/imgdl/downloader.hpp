@@ -117,6 +117,24 @@ struct DownloadOptions {
   bool insecure = false;
   /// Progress reports; may be null. Shared so it outlives every transfer that calls it.
   std::shared_ptr<DownloadObserver> observer;
+  /// The pool the Downloader runs on: each transfer loop is one long-lived task on it, holding a worker
+  /// for the Downloader's whole life, so one pool can serve an application. It needs at least
+  /// transfer_threads workers (else the constructor throws std::invalid_argument), and more for any
+  /// other task meant to run meanwhile; it must outlive the Downloader, and a shutdown of it with
+  /// cancel_running closes the loops early (they drain first). Null: the Downloader makes its own, with
+  /// one worker per transfer thread.
+  std::shared_ptr<ThreadPoolExecutor> executor;
+};
+
+/// A snapshot of a Downloader's URLs, for progress displays. Each count is read atomically, but the set
+/// is not one instant: a URL may be seen moving between two counts.
+struct DownloaderStats {
+  std::size_t pending = 0;           ///< submitted, waiting for a transfer slot
+  std::size_t running = 0;           ///< started (retries waiting out their backoff included)
+  std::size_t completed = 0;         ///< ended with a result (ok, skipped, failed, or stopped while running)
+  std::size_t cancelled = 0;         ///< cancelled before they started
+  std::size_t callback_errors = 0;   ///< done-callbacks of its futures that threw
+  std::size_t transfer_threads = 0;  ///< transfer loops running on the executor
 };
 
 /// Downloads URLs concurrently into one directory.
@@ -185,10 +203,8 @@ class Downloader {
 
   /// The options in force, with defaults resolved (user agent, worker count).
   const DownloadOptions& options() const noexcept;
-  /// Live counts of this Downloader's futures, for progress displays: pending (waiting for a slot),
-  /// running (started, including retries waiting out their backoff), completed, cancelled;
-  /// `workers` is its number of transfer threads.
-  ExecutorStats stats() const noexcept;
+  /// Live counts of this Downloader's URLs. Any thread; never blocks.
+  [[nodiscard]] DownloaderStats stats() const noexcept;
 
   /// The User-Agent used when DownloadOptions::user_agent is empty.
   static std::string default_user_agent();

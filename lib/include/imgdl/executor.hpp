@@ -115,31 +115,6 @@ class Task final : public ResultState<R> {
   std::optional<std::tuple<F, Args...>> call_;
 };
 
-/// A future whose work runs outside the pool's threads, driven by an engine of the library's own (the
-/// Downloader's transfer loop), the way Python's executors drive a bare Future through
-/// set_running_or_notify_cancel() and set_result(). It counts in its executor's stats and reports
-/// its callbacks' errors there, like any task; shutdown() does not cancel it (its engine does).
-template <class R>
-class ExternalTask final : public ResultState<R> {
- public:
-  explicit ExternalTask(std::shared_ptr<ExecutorCore> core) : ResultState<R>(std::move(core), true) {}
-  void run() noexcept override {}  // never queued on a worker
-  /// Pending -> Running, on the engine's thread; false if it was cancelled first (then drop it).
-  bool set_running_or_notify_cancel() noexcept { return this->start_external(); }
-  /// Running -> Finished with `value`; runs the done-callbacks on this thread.
-  void set_result(R value) noexcept {
-    this->slot.value.emplace(std::move(value));
-    this->finish(nullptr);
-  }
-  /// Running -> Finished with an exception, which result() rethrows.
-  void set_exception(std::exception_ptr error) noexcept { this->finish(std::move(error)); }
-  /// An exception from the engine's own callbacks that no result can carry (this future was
-  /// cancelled): reported to the executor's on_callback_error, as a done-callback's would be.
-  void report_error(std::exception_ptr error) noexcept { this->report_callback_error(std::move(error)); }
-  /// Turns stop_requested() on Future::cancel() while running.
-  std::stop_token stop_token() const noexcept { return StateBase::stop_token(); }
-};
-
 /// The task map() submits per item: fn shared by every task, the item moved in.
 template <class F>
 auto map_call(std::shared_ptr<F> fn) {
@@ -214,14 +189,6 @@ class ThreadPoolExecutor {
   /// task it waits for the other workers and does not deadlock.
   void shutdown(bool wait = true, bool cancel_futures = false, bool cancel_running = false);
 
-  /// A pending future for work that an engine outside this pool's threads will run (see
-  /// detail::ExternalTask), counted in stats(). For the library's own engines. Throws
-  /// ExecutorShutdownError after shutdown(), BrokenExecutor once broken.
-  template <class R>
-  std::shared_ptr<detail::ExternalTask<R>> external_task() {
-    return std::make_shared<detail::ExternalTask<R>>(adopt_external_task());
-  }
-
   /// Live counts. Thread-safe, never blocks on tasks.
   ExecutorStats stats() const noexcept;
   /// The limit on worker threads.
@@ -229,7 +196,6 @@ class ThreadPoolExecutor {
 
  private:
   void enqueue(std::shared_ptr<detail::StateBase> task);
-  std::shared_ptr<detail::ExecutorCore> adopt_external_task();
 
   std::shared_ptr<detail::ExecutorCore> core_;
 };

@@ -79,10 +79,11 @@ class StateBase {
  protected:
   /// Pending → Running; false when the task was cancelled while queued.
   bool try_start() noexcept;
-  /// try_start() for a task that no worker took (ExternalTask): counts it running first.
-  bool start_external() noexcept;
-  /// Counts `error` as a callback error and hands it to the executor's on_callback_error.
+  /// Counts `error` as a callback error and hands it to the executor's on_callback_error (or, for a
+  /// state no executor counts, to callback_failed()).
   void report_callback_error(std::exception_ptr error) noexcept;
+  /// Where a done-callback's exception goes when no executor counts this state (a Promise's).
+  virtual void callback_failed(std::exception_ptr) noexcept {}
   /// Running → Finished with a value already stored (error == nullptr) or with an exception.
   void finish(std::exception_ptr error) noexcept;
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
@@ -90,7 +91,7 @@ class StateBase {
  private:
   void complete(FutureStatus final_status, std::exception_ptr error) noexcept;
 
-  std::shared_ptr<ExecutorCore> core_;
+  std::shared_ptr<ExecutorCore> core_;  // null for a Promise's state: no executor counts it
   mutable std::mutex mutex_;
   mutable std::condition_variable done_cv_;
   std::atomic<FutureStatus> status_{FutureStatus::Pending};
@@ -113,6 +114,30 @@ class ResultState : public StateBase {
  public:
   using StateBase::StateBase;
   ValueSlot<R> slot;
+};
+
+/// The state behind a Promise: counted by no executor; callback errors go to its handler.
+template <class R>
+class PromiseState final : public ResultState<R> {
+ public:
+  explicit PromiseState(std::function<void(std::exception_ptr)> on_callback_error)
+      : ResultState<R>(nullptr, true), on_callback_error_(std::move(on_callback_error)) {}
+  void run() noexcept override {}  // never queued on a worker
+  bool start() noexcept { return this->try_start(); }
+  void set(R value) noexcept {
+    this->slot.value.emplace(std::move(value));
+    this->finish(nullptr);
+  }
+  void fail(std::exception_ptr error) noexcept { this->finish(std::move(error)); }
+  void report(std::exception_ptr error) noexcept { this->report_callback_error(std::move(error)); }
+  std::stop_token token() const noexcept { return this->stop_token(); }
+
+ private:
+  void callback_failed(std::exception_ptr error) noexcept override {
+    if (on_callback_error_)
+      on_callback_error_(std::move(error));
+  }
+  std::function<void(std::exception_ptr)> on_callback_error_;
 };
 
 template <class R>
@@ -242,6 +267,40 @@ class Future {
   }
 
   std::shared_ptr<detail::ResultState<R>> state_;
+};
+
+/// The producing side of a Future whose work runs outside any executor, driven by an engine of its own,
+/// as Python drives a bare concurrent.futures.Future through set_running_or_notify_cancel() and
+/// set_result(). The Downloader's futures are made this way. Not copyable; movable. Thread-safe like
+/// Future. Non-void R only.
+template <class R>
+class Promise {
+ public:
+  /// `on_callback_error` receives exceptions thrown by the future's done-callbacks (on the thread
+  /// that ran them); without one they are dropped.
+  explicit Promise(std::function<void(std::exception_ptr)> on_callback_error = {})
+      : state_(std::make_shared<detail::PromiseState<R>>(std::move(on_callback_error))) {}
+
+  /// The future this promise completes; may be called any number of times.
+  [[nodiscard]] Future<R> get_future() const { return Future<R>(state_); }
+  /// Pending -> Running, before the work starts; false if the future was cancelled first (then drop
+  /// the work and do not call the setters).
+  [[nodiscard]] bool set_running_or_notify_cancel() noexcept { return state_->start(); }
+  /// Running -> Finished with `value`; runs the done-callbacks on this thread.
+  void set_result(R value) noexcept { state_->set(std::move(value)); }
+  /// Running -> Finished with an exception, which result() rethrows.
+  void set_exception(std::exception_ptr error) noexcept { state_->fail(std::move(error)); }
+  /// Hands an error that no result can carry (the future was cancelled) to the callback-error handler.
+  void report_error(std::exception_ptr error) noexcept { state_->report(std::move(error)); }
+  /// Turns stop_requested() on Future::cancel() while running.
+  std::stop_token stop_token() const noexcept { return state_->token(); }
+  /// Future::cancel() of a pending future, from the engine's side (it will never run).
+  void cancel() const { state_->cancel(); }
+  /// True once the future asked the work to stop.
+  bool stop_requested() const noexcept { return state_->stop_requested(); }
+
+ private:
+  std::shared_ptr<detail::PromiseState<R>> state_;
 };
 
 }  // namespace imgdl

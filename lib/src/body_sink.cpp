@@ -1,0 +1,133 @@
+#include "body_sink.hpp"
+
+#include "image_type.hpp"
+#include "naming.hpp"
+#include "plan.hpp"
+#include "transfer.hpp"
+
+namespace imgdl::detail {
+
+std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan& plan) {
+  if (plan.error != ErrorKind::None)
+    return Ending{DownloadStatus::Failed, plan.error, plan.message};
+  if (plan.duplicate)
+    return Ending{DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run"};
+  const OnExists on_exists = rules.options->on_exists;
+  if ((on_exists == OnExists::Skip || on_exists == OnExists::Resume) &&
+      final_file_exists(*rules.dir, plan.name))
+    return Ending{DownloadStatus::Skipped, ErrorKind::None, "already exists"};
+  return std::nullopt;
+}
+
+DownloadResult cancelled_before_start(const DownloadOptions& options, const std::string& url,
+                                      const std::string& name) {
+  DownloadResult r;
+  r.url = url;
+  if (!name.empty())
+    r.path = options.output_dir / name;
+  r.status = DownloadStatus::Cancelled;
+  r.error = ErrorKind::Cancelled;
+  r.message = "cancelled before it started";
+  return r;
+}
+
+bool final_file_exists(const OutputDir& dir, const std::string& name) {
+  if (dir.exists(name))
+    return true;
+  if (has_extension(name))
+    return false;
+  for (const ImageType type : known_image_types)
+    if (dir.exists(with_extension_for(name, extension_for(type))))
+      return true;
+  return false;
+}
+
+BodySink::BodySink(const OutputRules& rules, std::string name)
+    : rules_(rules),
+      name_(std::move(name)),
+      resume_(rules.options->on_exists == OnExists::Resume),
+      use_range_(resume_) {}
+
+std::optional<AttemptOutcome> BodySink::open() {
+  opened_ = true;
+  if (auto failure = open_file())
+    return failure;
+  if (part_.size() > 0 && rules_.options->compute_sha256) {
+    if (auto read_error = part_.read_all([&](std::string_view chunk) { hash_.update(chunk); }))
+      return AttemptOutcome{ErrorKind::Write, "cannot read " + part_.name() + ": " + read_error.message()};
+  }
+  return std::nullopt;
+}
+
+/// Only a resumable download needs a part file under a name another run can find (and Overwrite a
+/// rename, to replace atomically); any other is written to an unnamed file, linked in when whole.
+std::optional<AttemptOutcome> BodySink::open_file() {
+  const OutputDir& dir = *rules_.dir;
+  std::error_code error;
+  if (!resume_ && rules_.options->on_exists != OnExists::Overwrite) {
+    part_ = dir.open_unnamed(name_, error);
+    if (error)
+      return AttemptOutcome{ErrorKind::Write, "cannot create a file for " + name_ + ": " + error.message()};
+    if (part_.is_open())
+      return std::nullopt;
+  }
+  const std::string stem = part_file_stem(name_);
+  part_ = dir.open_part(stem, resume_, error);
+  if (error == std::errc::device_or_resource_busy)
+    return AttemptOutcome{ErrorKind::Write,
+                          "another transfer is writing " + stem + ".part in this directory"};
+  if (error)
+    return AttemptOutcome{ErrorKind::Write, "cannot create " + stem + ".part: " + error.message()};
+  return std::nullopt;
+}
+
+std::optional<AttemptOutcome> BodySink::prepare_retry(bool restart_from_scratch) {
+  if (!restart_from_scratch && resume_)
+    return std::nullopt;  // the next attempt continues the part file with a Range
+  if (auto error = part_.truncate())
+    return AttemptOutcome{ErrorKind::Write, "cannot truncate " + part_.name() + ": " + error.message()};
+  hash_ = Sha256();
+  use_range_ = resume_ && !restart_from_scratch;
+  return std::nullopt;
+}
+
+Ending BodySink::finish(AttemptOutcome outcome, DownloadResult& result) {
+  const DownloadOptions& options = *rules_.options;
+  if (auto error = write_held_body(outcome, part_, options.compute_sha256 ? &hash_ : nullptr))
+    outcome = {ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
+  result.bytes = part_.size();
+  if (outcome.error != ErrorKind::None) {
+    // Under Resume, a transfer cut short stays as .part for the next run to continue.
+    const bool keep =
+        resume_ && part_.size() > 0 &&
+        (outcome.retryable || outcome.error == ErrorKind::Cancelled || outcome.error == ErrorKind::Timeout);
+    if (keep)
+      part_.keep();
+    part_.discard();
+    const auto status =
+        outcome.error == ErrorKind::Cancelled ? DownloadStatus::Cancelled : DownloadStatus::Failed;
+    return {status, outcome.error, std::move(outcome.message)};
+  }
+
+  result.image_type = outcome.image_type;
+  std::string final_name = name_;
+  if (!has_extension(final_name) && outcome.image_type != ImageType::Unknown)
+    final_name = with_extension_for(final_name, extension_for(outcome.image_type));
+  if (options.compute_sha256)
+    result.sha256 = hash_.hex_digest();
+  // Under Rename, a name taken on disk moves on to name.N.ext, but never onto a name planned for a
+  // later URL of this run: names must depend on the input order alone.
+  static const std::function<bool(const std::string&)> none = [](const std::string&) { return false; };
+  std::error_code error;
+  const auto published = rules_.dir->publish(part_, final_name, options.on_exists,
+                                             rules_.reserved ? rules_.reserved : none, error);
+  if (error) {
+    part_.discard();
+    return {DownloadStatus::Failed, ErrorKind::Write,
+            "cannot rename to " + final_name + ": " + error.message()};
+  }
+  result.path = options.output_dir / published;
+  return {};
+}
+
+}  // namespace imgdl::detail

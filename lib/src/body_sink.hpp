@@ -1,0 +1,92 @@
+#pragma once
+// The output side of one URL: where its body goes until it checks out (held in memory, an unnamed
+// file or `<name>.part`), its hash, and how it becomes a file. The one implementation behind both the
+// Downloader and download_image(): they name, check and publish the same way.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "imgdl/downloader.hpp"
+#include "output_dir.hpp"
+#include "sha256.hpp"
+
+namespace imgdl::detail {
+
+struct AttemptOutcome;
+struct Plan;
+
+/// What every URL of one run shares on the output side. Thread-safe: read-only after construction,
+/// and OutputDir only holds a descriptor.
+struct OutputRules {
+  const DownloadOptions* options = nullptr;
+  const OutputDir* dir = nullptr;
+  /// Names planned for other URLs of the run, which Rename must pass over; may be empty (none).
+  std::function<bool(const std::string&)> reserved;
+};
+
+/// How a URL ended, before it is written into its DownloadResult.
+struct Ending {
+  DownloadStatus status = DownloadStatus::Ok;
+  ErrorKind error = ErrorKind::None;
+  std::string message;
+};
+
+/// Whether a URL ends before any request: a plan error, a duplicate, or (under Skip and Resume) a
+/// file already there. nullopt means fetch it. Any thread.
+std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan& plan);
+
+/// The result of a URL cancelled before it started. Any thread.
+DownloadResult cancelled_before_start(const DownloadOptions& options, const std::string& url,
+                                      const std::string& name);
+
+/// Whether `name` already has its file: a name without an extension is saved with the sniffed type's,
+/// so any image extension counts. Any thread.
+bool final_file_exists(const OutputDir& dir, const std::string& name);
+
+/// One URL's body on its way to a file. Used by one thread at a time; never moved while an attempt
+/// writes to it (libcurl's callbacks hold its part file and hash).
+class BodySink {
+ public:
+  BodySink(const OutputRules& rules, std::string name);
+  BodySink(const BodySink&) = delete;
+  BodySink& operator=(const BodySink&) = delete;
+
+  /// Opens where the body goes: an unnamed file, or `<name>.part` under Resume and Overwrite (or
+  /// without O_TMPFILE); a resumed part file's content is hashed first. The failure that ends the URL,
+  /// if nothing can be opened.
+  [[nodiscard]] std::optional<AttemptOutcome> open();
+  bool is_open() const noexcept { return opened_; }
+
+  /// Under Resume, bytes go to the part file as they arrive (a cut transfer keeps them) and the next
+  /// attempt asks for the rest with a Range; otherwise a small body waits in memory until publish.
+  bool resumes() const noexcept { return resume_; }
+  bool holds_small_bodies() const noexcept { return !resume_; }
+  bool use_range() const noexcept { return use_range_; }
+
+  /// What an attempt writes to. `hash()` is null when no digest is asked for.
+  PartFile& part() noexcept { return part_; }
+  Sha256& hash_state() noexcept { return hash_; }
+
+  /// After a failed attempt that will be retried: keeps a resumable prefix, else starts over. The
+  /// failure that ends the URL instead, if the file cannot be emptied.
+  [[nodiscard]] std::optional<AttemptOutcome> prepare_retry(bool restart_from_scratch);
+
+  /// The URL's end: writes any held bytes, then publishes the file under its final name (with the
+  /// sniffed type's extension when the name has none), or removes it (keeps a resumable `.part`).
+  /// Fills `result`'s bytes, image type, digest and path.
+  Ending finish(AttemptOutcome outcome, DownloadResult& result);
+
+ private:
+  [[nodiscard]] std::optional<AttemptOutcome> open_file();
+
+  const OutputRules& rules_;
+  std::string name_;
+  bool resume_;
+  bool use_range_;
+  bool opened_ = false;
+  PartFile part_;
+  Sha256 hash_;
+};
+
+}  // namespace imgdl::detail

@@ -1,0 +1,51 @@
+#pragma once
+// What is decided about a URL before any transfer: its position, the URL libcurl gets, its host and
+// its file name, or why there is nothing to fetch.
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "imgdl/download_result.hpp"
+#include "naming.hpp"
+
+namespace imgdl::detail {
+
+struct Plan {
+  std::size_t index = 0;
+  std::string url;
+  std::string fetch_url;  // the normalized URL handed to libcurl
+  std::string host;
+  std::string name;  // planned file name; may still lack an extension
+  ErrorKind error = ErrorKind::None;
+  std::string message;
+  bool duplicate = false;
+};
+
+/// Parses `url` and names it. `assign(parsed, plan)` sets the plan's index and returns its name, or
+/// nullopt for a URL already planned (a duplicate, named from the URL for messages); it runs only for
+/// a valid URL, and `index_only(plan)` sets the index of an invalid one. Any thread.
+template <class Assign, class IndexOnly>
+Plan make_plan(std::string url, Assign&& assign, IndexOnly&& index_only) {
+  Plan p;
+  p.url = std::move(url);
+  std::string error;
+  auto parsed = parse_url(p.url, &error);
+  if (!parsed) {
+    index_only(p);
+    p.error = ErrorKind::InvalidUrl;
+    p.message = std::move(error);
+    return p;
+  }
+  p.fetch_url = parsed->normalized;
+  p.host = parsed->host;
+  if (auto name = assign(*parsed, p)) {
+    p.name = std::move(*name);
+  } else {
+    p.duplicate = true;
+    p.name = filename_from_url(*parsed);
+  }
+  return p;
+}
+
+}  // namespace imgdl::detail

@@ -1,0 +1,122 @@
+#pragma once
+// Which URL may start an attempt, and when: transfer slots, per-host limits, retry backoff and the
+// order the observer promises. No libcurl, no sockets, no threads: time comes from an injected clock,
+// so tests drive every rule with a fake one.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace imgdl::detail {
+
+/// A URL's life on a transfer loop. Done is final.
+enum class JobState : std::uint8_t {
+  Queued,          ///< submitted, holds no slot yet
+  WaitingForHost,  ///< its host is at per_host; back at the front of its queue when one ends
+  Running,         ///< begun: an attempt is being prepared or is in libcurl
+  BackingOff,      ///< a failed attempt waits for its retry time
+  Finishing,       ///< its result is decided and not yet delivered
+  Done,            ///< its result is delivered
+};
+
+/// What the scheduler knows of a job. The transfer loop's jobs derive from it.
+struct Scheduled {
+  std::string host;
+  JobState state = JobState::Queued;
+  /// Holds a transfer slot: from its first start to Done, backoffs and host waits included, as a
+  /// worker thread would hold it.
+  bool holds_slot = false;
+  /// Between on_started and on_finished.
+  bool announced = false;
+  std::chrono::steady_clock::time_point retry_at{};
+};
+
+/// The wait before retry `attempt` (1 for the first retry): `backoff` × 2^(attempt-1) scaled by
+/// `jitter` (drawn from [0.5, 1.5) by the caller), or the server's Retry-After, both capped by
+/// `max_delay`. Pure.
+std::chrono::milliseconds retry_delay(std::chrono::milliseconds backoff, std::chrono::milliseconds max_delay,
+                                      int attempt, std::optional<std::chrono::milliseconds> retry_after,
+                                      double jitter) noexcept;
+
+/// A jitter factor in [0.5, 1.5) from a per-thread generator.
+double random_jitter();
+
+/// The scheduling rules of one transfer loop. One thread (the loop's) uses it.
+///
+/// - At most `slots` jobs hold a slot. A Finishing job's slot may take the next request at once
+///   (`reuse_finishing_slots`), so a connection does not wait for the loop's file work; but at most
+///   `slots` jobs are announced, so the next job's on_started comes after that job's on_finished.
+/// - Begun jobs (retries whose time came, host waits of begun jobs) start before new ones, in order.
+/// - With per_host, a host never has more than per_host attempts running; a job that would exceed it
+///   waits, and the first waiter for a host returns to the front of its queue when one ends there.
+/// - A backoff ends at its retry time on the clock; Retry-After sets that time like any delay.
+class Scheduler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Now = std::function<Clock::time_point()>;
+
+  Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now = Clock::now);
+
+  /// A new job, Queued behind the others.
+  void add(Scheduled& job);
+
+  /// The next job to start an attempt, now Running (and holding a slot), or nullptr when none may.
+  Scheduled* next_start();
+  /// Whether next_start() would return a job without the clock moving.
+  bool can_start() const noexcept;
+
+  /// Its attempt left libcurl: the host's count drops and its first waiter goes back in line.
+  void attempt_ended(Scheduled& job);
+  /// Running -> BackingOff until `delay` from now.
+  void back_off(Scheduled& job, Clock::duration delay);
+  /// Jobs whose backoff has ended become due; they start before any new job.
+  void release_due();
+  /// When the earliest backoff ends.
+  std::optional<Clock::time_point> next_deadline() const;
+
+  /// Running -> Finishing: the result is decided. Frees the slot for a new start (see the class).
+  void finishing(Scheduled& job);
+  /// Marks a Running or Finishing job announced (its on_started may be called) if fewer than `slots`
+  /// are; false otherwise, and the caller retries after a done().
+  [[nodiscard]] bool try_announce(Scheduled& job);
+  /// -> Done: the slot and announcement are released.
+  void done(Scheduled& job);
+
+  /// Takes every waiting job (Queued, WaitingForHost, BackingOff or due to start) that `matches`
+  /// picks out of line, in the order they wait; their state is unchanged, for the caller to end them.
+  std::vector<Scheduled*> take_waiting(const std::function<bool(const Scheduled&)>& matches);
+
+  /// Jobs not Done, of any state.
+  std::size_t unfinished() const noexcept { return unfinished_; }
+  std::size_t holding_slots() const noexcept { return holding_; }
+  std::size_t announced() const noexcept { return announced_; }
+  std::size_t slots() const noexcept { return slots_; }
+
+ private:
+  bool slot_free() const noexcept;
+  std::size_t host_count(const std::string& host) const;
+  static bool later(const Scheduled* a, const Scheduled* b) noexcept { return a->retry_at > b->retry_at; }
+
+  const std::size_t slots_;
+  const std::size_t per_host_;
+  const bool reuse_finishing_slots_;
+  Now now_;
+
+  std::deque<Scheduled*> queued_;    // not begun, in submission order
+  std::deque<Scheduled*> due_;       // begun, ready for their next attempt
+  std::vector<Scheduled*> backoff_;  // a min-heap on retry_at
+  std::unordered_map<std::string, std::deque<Scheduled*>> host_waiting_;
+  std::unordered_map<std::string, std::size_t> host_running_;
+  std::size_t unfinished_ = 0;
+  std::size_t holding_ = 0;
+  std::size_t finishing_ = 0;
+  std::size_t announced_ = 0;
+};
+
+}  // namespace imgdl::detail

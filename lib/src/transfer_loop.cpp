@@ -1,0 +1,370 @@
+#include "transfer_loop.hpp"
+
+#include <pthread.h>
+
+#include <cassert>
+#include <string>
+
+namespace imgdl::detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+DownloadObserver::Transfer transfer_of(const Plan& p) {
+  return {p.index, p.url, p.name};
+}
+
+/// Names the worker while it runs a loop (top and /proc show which thread moves the bytes), and
+/// gives it back its pool name afterwards.
+class ThreadName {
+ public:
+  explicit ThreadName(const std::string& name) {
+    if (pthread_getname_np(pthread_self(), saved_, sizeof saved_) != 0)
+      saved_[0] = '\0';
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  }
+  ~ThreadName() {
+    if (saved_[0] != '\0')
+      pthread_setname_np(pthread_self(), saved_);
+  }
+  ThreadName(const ThreadName&) = delete;
+  ThreadName& operator=(const ThreadName&) = delete;
+
+ private:
+  char saved_[16] = {};
+};
+
+}  // namespace
+
+TransferLoop::TransferLoop(const EngineContext& context, std::size_t slots, std::size_t number)
+    : context_(context),
+      options_(*context.options),
+      number_(number),
+      driver_(*context.settings),
+      // Under Resume a part file is opened before its request (for the Range), so a slot is reused
+      // only once its URL is published: at most max_workers part files are open.
+      scheduler_(slots, options_.per_host, options_.on_exists != OnExists::Resume) {}
+
+void TransferLoop::enqueue(JobPtr job) {
+  bool was_empty = false;
+  {
+    std::lock_guard lock(queue_mutex_);
+    // A done-callback or observer submitting while the destructor drains the loop: refuse it, as an
+    // executor refuses work after shutdown, rather than drop it unanswered.
+    if (closing_)
+      throw ExecutorShutdownError();
+    unfinished_.fetch_add(1, std::memory_order_relaxed);
+    was_empty = incoming_.empty();
+    incoming_.push_back(std::move(job));
+  }
+  // The loop drains the whole queue per wake-up, so only the first URL of a batch needs one.
+  if (was_empty)
+    wake();
+}
+
+void TransferLoop::close() noexcept {
+  {
+    std::lock_guard lock(queue_mutex_);
+    closing_ = true;
+  }
+  wake();
+}
+
+/// Each pass takes new URLs, settles cancellations and due retries, starts what the scheduler allows,
+/// lets libcurl move the bytes, and publishes what finished. One thread, one multi handle: a long list
+/// of small files costs a wake-up per batch of ready sockets rather than per file.
+void TransferLoop::run(std::stop_token stop) {
+  const ThreadName name(number_ == 0 ? "imgdl-net" : "imgdl-net-" + std::to_string(number_));
+  thread_.store(std::this_thread::get_id());
+  const std::stop_callback on_stop(stop, [this] { close(); });
+  while (true) {
+    bool closing = false;
+    take_incoming(closing);
+    if (context_.cancelled->load())
+      cancel_jobs([](const Job&) { return true; });
+    if (stop_seen_.exchange(false))
+      cancel_jobs([](const Job& job) { return job.promise.stop_requested(); });
+    scheduler_.release_due();
+    start_ready();
+    driver_.run_due_timers();
+    read_completions();
+    bool unread_completions = false;
+    if (!settled_.empty()) {
+      // The next requests go out before the finished files are published: a connection waits for the
+      // loop's file work only once it has its next response to wait for anyway.
+      if (options_.on_exists != OnExists::Resume) {
+        start_ready();
+        driver_.run_due_timers();
+        // A transfer can end inside that call (a refused connect, a response already there), and
+        // libcurl then reports nothing more about it: it is read on the next pass, without sleeping.
+        unread_completions = true;
+      }
+      publish_settled();
+    }
+    announce_pending();
+    retired_.clear();
+    if (closing && scheduler_.unfinished() == 0)
+      break;
+    if (unread_completions || scheduler_.can_start())
+      continue;
+    driver_.wait(scheduler_.next_deadline());
+  }
+  thread_.store(std::thread::id());
+}
+
+void TransferLoop::take_incoming(bool& closing) {
+  std::vector<JobPtr> taken;
+  {
+    // Once closing_ is read true here, enqueue() refuses work: nothing can arrive after this drain.
+    std::lock_guard lock(queue_mutex_);
+    taken.swap(incoming_);
+    closing = closing_;
+  }
+  for (auto& job : taken) {
+    Job& j = *job;
+    jobs_.emplace(&j, std::move(job));
+    scheduler_.add(j);
+  }
+}
+
+/// Starts attempts while the scheduler allows: retries first, then new URLs while a slot is free.
+void TransferLoop::start_ready() {
+  while (!context_.cancelled->load()) {
+    Scheduled* next = scheduler_.next_start();
+    if (!next)
+      return;
+    Job& job = static_cast<Job&>(*next);
+    if (!job.sink && !begin(job))
+      continue;  // ended without a transfer (skip, duplicate, ...)
+    // A resumed transfer's Range needs its part file first; any other opens it once its request is
+    // out (announce_pending), and its body waits in memory until then.
+    if (job.sink->resumes() && !job.sink->is_open()) {
+      if (auto failure = announce_and_open(job)) {
+        scheduler_.attempt_ended(job);
+        complete(job, std::move(*failure));
+        continue;
+      }
+    }
+    start_attempt(job);
+  }
+}
+
+/// A URL's first step: whatever needs no request (plan errors, duplicates, files already there). False
+/// when the URL ended here.
+bool TransferLoop::begin(Job& job) {
+  if (!job.promise.set_running_or_notify_cancel()) {  // Future::cancel() came first
+    scheduler_.attempt_ended(job);
+    drop_cancelled(job);
+    return false;
+  }
+  context_.counters->started.fetch_add(1, std::memory_order_relaxed);
+  job.start = Clock::now();
+  job.result.url = job.plan.url;
+  std::optional<Ending> ending = ending_without_fetch(*context_.output, job.plan);
+  if (!ending && job.promise.stop_requested())
+    ending = Ending{DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled"};
+  if (ending) {
+    scheduler_.attempt_ended(job);
+    deliver(job, std::move(*ending));
+    return false;
+  }
+  job.sink.emplace(*context_.output, job.plan.name);
+  // Future::cancel() on a running transfer: wake the loop to stop it now, not at its next callback.
+  job.on_stop.emplace(job.promise.stop_token(), [this] {
+    stop_seen_.store(true);
+    wake();
+  });
+  return true;
+}
+
+void TransferLoop::start_attempt(Job& job) {
+  ++job.result.attempts;
+  if (auto failure = driver_.start(job.active, &job, job.plan.fetch_url, *job.sink, job.promise.stop_token(),
+                                   job.report)) {
+    scheduler_.attempt_ended(job);
+    attempt_done(job, std::move(*failure));
+    return;
+  }
+  if (!job.announced)
+    unannounced_.push_back(&job);
+}
+
+/// Judges every attempt libcurl finished; they are published after the next requests are out.
+void TransferLoop::read_completions() {
+  driver_.for_each_completion([this](void* owner, CURLcode code) {
+    Job& job = *static_cast<Job*>(owner);
+    AttemptOutcome outcome = driver_.finish(job.active, code);
+    scheduler_.attempt_ended(job);
+    if (!retries_after(job, outcome))
+      scheduler_.finishing(job);  // its slot takes the next request, sent before this is published
+    job.settled = std::move(outcome);
+    settled_.push_back(&job);
+  });
+}
+
+void TransferLoop::publish_settled() {
+  for (Job* job : settled_) {
+    AttemptOutcome outcome = std::move(*job->settled);
+    job->settled.reset();
+    // Ended within the call that sent its request: its on_started comes now, just before its end.
+    if (!job->sink->is_open()) {
+      if (auto failure = announce_and_open(*job))
+        outcome = std::move(*failure);
+    }
+    attempt_done(*job, std::move(outcome));
+  }
+  settled_.clear();
+}
+
+/// on_started and a file for the transfers started without them; one that cannot get a file ends.
+void TransferLoop::announce_pending() {
+  for (Job* job : unannounced_) {
+    if (job->state != JobState::Running || !job->active.in_libcurl() || job->sink->is_open())
+      continue;  // ended meanwhile
+    if (auto failure = announce_and_open(*job)) {
+      driver_.abort(job->active);
+      scheduler_.attempt_ended(*job);
+      attempt_done(*job, std::move(*failure));
+    }
+  }
+  unannounced_.clear();
+}
+
+/// The URL's on_started and its file. After publish_settled(), a slot's previous URL has had its
+/// on_finished, so the scheduler always has room to announce here.
+std::optional<AttemptOutcome> TransferLoop::announce_and_open(Job& job) {
+  [[maybe_unused]] const bool announced = scheduler_.try_announce(job);
+  assert(announced);
+  const auto& observer = options_.observer;
+  if (observer)
+    observe(job, [&] { observer->on_started(transfer_of(job.plan)); });
+  if (auto failure = job.sink->open())
+    return failure;
+  if (observer) {
+    // Runs inside libcurl's callbacks, where an exception must not pass.
+    job.report = [this, &job](std::uint64_t bytes, std::optional<std::uint64_t> total) {
+      observe(job, [&] { options_.observer->on_progress(transfer_of(job.plan), bytes, total); });
+    };
+  }
+  return std::nullopt;
+}
+
+bool TransferLoop::retries_after(const Job& job, const AttemptOutcome& outcome) const {
+  return outcome.error != ErrorKind::None && outcome.retryable && job.result.attempts <= options_.retries;
+}
+
+/// After each attempt: done, or retried after a backoff.
+void TransferLoop::attempt_done(Job& job, AttemptOutcome outcome) {
+  job.result.http_status = outcome.http_status;
+  if (!retries_after(job, outcome)) {
+    complete(job, std::move(outcome));
+    return;
+  }
+  if (auto failure = job.sink->prepare_retry(outcome.restart_from_scratch)) {
+    complete(job, std::move(*failure));
+    return;
+  }
+  const auto delay = retry_delay(options_.retry_backoff, options_.retry_max_delay, job.result.attempts,
+                                 outcome.retry_after, random_jitter());
+  if (options_.observer)
+    observe(job, [&] {
+      options_.observer->on_retrying(transfer_of(job.plan), job.result.attempts, delay, outcome.message);
+    });
+  scheduler_.back_off(job, delay);
+}
+
+void TransferLoop::complete(Job& job, AttemptOutcome outcome) {
+  Ending ending = job.sink->finish(std::move(outcome), job.result);
+  deliver(job, std::move(ending));
+}
+
+/// Delivers the result: observer first, then the future.
+void TransferLoop::deliver(Job& job, Ending ending) {
+  auto& result = job.result;
+  result.status = ending.status;
+  result.error = ending.error;
+  result.message = std::move(ending.message);
+  result.elapsed = Clock::now() - job.start;
+  // A file that was not published names its planned file; a duplicate names none, since the earlier
+  // URL's file may have been renamed.
+  if (result.path.empty() && !job.plan.name.empty() && !job.plan.duplicate)
+    result.path = options_.output_dir / job.plan.name;
+  scheduler_.finishing(job);
+  if (options_.observer)
+    observe(job, [&] { options_.observer->on_finished(transfer_of(job.plan), result); });
+  scheduler_.done(job);
+  context_.counters->completed.fetch_add(1, std::memory_order_relaxed);
+  // An observer's exception travels through the future, as it would from a worker's task.
+  if (job.observer_error) {
+    job.promise.set_exception(job.observer_error);
+  } else {
+    job.promise.set_result(std::move(result));
+  }
+  retire(job);
+}
+
+/// A URL cancelled before it began: on_finished, then its future cancelled (already, if its Future
+/// was); an observer's exception goes where a throwing done-callback's would.
+void TransferLoop::drop_cancelled(Job& job) {
+  if (options_.observer) {
+    DownloadResult cancelled = cancelled_before_start(options_, job.plan.url, job.plan.name);
+    observe(job, [&] { options_.observer->on_finished(transfer_of(job.plan), cancelled); });
+    if (job.observer_error)
+      job.promise.report_error(job.observer_error);
+  }
+  job.promise.cancel();  // Pending -> Cancelled, or cancelled already by its Future
+  scheduler_.done(job);
+  context_.counters->cancelled.fetch_add(1, std::memory_order_relaxed);
+  retire(job);
+}
+
+void TransferLoop::retire(Job& job) {
+  job.on_stop.reset();
+  auto node = jobs_.extract(&job);
+  retired_.push_back(std::move(node.mapped()));
+  unfinished_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+/// Ends every job `matches` picks, wherever it is: an attempt is taken out of libcurl, a begun URL
+/// completes Cancelled (its file removed, or its .part kept under Resume), a URL not begun has its
+/// future cancelled. Waiting URLs are ended in the order they wait.
+void TransferLoop::cancel_jobs(const std::function<bool(const Job&)>& matches) {
+  const AttemptOutcome cancelled{ErrorKind::Cancelled, "cancelled"};
+  std::vector<Job*> running;
+  for (const auto& [job, owned] : jobs_)
+    if (job->active.in_libcurl() && matches(*job))
+      running.push_back(job);
+  for (Job* job : running) {
+    driver_.abort(job->active);
+    scheduler_.attempt_ended(*job);
+    attempt_done(*job, cancelled);
+  }
+  const auto waiting =
+      scheduler_.take_waiting([&](const Scheduled& s) { return matches(static_cast<const Job&>(s)); });
+  for (Scheduled* s : waiting) {
+    Job& job = static_cast<Job&>(*s);
+    if (job.sink) {
+      complete(job, cancelled);
+    } else {
+      // The observer first, as deliver() does: whoever waits on the future may look at what the
+      // observer saw as soon as the future is ready.
+      drop_cancelled(job);
+    }
+  }
+}
+
+/// Observer calls, one at a time across all loops (the observer's contract): an exception (observers
+/// must not throw) is kept, the first one, for deliver() to hand to the URL's future.
+template <class Call>
+void TransferLoop::observe(Job& job, Call&& call) noexcept {
+  std::lock_guard lock(*context_.observer_mutex);
+  try {
+    call();
+  } catch (...) {
+    if (!job.observer_error)
+      job.observer_error = std::current_exception();
+  }
+}
+
+}  // namespace imgdl::detail
