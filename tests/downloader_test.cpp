@@ -251,6 +251,66 @@ TEST_CASE("several transfer threads share max_workers: the server's peak is exac
   }
 }
 
+TEST_CASE("the Downloader runs its transfer loops as tasks on an executor the application shares") {
+  TestServer server;
+  TempDir dir;
+  auto pool = std::make_shared<imgdl::ThreadPoolExecutor>(4);
+  auto o = options_for(dir);
+  o.max_workers = 6;
+  o.transfer_threads = 2;
+  o.executor = pool;
+  {
+    Downloader d(o);
+    // Each loop holds one of the pool's workers for the Downloader's life (taken as the workers start)...
+    for (int i = 0; i < 500 && pool->stats().running < 2; ++i)
+      std::this_thread::sleep_for(10ms);
+    CHECK(pool->stats().running == 2);
+    // ...and the rest of the pool still runs the application's own tasks meanwhile.
+    CHECK(pool->submit([] { return 6 * 7; }).result() == 42);
+    const auto results = d.download_all(server.image_urls(12, 1000, "pooled", 20ms));
+    for (const auto& r : results)
+      CHECK(r.status == DownloadStatus::Ok);
+    CHECK(server.peak_in_flight() == 6);
+    const auto stats = d.stats();
+    CHECK(stats.completed == 12);
+    CHECK(stats.pending == 0);
+    CHECK(stats.running == 0);
+  }
+  // Destroying the Downloader ends its loops' tasks and gives the workers back.
+  CHECK(pool->stats().running == 0);
+  CHECK(pool->stats().completed >= 3);
+}
+
+TEST_CASE("an executor with fewer workers than transfer loops is refused, since the loops would never run") {
+  TempDir dir;
+  auto o = options_for(dir);
+  o.max_workers = 8;
+  o.transfer_threads = 3;
+  o.executor = std::make_shared<imgdl::ThreadPoolExecutor>(2);
+  CHECK_THROWS_AS(Downloader{o}, std::invalid_argument);
+}
+
+TEST_CASE("a Downloader's own pool names each loop's worker after its transfer thread") {
+  struct NameRecorder : imgdl::DownloadObserver {
+    std::string name;
+    void on_started(const Transfer&) override {
+      char buffer[16] = {};
+      pthread_getname_np(pthread_self(), buffer, sizeof buffer);
+      name = buffer;
+    }
+  };
+  TestServer server;
+  TempDir dir;
+  auto recorder = std::make_shared<NameRecorder>();
+  auto o = options_for(dir);
+  o.max_workers = 2;
+  o.transfer_threads = 1;
+  o.observer = recorder;
+  Downloader d(o);
+  CHECK(d.submit(server.url("/img/a.jpg?size=500")).result().status == DownloadStatus::Ok);
+  CHECK(recorder->name == "imgdl-net");
+}
+
 TEST_CASE(
     "transfer_threads: 0 picks one per 16 workers up to the hardware threads; never more than workers") {
   TempDir dir;
