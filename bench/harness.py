@@ -132,16 +132,22 @@ class Server:
 # ----------------------------------------------------------------------------------------------- tools
 
 
+BASELINE = "@before"  # suffix of the baseline build's tools (--baseline-build)
+
+
 class Tools:
-    def __init__(self, build_dir):
+    def __init__(self, build_dir, baseline_dir=None):
         self.imgdl = os.path.join(build_dir, "app", "imgdl")
         self.library = os.path.join(build_dir, "bench", "library_bench")
+        self.baseline = Tools(baseline_dir) if baseline_dir else None
         self.executor_bench = os.path.join(build_dir, "bench", "executor_bench")
         self.server = os.path.join(build_dir, "tests", "support", "imgdl-testserver")
         self.seed = os.path.join(ROOT, "bench", "seed_download.py")
         self.which = {t: shutil.which(t) for t in ("curl", "wget2", "aria2c")}
 
     def available(self, tool):
+        if tool.endswith(BASELINE):
+            return self.baseline is not None and self.baseline.available(tool[: -len(BASELINE)])
         if tool.startswith("imgdl"):
             return os.access(self.imgdl, os.X_OK)
         if tool.startswith("library"):
@@ -152,6 +158,8 @@ class Tools:
 
     def command(self, tool, lists, out, workers):
         """argv and cwd for one run; `lists` holds the URL list in plain and curl-config form."""
+        if tool.endswith(BASELINE):
+            return self.baseline.command(tool[: -len(BASELINE)], lists, out, workers)
         w = workers or DEFAULT_WORKERS
         j = [] if workers is None else ["-j", str(workers)]
         if tool == "imgdl":
@@ -321,6 +329,8 @@ def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidt
         wanted += [p for p in ranked if p != "seed-python"][: sc["fastest_peers"]]
     if tool_filter:
         wanted = [t for t in wanted if t in tool_filter]
+    if tools.baseline:  # the same build's tools from the baseline, interleaved with everything else
+        wanted += [t + BASELINE for t in wanted if t.startswith(("imgdl", "library"))]
     skipped = [t for t in wanted if not tools.available(t)]
     active = [t for t in wanted if t not in skipped]
     for t in skipped:
@@ -493,6 +503,8 @@ def main():
     ap.add_argument("--tools", help="comma-separated subset of tools, e.g. imgdl,library,curl")
     ap.add_argument("--json-out", help="default bench/results-<date>[-quick].json")
     ap.add_argument("--server-threads", type=int, default=256)
+    ap.add_argument("--baseline-build", help="a second build dir (e.g. the commit before a change): its imgdl "
+                    "and library runs are interleaved with this build's as imgdl@before, library@before")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work dir (lists, tool output)")
     ap.add_argument("--download-root", help="where the per-run download dirs go (default: /dev/shm when it "
                     "is a writable tmpfs with 4 GiB free, else the system temp dir)")
@@ -500,7 +512,8 @@ def main():
     download_root = args.download_root or default_download_root()
 
     names = [s for s in ORDER if not args.scenario or "all" in args.scenario or s in args.scenario]
-    tools = Tools(os.path.abspath(args.build_dir))
+    tools = Tools(os.path.abspath(args.build_dir),
+                  os.path.abspath(args.baseline_build) if args.baseline_build else None)
     if not os.access(tools.server, os.X_OK):
         sys.exit(f"harness: {tools.server} not built (run bench/run.sh)")
     tool_filter = set(args.tools.split(",")) if args.tools else None

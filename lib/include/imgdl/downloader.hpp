@@ -1,7 +1,7 @@
 #pragma once
-// imgdl::Downloader: fetches URLs concurrently on libcurl event loops and writes each to a file
-// named from the URL's basename, which it gets only once the body checks out.
-// Its futures are imgdl::Future, counted in an executor's stats like any task.
+// imgdl::Downloader: fetches URLs concurrently on libcurl event loops that run as tasks on a
+// ThreadPoolExecutor, and writes each to a file named from the URL's basename, which it gets only once
+// the body checks out. Its futures are imgdl::Future, made by an imgdl::Promise.
 
 #include <chrono>
 #include <cstddef>
@@ -140,19 +140,22 @@ struct DownloaderStats {
 /// Downloads URLs concurrently into one directory.
 ///
 /// Threading: submit(), download_all(), download_stream() and cancel() are thread-safe. Every
-/// transfer runs on one of the Downloader's transfer threads ("imgdl-net", "imgdl-net-1", ...; see
-/// DownloadOptions::transfer_threads), each driving its share of max_workers at once through its own
-/// libcurl multi handle (its own connection cache, so keep-alive connections are reused; easy handles
-/// are recycled; DNS and TLS sessions are shared by all), and doing the file work too: creating part
-/// files, writing and renaming them. A URL is handed to the thread with the fewest unfinished URLs and
-/// stays there, even if another thread frees a slot first: with many URLs submitted at once, a thread
-/// whose URLs are slow can keep its share waiting while another is idle (download_all and
-/// download_stream submit a window at a time, which limits this). A thread per transfer would cost a sleep
-/// and a wake-up per file, which on a long list of small files costs more than the transfers. Several
-/// Downloaders may live in one process, each with its own threads. The destructor waits for every submitted
-/// URL (call cancel() first to abort them). Observers and done-callbacks run on the transfer threads, so they
-/// must not wait for this Downloader's futures nor destroy it (download_all and download_stream throw
-/// std::logic_error there); an exception an observer throws fails that URL's future.
+/// transfer runs in one of the Downloader's transfer loops, each a long-lived task on its executor
+/// (DownloadOptions::executor, or a pool of its own whose workers are named "imgdl-net", "imgdl-net-1",
+/// ... while they run a loop; see DownloadOptions::transfer_threads), each driving its share of
+/// max_workers at once through its own libcurl multi handle (its own connection cache, so keep-alive
+/// connections are reused; easy handles are recycled; DNS and TLS sessions are shared by all), and doing
+/// the file work too: creating files, hashing, writing and publishing them (docs/architecture.md says
+/// why). A URL is handed to the loop with the fewest unfinished URLs and stays there, even if another
+/// loop frees a slot first: with many URLs submitted at once, a loop whose URLs are slow can keep its
+/// share waiting while another is idle (download_all and download_stream submit a window at a time,
+/// which limits this). A thread per transfer would cost a sleep and a wake-up per file, which on a long
+/// list of small files costs more than the transfers (download_image() is that design, kept for
+/// comparison). Several Downloaders may live in one process, on one pool or each on its own. The
+/// destructor waits for every submitted URL (call cancel() first to abort them). Observers and
+/// done-callbacks run on the loops' workers, so they must not wait for this Downloader's futures nor
+/// destroy it (download_all and download_stream throw std::logic_error there); an exception an observer
+/// throws fails that URL's future.
 ///
 /// Files: a body streams to an unnamed file (O_TMPFILE) that is linked in under its final name only
 /// after its status, size and image checks pass; nothing is left if it fails or the process dies.
