@@ -273,9 +273,7 @@ ImageType sniff_image_type(std::span<const std::byte> head) noexcept {
 }
 
 bool is_image_extension(std::string_view ext) noexcept {
-  constexpr std::array all{ImageType::Jpeg, ImageType::Png, ImageType::Gif,  ImageType::Webp, ImageType::Bmp,
-                           ImageType::Tiff, ImageType::Ico, ImageType::Avif, ImageType::Heic, ImageType::Svg};
-  for (const ImageType t : all) {
+  for (const ImageType t : image_types_with_extension) {
     if (extension_for(t) == ext) {
       return true;
     }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <span>
 #include <string_view>
@@ -19,6 +20,12 @@ ImageType sniff_image_type(std::string_view head) noexcept;
 
 /// Same as above, for raw bytes. Thread-safe: pure.
 ImageType sniff_image_type(std::span<const std::byte> head) noexcept;
+
+/// Every type a saved file can have, i.e. each with an extension_for(): a file planned without an
+/// extension may be saved under any of theirs, so naming and on_exists look for each.
+inline constexpr std::array image_types_with_extension{
+    ImageType::Jpeg, ImageType::Png, ImageType::Gif,  ImageType::Webp, ImageType::Bmp,
+    ImageType::Tiff, ImageType::Ico, ImageType::Avif, ImageType::Heic, ImageType::Svg};
 
 /// The extensions extension_for() can return, i.e. what NamePlanner must reserve for a name that will
 /// get its extension only after sniffing. Thread-safe: pure.

@@ -542,11 +542,8 @@ bool NamePlanner::taken(std::string_view name) const {
   const std::string_view ext = extension_of(name);
   if (ext.empty()) {
     // A bare name may still become name + any image extension: each of those must be free too.
-    static constexpr ImageType kAll[] = {ImageType::Jpeg, ImageType::Png,  ImageType::Gif, ImageType::Webp,
-                                         ImageType::Bmp,  ImageType::Tiff, ImageType::Ico, ImageType::Avif,
-                                         ImageType::Heic, ImageType::Svg};
     std::string with_ext(name);
-    for (const ImageType t : kAll) {
+    for (const ImageType t : image_types_with_extension) {
       with_ext.resize(name.size());
       with_ext.append(extension_for(t));
       if (names_.contains(key_of(with_ext))) {
