@@ -185,7 +185,7 @@ RunOutcome run_compare(RunContext& ctx) {
     urls.push_back(std::move(*url));
   const std::size_t workers = ctx.options.max_workers.value_or(ThreadPoolExecutor::default_max_workers());
 
-  // Timed in a scratch directory each, in this order; the baseline comes first.
+  // Timed in a scratch directory each, in this order: the baseline of the speedups first.
   const std::vector<CompareRow> scratch_rows = {
       {"Sequential run (1 worker):",
        [&](const DownloadOptions& o) { return run_list(ctx, o, urls, Mode::Sequential, "sequential"); }},
@@ -207,13 +207,14 @@ RunOutcome run_compare(RunContext& ctx) {
     options.output_dir = scratch.path();
     runs.push_back(row.run(options));
   }
-  const bool every_row_ran = !ctx.watcher.interrupted();
-  if (every_row_ran) {
+  const bool kept_row_ran = !ctx.watcher.interrupted();
+  if (kept_row_ran) {
     ctx.output.print_info("\n" + kept_row.header);
     runs.push_back(kept_row.run(ctx.options));
   }
 
-  // Interrupted before the pooled run: what ran so far is reported, and there is no table.
+  // The summary and the report are the kept row's; interrupted before it, the last row's that ran,
+  // and there is no table.
   const TimedRun& kept = runs.back();
   RunOutcome outcome;
   outcome.totals = compute_totals(kept.results, 0, kept.elapsed_s);
@@ -222,7 +223,7 @@ RunOutcome run_compare(RunContext& ctx) {
     for (std::size_t i = 0; i < kept.results.size(); ++i)
       ctx.report->add_result(i, kept.results[i]);
   }
-  if (!every_row_ran)
+  if (!kept_row_ran)
     return outcome;
   for (std::size_t i = 0; i + 1 < runs.size(); ++i)
     outcome.other_runs_ok = outcome.other_runs_ok && compute_totals(runs[i].results, 0, 0).all_ok();
