@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <exception>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -24,7 +23,6 @@
 #include "compare.hpp"
 #include "format.hpp"
 #include "imgdl/downloader.hpp"
-#include "imgdl/executor.hpp"
 #include "interrupt.hpp"
 #include "report.hpp"
 #include "runners.hpp"
