@@ -44,8 +44,8 @@ constexpr std::string_view footer_text = R"(Examples:
 
 Input lists hold one http(s) URL per line; blank lines and lines starting with '#' are skipped.
 Files are named after the URL's last path segment; names already taken get .1, .2, ... (--on-exists).
---compare downloads the list sequentially, then pooled, each into a fresh scratch directory,
-keeps the pooled files and prints a timing table.
+--compare times the list sequentially in a scratch directory (removed after), then pooled into
+the output directory exactly as without --compare, and prints a timing table.
 Lists of any length are read as the downloads go, so memory stays bounded. The report (--report,
 --json) is written as results arrive: "results" is in completion order (input order with --compare)
 and each entry's "index" is its position in the input, from 0, URL arguments first. Files' SHA-256

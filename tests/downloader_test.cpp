@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -1208,9 +1209,39 @@ TEST_CASE("a full disk fails the file with a write error and leaves no .part") {
   CHECK(dir.entries().empty());
 }
 
+namespace {
+
+/// This process's environment plus `extra` ("NAME=value"), less every sanitizer option that names a
+/// file (suppressions=): a process re-run as another user may be unable to read the checkout they are
+/// in. ThreadSanitizer's suppressions are compiled into the binary (cmake/tsan_suppressions.cmake).
+std::vector<std::string> environment_for_another_user(const std::string& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    const std::string_view name = std::string_view(entry).substr(0, entry.find('='));
+    if (name == "ASAN_OPTIONS" || name == "LSAN_OPTIONS" || name == "TSAN_OPTIONS" ||
+        name == "UBSAN_OPTIONS") {
+      std::string kept;
+      std::istringstream options(entry.substr(name.size() + 1));
+      for (std::string option; std::getline(options, option, ':');) {
+        if (!option.empty() && !option.starts_with("suppressions="))
+          kept += (kept.empty() ? "" : ":") + option;
+      }
+      entry = std::string(name) + "=" + kept;
+    }
+    env.push_back(std::move(entry));
+  }
+  env.push_back(extra);
+  return env;
+}
+
+}  // namespace
+
 TEST_CASE("a read-only output directory fails each file with a write error") {
   // Root ignores permissions, so as root this test re-runs itself as "nobody" in a fresh process
   // (exec, not just fork: sanitizers do not support carrying on after fork in a threaded process).
+  // The re-run must read nothing under the checkout, which may sit in a directory only root can enter:
+  // it is exec'd through /proc/self/exe and given no file-valued sanitizer options.
   constexpr const char* child_marker = "IMGDL_TEST_READ_ONLY_DIR";
   if (const char* dir_from_parent = std::getenv(child_marker)) {
     TestServer server;
@@ -1231,15 +1262,24 @@ TEST_CASE("a read-only output directory fails each file with a write error") {
     const auto r = fetch_one(options_for(dir), server.url("/img/ro.jpg"));
     CHECK(r.error == ErrorKind::Write);
   } else {
+    // Everything the child needs is prepared here: after fork, only async-signal-safe calls.
+    const passwd* nobody = ::getpwnam("nobody");
+    REQUIRE(nobody != nullptr);
+    const uid_t uid = nobody->pw_uid;
+    const gid_t gid = nobody->pw_gid;
+    const auto env = environment_for_another_user(std::string(child_marker) + "=" + dir.path.string());
+    std::vector<char*> envp;
+    for (const auto& e : env)
+      envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    const char* argv[] = {"downloader_test", "--test-case=a read-only output directory*", "--no-version",
+                          nullptr};
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
-      const passwd* nobody = ::getpwnam("nobody");
-      if (!nobody || ::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0)
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
         ::_exit(3);
-      ::setenv(child_marker, dir.path.c_str(), 1);
-      ::execl("/proc/self/exe", "downloader_test", "--test-case=a read-only output directory*",
-              "--no-version", static_cast<char*>(nullptr));
+      ::execve("/proc/self/exe", const_cast<char* const*>(argv), envp.data());
       ::_exit(4);
     }
     int status = 0;

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstddef>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -165,4 +166,15 @@ TEST_CASE("to_string and extension_for name every type") {
   CHECK(imgdl::detail::is_image_extension(".jpg"));
   CHECK_FALSE(imgdl::detail::is_image_extension(".jpeg"));
   CHECK(imgdl::detail::sniff_bytes_needed() >= 512);
+}
+
+TEST_CASE("image_types_with_extension lists every type but Unknown, once, each with its extension") {
+  using imgdl::detail::image_types_with_extension;
+  const std::set<ImageType> listed(image_types_with_extension.begin(), image_types_with_extension.end());
+  CHECK(listed.size() == image_types_with_extension.size());
+  for (int i = 0; i <= static_cast<int>(ImageType::Svg); ++i) {
+    const auto type = static_cast<ImageType>(i);
+    CHECK(listed.contains(type) == (type != ImageType::Unknown));
+    CHECK(imgdl::extension_for(type).empty() == (type == ImageType::Unknown));
+  }
 }

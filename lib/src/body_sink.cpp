@@ -36,7 +36,7 @@ bool final_file_exists(const OutputDir& dir, const std::string& name) {
     return true;
   if (has_extension(name))
     return false;
-  for (const ImageType type : known_image_types)
+  for (const ImageType type : image_types_with_extension)
     if (dir.exists(with_extension_for(name, extension_for(type))))
       return true;
   return false;

@@ -273,7 +273,7 @@ ImageType sniff_image_type(std::span<const std::byte> head) noexcept {
 }
 
 bool is_image_extension(std::string_view ext) noexcept {
-  for (const ImageType t : known_image_types) {
+  for (const ImageType t : image_types_with_extension) {
     if (extension_for(t) == ext) {
       return true;
     }

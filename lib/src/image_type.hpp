@@ -21,9 +21,9 @@ ImageType sniff_image_type(std::string_view head) noexcept;
 /// Same as above, for raw bytes. Thread-safe: pure.
 ImageType sniff_image_type(std::span<const std::byte> head) noexcept;
 
-/// Every type but Unknown: the types a file can be saved as, so the extensions a bare planned name may
-/// still get. The one list the naming and existence checks walk.
-inline constexpr std::array known_image_types{
+/// Every type a saved file can have, i.e. each with an extension_for(): a file planned without an
+/// extension may be saved under any of theirs, so naming and on_exists look for each.
+inline constexpr std::array image_types_with_extension{
     ImageType::Jpeg, ImageType::Png, ImageType::Gif,  ImageType::Webp, ImageType::Bmp,
     ImageType::Tiff, ImageType::Ico, ImageType::Avif, ImageType::Heic, ImageType::Svg};
 

@@ -543,7 +543,7 @@ bool NamePlanner::taken(std::string_view name) const {
   if (ext.empty()) {
     // A bare name may still become name + any image extension: each of those must be free too.
     std::string with_ext(name);
-    for (const ImageType t : known_image_types) {
+    for (const ImageType t : image_types_with_extension) {
       with_ext.resize(name.size());
       with_ext.append(extension_for(t));
       if (names_.contains(key_of(with_ext))) {
