@@ -1,20 +1,17 @@
 #include "compare.hpp"
 
-#include <fcntl.h>
-#include <stdio.h>   // renameat2
 #include <stdlib.h>  // mkdtemp
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <functional>
-#include <map>
 #include <queue>
 #include <system_error>
 
 #include "format.hpp"
+#include "imgdl/executor.hpp"
 #include "report.hpp"
 
 namespace imgdl::app {
@@ -33,68 +30,6 @@ ScratchDir::ScratchDir(const fs::path& parent) {
 ScratchDir::~ScratchDir() {
   std::error_code ec;
   fs::remove_all(path_, ec);
-}
-
-namespace {
-
-/// rename(2) that fails with EEXIST instead of replacing `to`.
-int rename_noreplace(const fs::path& from, const fs::path& to) {
-  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
-    return 0;
-  if (errno != EINVAL && errno != ENOSYS)
-    return errno;
-  // A filesystem without RENAME_NOREPLACE: link() also refuses to replace.
-  if (link(from.c_str(), to.c_str()) != 0)
-    return errno;
-  unlink(from.c_str());
-  return 0;
-}
-
-/// "cat.jpg", 2 -> "cat.2.jpg": the library's collision style.
-fs::path numbered(const fs::path& name, int n) {
-  return fs::path(name.stem().string() + "." + std::to_string(n) + name.extension().string());
-}
-
-}  // namespace
-
-void keep_files(std::vector<DownloadResult>& results, const fs::path& output_dir, OnExists on_exists) {
-  std::map<fs::path, fs::path> moved;  // where each kept file went, for duplicates that point at it
-  for (auto& r : results) {
-    if (r.path.empty())
-      continue;
-    if (r.status != DownloadStatus::Ok) {
-      auto it = moved.find(r.path);
-      r.path = it != moved.end() ? it->second : output_dir / r.path.filename();
-      continue;
-    }
-    const fs::path from = r.path;
-    const fs::path name = from.filename();
-    fs::path to = output_dir / name;
-    int err = 0;
-    if (on_exists == OnExists::Overwrite || on_exists == OnExists::Resume) {
-      std::error_code ec;
-      fs::rename(from, to, ec);
-      err = ec.value();
-    } else {
-      err = rename_noreplace(from, to);
-      for (int n = 1; err == EEXIST && on_exists == OnExists::Rename && n < 10000; ++n) {
-        to = output_dir / numbered(name, n);
-        err = rename_noreplace(from, to);
-      }
-      if (err == EEXIST && on_exists == OnExists::Skip) {
-        r.status = DownloadStatus::Skipped;
-        r.message = "already exists in " + output_dir.string() + "; kept the existing file";
-        err = 0;
-      }
-    }
-    if (err != 0) {
-      r.status = DownloadStatus::Failed;
-      r.error = ErrorKind::Write;
-      r.message = "cannot move into " + output_dir.string() + ": " + std::generic_category().message(err);
-    }
-    moved[from] = to;
-    r.path = to;
-  }
 }
 
 double percentile(std::vector<double> values, double p) {
@@ -148,21 +83,24 @@ RunRow summarize_run(std::string mode, std::size_t workers, const std::vector<Do
   return row;
 }
 
-CompareTable make_compare_table(const std::vector<DownloadResult>& sequential, double sequential_s,
-                                const std::vector<DownloadResult>& pooled, double pooled_s,
-                                std::size_t workers) {
+CompareTable make_compare_table(const std::vector<TimedRun>& runs, std::size_t ideal_workers) {
   CompareTable t;
-  t.sequential = summarize_run("sequential", 1, sequential, sequential_s);
-  t.pooled = summarize_run("pooled", workers, pooled, pooled_s);
-  t.pooled.speedup = pooled_s > 0 ? sequential_s / pooled_s : 0;
+  if (runs.empty())
+    return t;
+  const double baseline_s = runs.front().elapsed_s;
+  for (const auto& run : runs) {
+    t.runs.push_back(summarize_run(run.mode, run.workers, run.results, run.elapsed_s));
+    if (&run != &runs.front())
+      t.runs.back().speedup = run.elapsed_s > 0 ? baseline_s / run.elapsed_s : 0;
+  }
   std::vector<double> times;
-  for (const auto& r : sequential) {
+  for (const auto& r : runs.front().results) {
     if (r.status != DownloadStatus::Cancelled)
       times.push_back(to_seconds(r.elapsed));
   }
-  t.ideal_workers = workers;
-  t.ideal_pooled_s = lpt_makespan(times, workers);
-  t.ideal_speedup = t.ideal_pooled_s > 0 ? sequential_s / t.ideal_pooled_s : 0;
+  t.ideal_workers = ideal_workers;
+  t.ideal_pooled_s = lpt_makespan(times, ideal_workers);
+  t.ideal_speedup = t.ideal_pooled_s > 0 ? baseline_s / t.ideal_pooled_s : 0;
   return t;
 }
 
@@ -173,22 +111,26 @@ std::string format_compare_table(const CompareTable& t) {
     return std::string(buf);
   };
   auto fixed = [](double v, int decimals) { return format_seconds(v, decimals); };
+  // The first column fits the longest label (at least "ideal pooled" and a space).
+  int label_width = 13;
+  for (const auto& row : t.runs)
+    label_width = std::max(label_width, static_cast<int>(row.mode.size()) + 1);
   auto row_text = [&](const RunRow& r) {
-    return cell(r.mode, -13) + cell(std::to_string(r.workers), 7) +
+    return cell(r.mode, -label_width) + cell(std::to_string(r.workers), 7) +
            cell(std::to_string(r.files_ok) + "/" + std::to_string(r.files), 10) +
            cell(format_bytes(r.bytes), 11) + cell(fixed(r.elapsed_s, 3) + " s", 11) +
            cell(fixed(r.files_per_s, 2), 9) + cell(fixed(r.mb_per_s, 2), 8) +
            cell(fixed(r.p50_s, 3) + " s", 10) + cell(fixed(r.p95_s, 3) + " s", 10) +
            cell(fixed(r.speedup, 2) + "x", 9) + "\n";
   };
-  std::string s = cell("mode", -13) + cell("workers", 7) + cell("files ok", 10) + cell("bytes", 11) +
+  std::string s = cell("mode", -label_width) + cell("workers", 7) + cell("files ok", 10) + cell("bytes", 11) +
                   cell("elapsed", 11) + cell("files/s", 9) + cell("MB/s", 8) + cell("p50 file", 10) +
                   cell("p95 file", 10) + cell("speedup", 9) + "\n";
-  s += row_text(t.sequential);
-  s += row_text(t.pooled);
-  s += cell("ideal pooled", -13) + cell(std::to_string(t.ideal_workers), 7) + cell("-", 10) + cell("-", 11) +
-       cell(fixed(t.ideal_pooled_s, 3) + " s", 11) + cell("-", 9) + cell("-", 8) + cell("-", 10) +
-       cell("-", 10) + cell(fixed(t.ideal_speedup, 2) + "x", 9) + "\n";
+  for (const auto& row : t.runs)
+    s += row_text(row);
+  s += cell("ideal pooled", -label_width) + cell(std::to_string(t.ideal_workers), 7) + cell("-", 10) +
+       cell("-", 11) + cell(fixed(t.ideal_pooled_s, 3) + " s", 11) + cell("-", 9) + cell("-", 8) +
+       cell("-", 10) + cell("-", 10) + cell(fixed(t.ideal_speedup, 2) + "x", 9) + "\n";
   s +=
       "ideal pooled: the sequential run's per-file times scheduled longest-first onto " +
       std::to_string(t.ideal_workers) +
@@ -211,7 +153,10 @@ nlohmann::ordered_json to_json(const RunRow& r) {
 }
 
 nlohmann::ordered_json to_json(const CompareTable& t) {
-  return {{"runs", {to_json(t.sequential), to_json(t.pooled)}},
+  nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+  for (const auto& row : t.runs)
+    runs.push_back(to_json(row));
+  return {{"runs", std::move(runs)},
           {"ideal_pooled",
            {{"workers", t.ideal_workers},
             {"elapsed_s", t.ideal_pooled_s},
@@ -220,6 +165,75 @@ nlohmann::ordered_json to_json(const CompareTable& t) {
              "LPT makespan: the sequential run's per-file times, longest first, each onto the worker that "
              "frees up "
              "first"}}}};
+}
+
+namespace {
+
+/// A row of the table to time: the header printed before it, and how it downloads the whole list
+/// with `options` (output_dir already chosen for it).
+struct CompareRow {
+  std::string header;
+  std::function<TimedRun(const DownloadOptions& options)> run;
+};
+
+}  // namespace
+
+RunOutcome run_compare(RunContext& ctx) {
+  // Every row needs the whole list, so it is held in memory: lists for comparisons are small.
+  std::vector<std::string> urls;
+  while (auto url = ctx.source.next())
+    urls.push_back(std::move(*url));
+  const std::size_t workers = ctx.options.max_workers.value_or(ThreadPoolExecutor::default_max_workers());
+
+  // Timed in a scratch directory each, in this order; the baseline comes first.
+  const std::vector<CompareRow> scratch_rows = {
+      {"Sequential run (1 worker):",
+       [&](const DownloadOptions& o) { return run_list(ctx, o, urls, Mode::Sequential, "sequential"); }},
+  };
+  // Last, the row whose files are kept: a plain pooled run into the output directory, so the
+  // library publishes them by its one rule (input-order names, --on-exists against files already
+  // there, names planned for other URLs never taken), exactly as without --compare.
+  const CompareRow kept_row = {
+      "Pooled run (" + std::to_string(workers) + " workers):",
+      [&](const DownloadOptions& o) { return run_list(ctx, o, urls, Mode::Pooled, "pooled"); }};
+
+  std::vector<TimedRun> runs;
+  for (const auto& row : scratch_rows) {
+    if (!runs.empty() && ctx.watcher.interrupted())
+      break;
+    ctx.output.print_info(std::string(runs.empty() ? "" : "\n") + row.header);
+    ScratchDir scratch(ctx.options.output_dir);
+    DownloadOptions options = ctx.options;
+    options.output_dir = scratch.path();
+    runs.push_back(row.run(options));
+  }
+  const bool every_row_ran = !ctx.watcher.interrupted();
+  if (every_row_ran) {
+    ctx.output.print_info("\n" + kept_row.header);
+    runs.push_back(kept_row.run(ctx.options));
+  }
+
+  // Interrupted before the pooled run: what ran so far is reported, and there is no table.
+  const TimedRun& kept = runs.back();
+  RunOutcome outcome;
+  outcome.totals = compute_totals(kept.results, 0, kept.elapsed_s);
+  if (ctx.report) {
+    ctx.report->begin("compare", kept.workers, ctx.options.output_dir);
+    for (std::size_t i = 0; i < kept.results.size(); ++i)
+      ctx.report->add_result(i, kept.results[i]);
+  }
+  if (!every_row_ran)
+    return outcome;
+  for (std::size_t i = 0; i + 1 < runs.size(); ++i)
+    outcome.other_runs_ok = outcome.other_runs_ok && compute_totals(runs[i].results, 0, 0).all_ok();
+  const CompareTable table = make_compare_table(runs, workers);
+  outcome.table = format_compare_table(table);
+  outcome.compare = to_json(table);
+  nlohmann::ordered_json sequential_results = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < runs.front().results.size(); ++i)
+    sequential_results.push_back(to_json(runs.front().results[i], i));
+  (*outcome.compare)["sequential_results"] = std::move(sequential_results);
+  return outcome;
 }
 
 }  // namespace imgdl::app

@@ -1,5 +1,5 @@
 #pragma once
-// --compare: the scratch directories, moving the pooled run's files into place, and the timing table.
+// --compare: the runs it times, their scratch directories, and the timing table.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,11 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "imgdl/downloader.hpp"
+#include "runners.hpp"
 
 namespace imgdl::app {
 
 /// A fresh directory `<parent>/.imgdl-compare-XXXXXX` (mkdtemp), removed with everything in it by the
-/// destructor, so neither run finds the other's files.
+/// destructor: a timed run there finds no files already downloaded, by the user or by another run.
 class ScratchDir {
  public:
   /// Creates `parent` if needed. Throws std::system_error.
@@ -27,14 +28,6 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
-
-/// Moves every Ok file of `results` from where the run saved it into `output_dir`, honouring
-/// `on_exists` against files already there: Rename picks name.1.ext, name.2.ext, ...; Skip keeps the
-/// existing file (the result becomes Skipped); Overwrite and Resume replace it. Never overwrites
-/// through a race (rename with RENAME_NOREPLACE). Rewrites each result's path to its place in
-/// output_dir. A file that cannot be moved makes its result Failed (ErrorKind::Write).
-void keep_files(std::vector<DownloadResult>& results, const std::filesystem::path& output_dir,
-                OnExists on_exists);
 
 /// One row of the table.
 struct RunRow {
@@ -63,22 +56,26 @@ double percentile(std::vector<double> values, double p);
 double lpt_makespan(std::vector<double> durations, std::size_t workers);
 
 struct CompareTable {
-  RunRow sequential;
-  RunRow pooled;
+  std::vector<RunRow> runs;  ///< the first, sequential, is the baseline of every speedup
   std::size_t ideal_workers = 0;
   double ideal_pooled_s = 0;  ///< lpt_makespan of the sequential run's per-file times
   double ideal_speedup = 1;
 };
 
-/// Builds the table; the pooled row's speedup and the ideal are relative to the sequential run.
-CompareTable make_compare_table(const std::vector<DownloadResult>& sequential, double sequential_s,
-                                const std::vector<DownloadResult>& pooled, double pooled_s,
-                                std::size_t workers);
+/// Builds the table, a row per run in order; speedups and the ideal (on `ideal_workers`) are relative
+/// to the first run, the sequential one.
+CompareTable make_compare_table(const std::vector<TimedRun>& runs, std::size_t ideal_workers);
 
 /// The table as aligned text lines, with a note defining "ideal pooled".
 std::string format_compare_table(const CompareTable& table);
 
 nlohmann::ordered_json to_json(const RunRow& row);
 nlohmann::ordered_json to_json(const CompareTable& table);
+
+/// --compare: reads the whole list, times it sequentially in a scratch directory (removed after),
+/// then runs it pooled into the output directory exactly as a plain pooled run would (same naming,
+/// same --on-exists against files already there), and keeps those files. Runs the rows one after
+/// the other, so none competes with another for the machine.
+RunOutcome run_compare(RunContext& ctx);
 
 }  // namespace imgdl::app

@@ -1,5 +1,6 @@
-// imgdl: the command-line front end of the imgdl library. It parses arguments, runs the library's
-// Downloader and prints; every download decision (naming, retries, checks, .part files) is in lib/.
+// imgdl: the command-line front end of the imgdl library. It parses arguments, hands the run to the
+// runner of its mode (runners.hpp, compare.hpp) and prints; every download decision (naming, retries,
+// checks, .part files, publishing) is in lib/.
 
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "imgdl/executor.hpp"
 #include "interrupt.hpp"
 #include "report.hpp"
+#include "runners.hpp"
 #include "terminal_output.hpp"
 
 namespace imgdl::app {
@@ -59,58 +61,6 @@ OutputStyle make_style(const AppSettings& s, std::FILE* out) {
       break;
   }
   return style;
-}
-
-/// One Downloader run's wall time and worker count.
-struct RunInfo {
-  double elapsed_s = 0;
-  std::size_t workers = 1;
-};
-
-/// Runs `body` on a fresh Downloader that Ctrl-C cancels (from the watcher's thread), with the
-/// progress display started for `files` URLs. Throws what the Downloader's constructor throws (the
-/// output directory cannot be created, contradictory options).
-RunInfo run_downloader(const DownloadOptions& options, Mode mode, std::optional<std::size_t> files,
-                       InterruptWatcher& watcher, TerminalOutput& output,
-                       const std::function<void(Downloader&, std::size_t workers)>& body) {
-  RunInfo run;
-  auto downloader = std::make_unique<Downloader>(options);
-  run.workers = mode == Mode::Sequential ? 1 : downloader->options().max_workers.value_or(1);
-  watcher.on_interrupt([&] {
-    output.print("imgdl: interrupted, stopping (Ctrl-C again to quit at once)");
-    downloader->cancel();
-  });
-  // Later signals only mark the run interrupted (the summary and report still get written); and the
-  // callback above must not outlive `downloader`, whatever happens below.
-  struct Disarm {
-    InterruptWatcher& w;
-    ~Disarm() {
-      w.on_interrupt([] {});
-    }
-  } disarm{watcher};
-  // A signal that came before the callback was installed (e.g. between two --compare runs).
-  if (watcher.interrupted())
-    downloader->cancel();
-  output.begin_run(files);
-  const auto start = Clock::now();
-  body(*downloader, run.workers);
-  run.elapsed_s = to_seconds(Clock::now() - start);
-  output.end_run();
-  return run;
-}
-
-/// A run of a whole list in memory (--compare's two runs): its results in input order.
-struct ListRun {
-  RunInfo info;
-  std::vector<DownloadResult> results;
-};
-
-ListRun run_list(const DownloadOptions& options, const std::vector<std::string>& urls, Mode mode,
-                 InterruptWatcher& watcher, TerminalOutput& output) {
-  ListRun run;
-  run.info = run_downloader(options, mode, urls.size(), watcher, output,
-                            [&](Downloader& d, std::size_t) { run.results = d.download_all(urls, mode); });
-  return run;
 }
 
 int run_app(AppSettings& settings, InterruptWatcher& watcher) {
@@ -153,72 +103,14 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     report.emplace(std::move(sinks));
   }
 
-  DownloadOptions options = settings.download;
-  options.observer = output;
-  options.compute_sha256 = report.has_value();  // only the report shows digests
-
-  RunInfo run;
-  Totals totals;
-  std::optional<ListRun> sequential_run;
-  std::optional<CompareTable> table;
-  const Mode mode = settings.sequential ? Mode::Sequential : Mode::Pooled;
-  const std::string mode_name = settings.compare ? "compare" : settings.sequential ? "sequential" : "pooled";
+  RunContext ctx{settings.download, *source, report ? &*report : nullptr, *output, watcher, planned};
+  ctx.options.observer = output;
+  ctx.options.compute_sha256 = report.has_value();  // only the report shows digests
+  RunOutcome outcome;
   try {
-    if (settings.compare) {
-      // Lists for comparisons are small: both runs need the whole list, so it is held in memory.
-      std::vector<std::string> urls;
-      while (auto url = source->next())
-        urls.push_back(std::move(*url));
-      ScratchDir scratch(options.output_dir);
-      DownloadOptions scratch_options = options;
-      scratch_options.output_dir = scratch.path() / "sequential";
-      output->print_info("Sequential run (1 worker):");
-      sequential_run = run_list(scratch_options, urls, Mode::Sequential, watcher, *output);
-      ListRun kept;
-      if (!watcher.interrupted()) {
-        scratch_options.output_dir = scratch.path() / "pooled";
-        const std::size_t workers = options.max_workers.value_or(ThreadPoolExecutor::default_max_workers());
-        output->print_info("\nPooled run (" + std::to_string(workers) + " workers):");
-        kept = run_list(scratch_options, urls, Mode::Pooled, watcher, *output);
-        keep_files(kept.results, options.output_dir, options.on_exists);
-        table = make_compare_table(sequential_run->results, sequential_run->info.elapsed_s, kept.results,
-                                   kept.info.elapsed_s, kept.info.workers);
-      } else {
-        kept = std::move(*sequential_run);
-        sequential_run.reset();
-      }
-      run = kept.info;
-      totals = compute_totals(kept.results, 0, run.elapsed_s);
-      if (report) {
-        report->begin(mode_name, run.workers, options.output_dir);
-        for (std::size_t i = 0; i < kept.results.size(); ++i)
-          report->add_result(i, kept.results[i]);
-      }
-    } else {
-      // Stream: URLs are pulled as workers free up and each result is counted and reported as it
-      // completes, so memory does not grow with the list.
-      run = run_downloader(options, mode, planned, watcher, *output, [&](Downloader& d, std::size_t workers) {
-        if (report)
-          report->begin(mode_name, workers, options.output_dir);
-        std::size_t pulled = 0;
-        d.download_stream(
-            [&]() -> std::optional<std::string> {
-              auto url = source->next();
-              if (url)
-                ++pulled;
-              else
-                output->set_expected(pulled);  // the exact total, now that the list has ended
-              return url;
-            },
-            [&](std::size_t index, DownloadResult&& r) {
-              totals.add(r);
-              if (report)
-                report->add_result(index, r);
-            },
-            mode);
-      });
-      totals.elapsed_s = run.elapsed_s;
-    }
+    outcome = settings.compare      ? run_compare(ctx)
+              : settings.sequential ? run_sequential(ctx)
+                                    : run_pooled(ctx);
   } catch (const std::system_error& e) {
     std::cerr << "imgdl: " << e.what() << "\n";
     return exit_usage;
@@ -226,12 +118,11 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     std::cerr << "imgdl: " << e.what() << "\n";
     return exit_usage;
   }
+  Totals& totals = outcome.totals;
   totals.invalid_lines = source->invalid_count();
 
   const bool interrupted = watcher.interrupted();
-  bool all_ok = totals.all_ok();
-  if (sequential_run)
-    all_ok = all_ok && compute_totals(sequential_run->results, 0, 0).all_ok();
+  const bool all_ok = totals.all_ok() && outcome.other_runs_ok;
   int exit_code = interrupted ? watcher.exit_code() : all_ok ? exit_ok : exit_some_failed;
   if (!source->read_error().empty()) {
     // The list ended early; what was read still ran, but the command failed as an input error.
@@ -240,22 +131,14 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
       exit_code = exit_usage;
   }
 
-  if (table)
-    output->print_info("\n" + format_compare_table(*table));
+  if (!outcome.table.empty())
+    output->print_info("\n" + outcome.table);
   output->print_summary(totals, interrupted);
   output->print_info("It took " + format_seconds(to_seconds(Clock::now() - start), 3) +
                      " second(s) to finish.");
 
   if (report) {
-    std::optional<nlohmann::ordered_json> compare;
-    if (table) {
-      compare = to_json(*table);
-      nlohmann::ordered_json sequential_results = nlohmann::ordered_json::array();
-      for (std::size_t i = 0; i < sequential_run->results.size(); ++i)
-        sequential_results.push_back(to_json(sequential_run->results[i], i));
-      (*compare)["sequential_results"] = std::move(sequential_results);
-    }
-    if (!report->finish(totals, interrupted, exit_code, compare)) {
+    if (!report->finish(totals, interrupted, exit_code, outcome.compare)) {
       std::cerr << "imgdl: cannot write report '"
                 << (settings.report_file ? settings.report_file->string() : std::string("<stdout>")) << "'\n";
       return exit_code == exit_ok ? exit_some_failed : exit_code;

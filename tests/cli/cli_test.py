@@ -268,6 +268,91 @@ def scenario_compare(tmp):
           report["results"][0])
 
 
+# A name as long as a name can be (255 bytes): its alternatives must be cut to fit.
+LONG_STEM = "a" * 251
+
+
+def seed_existing(directory, names):
+    """`directory` holding a 4-byte file "mine" under each of `names`."""
+    os.makedirs(directory)
+    for name in names:
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(b"mine")
+
+
+def directory_digests(directory):
+    return {name: sha256_of(os.path.join(directory, name)) for name in os.listdir(directory)}
+
+
+def outcomes_by_url(report):
+    """{url: (status, kept file name)} from a report."""
+    return {r["url"]: (r["status"], os.path.basename(r["path"])) for r in report["results"]}
+
+
+def plain_and_compared(tmp, server_urls, existing, flags):
+    """Runs a plain pooled imgdl and an `imgdl --compare` on the same URLs, each into its own output
+    directory that already holds `existing`; returns (plain report, compare report) once both are done."""
+    reports = []
+    for name, extra in (("plain", []), ("compared", ["--compare"])):
+        seed_existing(os.path.join(tmp, name), existing)
+        code, out, err = run_imgdl(extra + flags + server_urls + ["-j", "3", "-o", name, "--report", name + ".json"],
+                                   tmp)
+        check(code == 0, f"the {name} run exited {code}", out, err)
+        reports.append(json.load(open(os.path.join(tmp, name + ".json"))))
+        files = os.listdir(os.path.join(tmp, name))
+        check(not any(f.startswith(".imgdl-compare") for f in files), "a scratch directory was left behind", files)
+    return reports
+
+
+def check_compare_kept_what_a_plain_run_keeps(tmp, plain, compared):
+    check(outcomes_by_url(compared) == outcomes_by_url(plain),
+          "--compare kept files under other names or statuses than a plain pooled run",
+          outcomes_by_url(plain), outcomes_by_url(compared))
+    check(directory_digests(os.path.join(tmp, "compared")) == directory_digests(os.path.join(tmp, "plain")),
+          "--compare left another output directory than a plain pooled run",
+          sorted(os.listdir(os.path.join(tmp, "plain"))), sorted(os.listdir(os.path.join(tmp, "compared"))))
+
+
+def scenario_compare_naming(tmp):
+    with Server(tmp) as server:
+        # Planned in input order: cat.jpg, cat.1.jpg and the long name. cat.jpg and the long name are
+        # taken on disk, so the first URL moves on, past cat.1.jpg (planned for the second), to cat.2.jpg.
+        urls = [server.url("/img/first/cat.jpg?size=1001"), server.url("/img/second/cat.jpg?size=1002"),
+                server.url(f"/img/{LONG_STEM}.jpg?size=1003")]
+        plain, compared = plain_and_compared(tmp, urls, ["cat.jpg", LONG_STEM + ".jpg"], [])
+    expected = {urls[0]: ("ok", "cat.2.jpg"), urls[1]: ("ok", "cat.1.jpg"),
+                urls[2]: ("ok", "a" * 249 + ".1.jpg")}
+    check(outcomes_by_url(plain) == expected, "a plain pooled run did not name the files as planned",
+          outcomes_by_url(plain))
+    check_compare_kept_what_a_plain_run_keeps(tmp, plain, compared)
+    for name, size in (("cat.2.jpg", 1001), ("cat.1.jpg", 1002), ("cat.jpg", 4), (LONG_STEM + ".jpg", 4)):
+        check(os.path.getsize(os.path.join(tmp, "compared", name)) == size, f"{name} does not hold the expected file")
+    check(compared["compare"]["runs"][0]["files_ok"] == 3, "the sequential run did not download every URL afresh",
+          compared["compare"]["runs"][0])
+
+
+def scenario_compare_on_exists(tmp):
+    with Server(tmp) as server:
+        # photo has no extension: it is saved as photo.jpg, so photo.jpg counts as its file.
+        urls = [server.url("/img/cat.jpg?size=2000"), server.url("/img/photo?size=2000"),
+                server.url("/img/new.jpg?size=2000")]
+        cases = [
+            ([], {urls[0]: ("ok", "cat.1.jpg"), urls[1]: ("ok", "photo.1.jpg"), urls[2]: ("ok", "new.jpg")}),
+            (["--no-clobber"], {urls[0]: ("skipped", "cat.jpg"), urls[1]: ("skipped", "photo"),
+                                urls[2]: ("ok", "new.jpg")}),
+            (["-c"], {urls[0]: ("skipped", "cat.jpg"), urls[1]: ("skipped", "photo"), urls[2]: ("ok", "new.jpg")}),
+            (["--on-exists", "overwrite"], {urls[0]: ("ok", "cat.jpg"), urls[1]: ("ok", "photo.jpg"),
+                                            urls[2]: ("ok", "new.jpg")}),
+        ]
+        for flags, expected in cases:
+            case_dir = os.path.join(tmp, f"case{len(os.listdir(tmp))}")
+            os.makedirs(case_dir)
+            plain, compared = plain_and_compared(case_dir, urls, ["cat.jpg", "photo.jpg"], flags)
+            check(outcomes_by_url(plain) == expected, f"a plain pooled run with {flags} did not do as documented",
+                  outcomes_by_url(plain))
+            check_compare_kept_what_a_plain_run_keeps(case_dir, plain, compared)
+
+
 def scenario_stdin(tmp):
     with Server(tmp) as server:
         urls = seed_urls(server)
@@ -468,6 +553,8 @@ SCENARIOS = {
     "some_failed": scenario_some_failed,
     "skips_are_ok": scenario_skips_are_ok,
     "compare": scenario_compare,
+    "compare_naming": scenario_compare_naming,
+    "compare_on_exists": scenario_compare_on_exists,
     "stdin": scenario_stdin,
     "invalid_lines": scenario_invalid_lines,
     "piped_plain": scenario_piped_plain,

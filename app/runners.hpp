@@ -1,0 +1,65 @@
+#pragma once
+// One runner per mode: run_sequential and run_pooled stream the list through one Downloader;
+// run_compare (compare.hpp) times several runs of the whole list. A runner drives the library, feeds
+// the progress display and the report, and hands main() what it prints at the end.
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_options.hpp"
+#include "imgdl/downloader.hpp"
+#include "interrupt.hpp"
+#include "report.hpp"
+#include "terminal_output.hpp"
+
+namespace imgdl::app {
+
+/// What every runner works with, set up by main().
+struct RunContext {
+  DownloadOptions options;  ///< the command line's, with the observer and compute_sha256 set
+  UrlSource& source;
+  ReportWriter* report = nullptr;  ///< null without --report and --json
+  TerminalOutput& output;
+  InterruptWatcher& watcher;
+  std::optional<std::size_t> planned;  ///< the overall bar's total, when known up front
+};
+
+/// What a runner leaves for main(): the summary's totals and, from --compare, the table.
+struct RunOutcome {
+  Totals totals;
+  bool other_runs_ok = true;  ///< --compare: every run whose files were not kept was all ok too
+  std::string table;          ///< --compare's table, printed before the summary
+  std::optional<nlohmann::ordered_json> compare;  ///< --compare's part of the report
+};
+
+/// One timed run of a whole list: a row of the --compare table.
+struct TimedRun {
+  std::string mode;  ///< the row's label: "sequential", "pooled"
+  std::size_t workers = 1;
+  double elapsed_s = 0;
+  std::vector<DownloadResult> results;  ///< in input order
+};
+
+/// Runs `body` on a fresh Downloader made from `options`, which Ctrl-C cancels (from the watcher's
+/// thread), with the progress display started for `files` URLs. Returns the wall time of `body`.
+/// Throws what the Downloader's constructor throws (the output directory cannot be created,
+/// contradictory options).
+double run_downloader(RunContext& ctx, const DownloadOptions& options, std::optional<std::size_t> files,
+                      const std::function<void(Downloader&)>& body);
+
+/// Downloads all of `urls` in `mode` into options.output_dir, results held in input order.
+TimedRun run_list(RunContext& ctx, const DownloadOptions& options, const std::vector<std::string>& urls,
+                  Mode mode, std::string label);
+
+/// --sequential: one transfer at a time, in input order, streamed.
+RunOutcome run_sequential(RunContext& ctx);
+/// The default: the list streamed through the pool, URLs pulled as transfer slots free up, so memory
+/// does not grow with the list.
+RunOutcome run_pooled(RunContext& ctx);
+
+}  // namespace imgdl::app
