@@ -189,6 +189,10 @@ RunOutcome run_compare(RunContext& ctx) {
   const std::vector<CompareRow> scratch_rows = {
       {"Sequential run (1 worker):",
        [&](const DownloadOptions& o) { return run_list(ctx, o, urls, Mode::Sequential, "sequential"); }},
+      // The seed's design: a blocking fetch per URL on each of as many threads as the pooled run has
+      // transfer slots, so the rows differ only in how the transfers are driven.
+      {"Thread-per-URL run (" + std::to_string(workers) + " threads, executor.map(download_image, urls)):",
+       [&](const DownloadOptions& o) { return run_thread_per_url(ctx, o, urls, workers); }},
   };
   // Last, the row whose files are kept: a plain pooled run into the output directory, so the
   // library publishes them by its one rule (input-order names, --on-exists against files already

@@ -2,30 +2,47 @@
 
 #include <chrono>
 #include <memory>
+#include <stop_token>
 #include <utility>
+
+#include "imgdl/download_image.hpp"
+#include "imgdl/executor.hpp"
 
 #include "format.hpp"
 
 namespace imgdl::app {
 
+namespace {
+
+/// Ctrl-C calls `stop` (from the watcher's thread) while this lives, and at once if a signal came
+/// before (e.g. between two --compare runs). Later signals only mark the run interrupted (the summary
+/// and report still get written); `stop` is never called once this is gone, whatever happens.
+class StopOnInterrupt {
+ public:
+  StopOnInterrupt(RunContext& ctx, std::function<void()> stop) : watcher_(ctx.watcher) {
+    watcher_.on_interrupt([&output = ctx.output, stop] {
+      output.print("imgdl: interrupted, stopping (Ctrl-C again to quit at once)");
+      stop();
+    });
+    if (watcher_.interrupted())
+      stop();
+  }
+  ~StopOnInterrupt() {
+    watcher_.on_interrupt([] {});
+  }
+  StopOnInterrupt(const StopOnInterrupt&) = delete;
+  StopOnInterrupt& operator=(const StopOnInterrupt&) = delete;
+
+ private:
+  InterruptWatcher& watcher_;
+};
+
+}  // namespace
+
 double run_downloader(RunContext& ctx, const DownloadOptions& options, std::optional<std::size_t> files,
                       const std::function<void(Downloader&)>& body) {
   auto downloader = std::make_unique<Downloader>(options);
-  ctx.watcher.on_interrupt([&] {
-    ctx.output.print("imgdl: interrupted, stopping (Ctrl-C again to quit at once)");
-    downloader->cancel();
-  });
-  // Later signals only mark the run interrupted (the summary and report still get written); and the
-  // callback above must not outlive `downloader`, whatever happens below.
-  struct Disarm {
-    InterruptWatcher& w;
-    ~Disarm() {
-      w.on_interrupt([] {});
-    }
-  } disarm{ctx.watcher};
-  // A signal that came before the callback was installed (e.g. between two --compare runs).
-  if (ctx.watcher.interrupted())
-    downloader->cancel();
+  const StopOnInterrupt stop_on_interrupt(ctx, [d = downloader.get()] { d->cancel(); });
   ctx.output.begin_run(files);
   const auto start = std::chrono::steady_clock::now();
   body(*downloader);
@@ -42,6 +59,28 @@ TimedRun run_list(RunContext& ctx, const DownloadOptions& options, const std::ve
     run.workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     run.results = d.download_all(urls, mode);
   });
+  return run;
+}
+
+TimedRun run_thread_per_url(RunContext& ctx, const DownloadOptions& options,
+                            const std::vector<std::string>& urls, std::size_t workers) {
+  TimedRun run;
+  run.mode = "thread per URL";
+  run.workers = workers;
+  std::stop_source stop;
+  const StopOnInterrupt stop_on_interrupt(ctx, [&stop] { stop.request_stop(); });
+  ctx.output.begin_run(urls.size());
+  const auto start = std::chrono::steady_clock::now();
+  {
+    // The pool's start-up and shutdown count too, as the seed's `with ThreadPoolExecutor()` block.
+    ThreadPoolExecutor executor(workers);
+    const std::stop_token token = stop.get_token();
+    auto call = [&options, token](const std::string& url) { return download_image(url, options, token); };
+    for (auto& result : executor.map(call, urls))
+      run.results.push_back(std::move(result));
+  }
+  run.elapsed_s = to_seconds(std::chrono::steady_clock::now() - start);
+  ctx.output.end_run();
   return run;
 }
 

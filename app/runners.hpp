@@ -39,7 +39,7 @@ struct RunOutcome {
 
 /// One timed run of a whole list: a row of the --compare table.
 struct TimedRun {
-  std::string mode;  ///< the row's label: "sequential", "pooled"
+  std::string mode;  ///< the row's label: "sequential", "thread per URL", "pooled"
   std::size_t workers = 1;
   double elapsed_s = 0;
   std::vector<DownloadResult> results;  ///< in input order
@@ -55,6 +55,12 @@ double run_downloader(RunContext& ctx, const DownloadOptions& options, std::opti
 /// Downloads all of `urls` in `mode` into options.output_dir, results held in input order.
 TimedRun run_list(RunContext& ctx, const DownloadOptions& options, const std::vector<std::string>& urls,
                   Mode mode, std::string label);
+
+/// --compare's "thread per URL" row: the seed's design, executor.map(download_image, urls) on a pool of
+/// `workers` threads, each call one blocking fetch on its own easy handle, into options.output_dir.
+/// Ctrl-C stops the calls (running ones abort, the others end Cancelled). Results in input order.
+TimedRun run_thread_per_url(RunContext& ctx, const DownloadOptions& options,
+                            const std::vector<std::string>& urls, std::size_t workers);
 
 /// --sequential: one transfer at a time, in input order, streamed.
 RunOutcome run_sequential(RunContext& ctx);

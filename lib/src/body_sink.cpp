@@ -19,6 +19,16 @@ std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan&
   return std::nullopt;
 }
 
+void settle_result(DownloadResult& result, Ending ending, const Plan& plan, const DownloadOptions& options,
+                   std::chrono::steady_clock::time_point start) {
+  result.status = ending.status;
+  result.error = ending.error;
+  result.message = std::move(ending.message);
+  result.elapsed = std::chrono::steady_clock::now() - start;
+  if (result.path.empty() && !plan.name.empty() && !plan.duplicate)
+    result.path = options.output_dir / plan.name;
+}
+
 DownloadResult cancelled_before_start(const DownloadOptions& options, const std::string& url,
                                       const std::string& name) {
   DownloadResult r;

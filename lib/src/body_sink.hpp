@@ -3,6 +3,7 @@
 // file or `<name>.part`), its hash, and how it becomes a file. The one implementation behind both the
 // Downloader and download_image(): they name, check and publish the same way.
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -35,6 +36,12 @@ struct Ending {
 /// Whether a URL ends before any request: a plan error, a duplicate, or (under Skip and Resume) a
 /// file already there. nullopt means fetch it. Any thread.
 std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan& plan);
+
+/// Writes how a URL ended into its result, with the time since `start`. A file that was not published
+/// names its planned file; a duplicate names none, since the earlier URL's file may have been renamed.
+/// Any thread.
+void settle_result(DownloadResult& result, Ending ending, const Plan& plan, const DownloadOptions& options,
+                   std::chrono::steady_clock::time_point start);
 
 /// The result of a URL cancelled before it started. Any thread.
 DownloadResult cancelled_before_start(const DownloadOptions& options, const std::string& url,

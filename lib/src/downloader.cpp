@@ -216,19 +216,11 @@ class Downloader::Impl {
   static constexpr std::size_t workers_per_transfer_thread = 16;
 
   static DownloadOptions resolve(DownloadOptions o) {
-    detail::ensure_curl_global_init();  // before any loop touches libcurl
     if (o.max_workers && *o.max_workers == 0)
       throw std::invalid_argument("max_workers must be greater than 0");
     if (!o.max_workers)
       o.max_workers = ThreadPoolExecutor::default_max_workers();
-    if (o.retries < 0)
-      throw std::invalid_argument("retries must not be negative");
-    if (o.max_redirects < 0)
-      throw std::invalid_argument("max_redirects must not be negative");
-    if (o.user_agent.empty())
-      o.user_agent = default_user_agent();
-    if (o.output_dir.empty())
-      o.output_dir = ".";
+    o = detail::resolve_transfer_options(std::move(o));  // shared with download_image
     if (o.per_host != 0 && o.transfer_threads > 1)
       throw std::invalid_argument(
           "per_host needs a single transfer thread: each thread counts its own transfers");

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <stdexcept>
 #include <variant>
 
 #include "body_sink.hpp"
@@ -402,6 +403,23 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
     return std::nullopt;
   const time_t now = std::time(nullptr);
   return std::chrono::milliseconds(when > now ? static_cast<std::int64_t>(when - now) * 1000 : 0);
+}
+
+bool retries_after(const AttemptOutcome& outcome, int attempts, int retries) noexcept {
+  return outcome.error != ErrorKind::None && outcome.retryable && attempts <= retries;
+}
+
+DownloadOptions resolve_transfer_options(DownloadOptions o) {
+  ensure_curl_global_init();  // before any thread touches libcurl
+  if (o.retries < 0)
+    throw std::invalid_argument("retries must not be negative");
+  if (o.max_redirects < 0)
+    throw std::invalid_argument("max_redirects must not be negative");
+  if (o.user_agent.empty())
+    o.user_agent = Downloader::default_user_agent();
+  if (o.output_dir.empty())
+    o.output_dir = ".";
+  return o;
 }
 
 void configure_handle(CURL* easy, const TransferSettings& settings) {

@@ -83,6 +83,15 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code);
 /// freed, whether or not end_attempt() judged it.
 void detach_attempt(CURL* easy) noexcept;
 
+/// Whether a failed attempt is tried again: a transient failure while retries are left (`attempts`
+/// counts the attempts made, this one included). Pure.
+bool retries_after(const AttemptOutcome& outcome, int attempts, int retries) noexcept;
+
+/// The options every transfer reads, checked and with defaults filled in (user agent, output_dir);
+/// libcurl's global init done. Throws std::invalid_argument for negative retries or max_redirects.
+/// The Downloader resolves its pool's options on top; download_image uses these as they are.
+DownloadOptions resolve_transfer_options(DownloadOptions options);
+
 /// Parses a Retry-After value: delta-seconds or an HTTP date. nullopt when unparseable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value);
 

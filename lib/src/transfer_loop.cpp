@@ -251,7 +251,7 @@ std::optional<AttemptOutcome> TransferLoop::announce_and_open(Job& job) {
 }
 
 bool TransferLoop::retries_after(const Job& job, const AttemptOutcome& outcome) const {
-  return outcome.error != ErrorKind::None && outcome.retryable && job.result.attempts <= options_.retries;
+  return detail::retries_after(outcome, job.result.attempts, options_.retries);
 }
 
 /// After each attempt: done, or retried after a backoff.
@@ -282,14 +282,7 @@ void TransferLoop::complete(Job& job, AttemptOutcome outcome) {
 /// Delivers the result: observer first, then the future.
 void TransferLoop::deliver(Job& job, Ending ending) {
   auto& result = job.result;
-  result.status = ending.status;
-  result.error = ending.error;
-  result.message = std::move(ending.message);
-  result.elapsed = Clock::now() - job.start;
-  // A file that was not published names its planned file; a duplicate names none, since the earlier
-  // URL's file may have been renamed.
-  if (result.path.empty() && !job.plan.name.empty() && !job.plan.duplicate)
-    result.path = options_.output_dir / job.plan.name;
+  settle_result(result, std::move(ending), job.plan, options_, job.start);
   scheduler_.finishing(job);
   if (options_.observer)
     observe(job, [&] { options_.observer->on_finished(transfer_of(job.plan), result); });

@@ -244,18 +244,26 @@ def scenario_compare(tmp):
                     out, re.M)
     pooled = re.search(r"^pooled\s+5\s+5/5\s+146\.5 KiB\s+(\d+\.\d+) s\s+[\d.]+\s+[\d.]+\s+[\d.]+ s\s+[\d.]+ s\s+([\d.]+)x$",
                        out, re.M)
+    # The seed's design, executor.map(download_image, urls), on as many threads as the pool has workers.
+    per_url = re.search(
+        r"^thread per URL\s+5\s+5/5\s+146\.5 KiB\s+(\d+\.\d+) s\s+[\d.]+\s+[\d.]+\s+[\d.]+ s\s+[\d.]+ s\s+([\d.]+)x$",
+        out, re.M)
     ideal = re.search(r"^ideal pooled\s+5\s+-\s+-\s+(\d+\.\d+) s(\s+-){4}\s+([\d.]+)x$", out, re.M)
-    check(seq and pooled and ideal, "compare table rows missing or malformed", out)
+    check(seq and per_url and pooled and ideal, "compare table rows missing or malformed", out)
+    rows = [line.split()[0] for line in out[header.end():].splitlines()[1:5]]
+    check(rows == ["sequential", "thread", "pooled", "ideal"], "compare rows out of order", out)
     check(float(seq.group(1)) >= 1.5, "the sequential run was not sequential (5 x 300 ms)", out)
+    check(float(per_url.group(1)) < float(seq.group(1)) / 2, "the thread-per-URL run did not overlap", out)
     check(float(pooled.group(1)) < float(seq.group(1)) / 2, "the pooled run was not faster", out)
     check(0.29 <= float(ideal.group(1)) < 0.9 * SLACK, "ideal pooled time should be about one file's time", out)
-    check("Sequential run" in out and "Pooled run" in out, "no run headers", out)
-    check(len(re.findall(r" was downloaded ", out)) == 10, "expected a line per file per run", out)
+    check("Sequential run" in out and "Thread-per-URL run" in out and "Pooled run" in out, "no run headers", out)
+    check(len(re.findall(r" was downloaded ", out)) == 15, "expected a line per file per run", out)
     report = json.load(open(os.path.join(tmp, "r.json")))
     runs = report["compare"]["runs"]
-    check([r["mode"] for r in runs] == ["sequential", "pooled"] and runs[1]["workers"] == 5, "report compare runs", runs)
+    check([r["mode"] for r in runs] == ["sequential", "thread per URL", "pooled"] and
+          [r["workers"] for r in runs] == [1, 5, 5], "report compare runs", runs)
     for key in ["files_ok", "bytes", "elapsed_s", "files_per_s", "mb_per_s", "p50_s", "p95_s", "speedup"]:
-        check(key in runs[0] and key in runs[1], f"compare run lacks {key}", runs)
+        check(all(key in run for run in runs), f"compare run lacks {key}", runs)
     check(report["compare"]["ideal_pooled"]["workers"] == 5, "report ideal_pooled", report["compare"])
     check(len(report["compare"]["sequential_results"]) == 5, "report sequential_results")
     check_files_match_report(report, tmp)
