@@ -124,7 +124,12 @@ PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_c
     UniqueFd fresh(
         ::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0644));
     if (fresh) {
-      ::flock(fresh.get(), LOCK_EX | LOCK_NB);  // a new inode nobody else can hold yet
+      // Another writer may open the new file and take its lock before we do (it then sees a stale
+      // part file and makes it its own): the file is theirs, and this transfer is refused as busy.
+      if (::flock(fresh.get(), LOCK_EX | LOCK_NB) != 0) {
+        error = std::make_error_code(std::errc::device_or_resource_busy);
+        return {};
+      }
       return PartFile(fd_.get(), part_name, std::move(fresh), 0);
     }
     if (errno != EEXIST)
