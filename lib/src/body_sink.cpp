@@ -3,9 +3,32 @@
 #include "image_type.hpp"
 #include "naming.hpp"
 #include "plan.hpp"
-#include "transfer.hpp"
 
 namespace imgdl::detail {
+
+std::error_code append_body(PartFile& part, Sha256* hash, std::string_view data) noexcept {
+  if (auto error = part.write(data))
+    return error;
+  if (hash) {
+    try {
+      hash->update(data);
+    } catch (const std::exception&) {  // OpenSSL could not allocate its context
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+  }
+  return {};
+}
+
+std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash) {
+  if (outcome.held_body.empty())
+    return {};
+  if (!part.is_open())
+    return std::make_error_code(std::errc::bad_file_descriptor);
+  if (auto error = append_body(part, hash, outcome.held_body))
+    return error;
+  outcome.held_body.clear();
+  return {};
+}
 
 std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan& plan) {
   if (plan.error != ErrorKind::None)

@@ -8,13 +8,13 @@
 #include <optional>
 #include <string>
 
+#include "attempt_outcome.hpp"
 #include "imgdl/downloader.hpp"
 #include "output_dir.hpp"
 #include "sha256.hpp"
 
 namespace imgdl::detail {
 
-struct AttemptOutcome;
 struct Plan;
 
 /// What every URL of one run shares on the output side. Thread-safe: read-only after construction,
@@ -32,6 +32,14 @@ struct Ending {
   ErrorKind error = ErrorKind::None;
   std::string message;
 };
+
+/// Appends body bytes to the part file and, when hashing, to the hash: the one path every byte of a
+/// body takes to disk. Never throws: it runs inside libcurl's callbacks.
+std::error_code append_body(PartFile& part, Sha256* hash, std::string_view data) noexcept;
+
+/// Appends a successful attempt's held bytes to `part` (and `hash`, when hashing). An error code
+/// (ENOSPC, EFBIG, ...) on failure.
+std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash);
 
 /// Whether a URL ends before any request: a plan error, a duplicate, or (under Skip and Resume) a
 /// file already there. nullopt means fetch it. Any thread.

@@ -96,21 +96,6 @@ bool retryable_status(long status) {
   return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-/// Appends body bytes to the part file and, when hashing, to the hash: the one path every byte of a
-/// body takes to disk. Never throws: it runs inside libcurl's callbacks.
-std::error_code append_body(PartFile& part, Sha256* hash, std::string_view data) noexcept {
-  if (auto error = part.write(data))
-    return error;
-  if (hash) {
-    try {
-      hash->update(data);
-    } catch (const std::exception&) {  // OpenSSL could not allocate its context
-      return std::make_error_code(std::errc::not_enough_memory);
-    }
-  }
-  return {};
-}
-
 }  // namespace
 
 /// The per-attempt state libcurl's callbacks work on, alive from begin_attempt() to end_attempt().
@@ -405,10 +390,6 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   return std::chrono::milliseconds(when > now ? static_cast<std::int64_t>(when - now) * 1000 : 0);
 }
 
-bool retries_after(const AttemptOutcome& outcome, int attempts, int retries) noexcept {
-  return outcome.error != ErrorKind::None && outcome.retryable && attempts <= retries;
-}
-
 DownloadOptions resolve_transfer_options(DownloadOptions o) {
   ensure_curl_global_init();  // before any thread touches libcurl
   if (o.retries < 0)
@@ -480,17 +461,6 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
     return AttemptOutcome{ErrorKind::InvalidUrl,
                           std::string("libcurl refused the URL: ") + curl_easy_strerror(code)};
   return attempt;
-}
-
-std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash) {
-  if (outcome.held_body.empty())
-    return {};
-  if (!part.is_open())
-    return std::make_error_code(std::errc::bad_file_descriptor);
-  if (auto error = append_body(part, hash, outcome.held_body))
-    return error;
-  outcome.held_body.clear();
-  return {};
 }
 
 AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {

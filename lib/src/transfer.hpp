@@ -12,6 +12,7 @@
 #include <string>
 #include <variant>
 
+#include "attempt_outcome.hpp"
 #include "curl_handles.hpp"
 #include "imgdl/downloader.hpp"
 #include "output_dir.hpp"
@@ -27,28 +28,6 @@ struct TransferSettings {
   CURLSH* share = nullptr;
   std::string user_agent;
 };
-
-/// What one attempt produced.
-struct AttemptOutcome {
-  ErrorKind error = ErrorKind::None;
-  std::string message;
-  long http_status = 0;
-  bool retryable = false;
-  std::optional<std::chrono::milliseconds> retry_after;  // from a Retry-After header
-  ImageType image_type = ImageType::Unknown;
-  /// Content-Range did not continue our part file, or the server refused the range: start over.
-  bool restart_from_scratch = false;
-  /// On success, the end of the body not yet in the part file (all of it for a small file): the caller
-  /// writes it, with write_held_body(), before publishing.
-  std::string held_body;
-};
-
-/// Bodies up to this size stay in memory until the transfer ends (see AttemptOutcome::held_body).
-inline constexpr std::size_t held_body_limit = 32 * 1024;
-
-/// Appends a successful attempt's held bytes to `part` (and `hash`, when hashing). An error code
-/// (ENOSPC, EFBIG, ...) on failure.
-std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash);
 
 /// Receives (bytes so far, expected total) at most 10 times a second during an attempt.
 using ProgressReport = std::function<void(std::uint64_t, std::optional<std::uint64_t>)>;
@@ -82,10 +61,6 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code);
 /// Clears the pointers into an attempt that begin_attempt() gave `easy`: call it before the attempt is
 /// freed, whether or not end_attempt() judged it.
 void detach_attempt(CURL* easy) noexcept;
-
-/// Whether a failed attempt is tried again: a transient failure while retries are left (`attempts`
-/// counts the attempts made, this one included). Pure.
-bool retries_after(const AttemptOutcome& outcome, int attempts, int retries) noexcept;
 
 /// The options every transfer reads, checked and with defaults filled in (user agent, output_dir);
 /// libcurl's global init done. Throws std::invalid_argument for negative retries or max_redirects.
