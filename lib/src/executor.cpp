@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace imgdl {
@@ -54,16 +55,12 @@ class ExecutorCore {
           throw;
         }
       }
-      if (threads_.size() > index)
+      if (threads_.size() > index) {
         ++live_workers_;
+        ++busy_;  // until it reaches the queue
+      }
     }
-    // Wake a sleeping worker only if the ones already woken cannot account for the queued tasks:
-    // signalling on every submit makes each one a futex syscall and a context switch (most of the
-    // cost of a burst of small tasks), although a woken worker keeps taking tasks until the queue
-    // is empty.
-    const bool wake = sleeping_ > signalled_ && queue_.size() > signalled_;
-    if (wake)
-      ++signalled_;
+    const bool wake = take_wake_turn();
     lock.unlock();
     if (wake)
       work_cv_.notify_one();
@@ -187,6 +184,7 @@ class ExecutorCore {
     }
     std::shared_ptr<StateBase> current;
     std::unique_lock lock(mutex_);
+    --busy_;
     for (;;) {
       while (queue_.empty()) {
         if (shutdown_ || broken_) {
@@ -203,14 +201,36 @@ class ExecutorCore {
           --signalled_;  // a spurious wakeup may take another's turn: harmless
       }
       // `current` keeps the task alive while it is listed in running_tasks_ (shutdown may stop it).
-      current = std::move(queue_.front());
+      // The previous task is released after unlocking: freeing it must not lengthen the critical
+      // section every submit and every worker contend for.
+      auto previous = std::exchange(current, std::move(queue_.front()));
       queue_.pop_front();
       running_.fetch_add(1, std::memory_order_relaxed);
       running_tasks_[index] = current.get();
+      ++busy_;
+      const bool wake = take_wake_turn();
       lock.unlock();
+      if (wake)
+        work_cv_.notify_one();
+      previous.reset();
       current->run();
       lock.lock();
+      --busy_;
     }
+  }
+
+  /// Under mutex_: whether to signal a sleeping worker (and count it signalled). Only when the queued
+  /// tasks outnumber the workers that will take one without a signal: those signalled and not yet
+  /// awake, and those awake and not busy (on their way back to the queue, or holding its lock). A signal
+  /// is a futex wake-up that, on a loaded machine, preempts the thread that sends it; a woken
+  /// worker keeps taking tasks until the queue is empty. Busy workers are not counted, as their task
+  /// may block: every queued task beyond the others' reach still gets a worker of its own.
+  bool take_wake_turn() noexcept {
+    const std::size_t awake_idle = threads_.size() - sleeping_ - busy_;
+    if (sleeping_ <= signalled_ || queue_.size() <= signalled_ + awake_idle)
+      return false;
+    ++signalled_;
+    return true;
   }
 
   void name_thread(std::size_t index) const {
@@ -263,7 +283,8 @@ class ExecutorCore {
   std::vector<std::thread> threads_;
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
   std::size_t sleeping_ = 0;               // workers waiting on work_cv_
-  std::size_t signalled_ = 0;              // of those, notified by enqueue() and not yet awake
+  std::size_t signalled_ = 0;              // of those, notified and not yet awake
+  std::size_t busy_ = 0;                   // workers starting, or with a task taken and not yet back
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;
@@ -286,9 +307,22 @@ StateBase::StateBase(std::shared_ptr<ExecutorCore> core, bool stoppable)
 
 StateBase::~StateBase() = default;
 
+bool StateBase::transition(FutureStatus& from, FutureStatus to) noexcept {
+  auto word = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (status_of(word) != from) {
+      from = status_of(word);
+      return false;
+    }
+    if (word_.compare_exchange_weak(word, (word & ~status_mask) | static_cast<std::uint32_t>(to),
+                                    std::memory_order_acq_rel, std::memory_order_relaxed))
+      return true;
+  }
+}
+
 bool StateBase::try_start() noexcept {
   auto expected = FutureStatus::Pending;
-  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) {
+  if (!transition(expected, FutureStatus::Running)) {
     core_->task_skipped();
     return false;
   }
@@ -307,7 +341,7 @@ void StateBase::report_callback_error(std::exception_ptr error) noexcept {
 
 bool StateBase::cancel() {
   auto expected = FutureStatus::Pending;
-  if (status_.compare_exchange_strong(expected, FutureStatus::Cancelled, std::memory_order_acq_rel)) {
+  if (transition(expected, FutureStatus::Cancelled)) {
     core_->pending_cancelled();
     complete(FutureStatus::Cancelled, nullptr);
     return true;
@@ -325,7 +359,7 @@ bool StateBase::fail_pending(std::exception_ptr error) {
   // Claim the task first (a worker's try_start may race), and publish Finished only once the error is
   // stored, so nobody sees a finished future without its exception.
   auto expected = FutureStatus::Pending;
-  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel))
+  if (!transition(expected, FutureStatus::Running))
     return false;
   core_->pending_failed();
   complete(FutureStatus::Finished, std::move(error));
@@ -349,15 +383,22 @@ void StateBase::finish(std::exception_ptr error) noexcept {
 }
 
 void StateBase::complete(FutureStatus final_status, std::exception_ptr error) noexcept {
+  // The caller holds a reference to this state, so waking the waiters after publishing is safe.
+  if (error)
+    error_ = std::move(error);  // a cancelled future is seen done before this: never write it then
+  const auto before = word_.exchange(static_cast<std::uint32_t>(final_status), std::memory_order_acq_rel);
+  if (before & sleeper_bit)
+    word_.notify_all();
+  if (!(before & watched_bit))
+    return;
+  // Whoever set watched_bit did so under mutex_ and registered its callback or wait there: taking the
+  // mutex once makes both visible here.
   std::vector<std::function<void()>> callbacks;
   {
     std::lock_guard lock(mutex_);
-    error_ = std::move(error);
-    status_.store(final_status, std::memory_order_release);
     callbacks.swap(callbacks_);
-    if (waiters_ > 0)
-      done_cv_.notify_all();
   }
+  done_cv_.notify_all();
   for (auto& callback : callbacks) {
     try {
       callback();
@@ -368,28 +409,30 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
 }
 
 void StateBase::wait() const {
-  if (done())
-    return;
-  std::unique_lock lock(mutex_);
-  ++waiters_;
-  done_cv_.wait(lock, [&] { return done(); });
-  --waiters_;
+  auto word = word_.load(std::memory_order_acquire);
+  while (!done_word(word)) {
+    if (!(word & sleeper_bit) &&
+        !word_.compare_exchange_weak(word, word | sleeper_bit, std::memory_order_acquire))
+      continue;
+    word_.wait(word | sleeper_bit, std::memory_order_acquire);  // a futex wait on Linux
+    word = word_.load(std::memory_order_acquire);
+  }
 }
 
 bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
   if (done())
     return true;
   std::unique_lock lock(mutex_);
-  ++waiters_;
-  const bool finished = done_cv_.wait_until(lock, deadline, [&] { return done(); });
-  --waiters_;
-  return finished;
+  // Set under mutex_: complete() then takes the mutex before notifying, so the wake-up is not lost.
+  if (done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel)))
+    return true;
+  return done_cv_.wait_until(lock, deadline, [&] { return done(); });
 }
 
 void StateBase::add_callback(std::function<void()> callback) {
   {
     std::lock_guard lock(mutex_);
-    if (!done()) {
+    if (!done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel))) {
       callbacks_.push_back(std::move(callback));
       return;
     }
@@ -404,8 +447,7 @@ void StateBase::add_callback(std::function<void()> callback) {
 std::exception_ptr StateBase::error() const {
   if (status() == FutureStatus::Cancelled)
     throw CancelledError();
-  std::lock_guard lock(mutex_);
-  return error_;
+  return error_;  // written before the status turned done, which the caller saw (acquire)
 }
 
 }  // namespace detail

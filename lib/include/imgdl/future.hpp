@@ -44,7 +44,7 @@ namespace detail {
 class ExecutorCore;
 
 /// The shared, type-independent part of a task and its future. All members are thread-safe;
-/// status_ is atomic so done()/running()/cancelled() never block.
+/// the status is atomic so done()/running()/cancelled() never block.
 class StateBase {
  public:
   explicit StateBase(std::shared_ptr<ExecutorCore> core, bool stoppable);
@@ -55,7 +55,7 @@ class StateBase {
   /// Runs the task on a worker thread; never throws (the task's exception lands in the state).
   virtual void run() noexcept = 0;
 
-  FutureStatus status() const noexcept { return status_.load(std::memory_order_acquire); }
+  FutureStatus status() const noexcept { return status_of(word_.load(std::memory_order_acquire)); }
   bool done() const noexcept {
     const auto s = status();
     return s == FutureStatus::Finished || s == FutureStatus::Cancelled;
@@ -88,14 +88,29 @@ class StateBase {
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
  private:
+  // word_ holds the FutureStatus in its low byte and two flags, so that completing a task that nobody
+  // waits on and nobody watches costs one atomic exchange, no lock and no wake-up:
+  // - sleeper_bit: a thread blocks in wait() on word_ itself (a futex): notify it;
+  // - watched_bit: done-callbacks or timed waiters are registered under mutex_: take it.
+  static constexpr std::uint32_t status_mask = 0xff;
+  static constexpr std::uint32_t sleeper_bit = 0x100;
+  static constexpr std::uint32_t watched_bit = 0x200;
+  static constexpr FutureStatus status_of(std::uint32_t word) noexcept {
+    return static_cast<FutureStatus>(word & status_mask);
+  }
+  static constexpr bool done_word(std::uint32_t word) noexcept {
+    const auto s = status_of(word);
+    return s == FutureStatus::Finished || s == FutureStatus::Cancelled;
+  }
+  /// from -> to, keeping the flags; on failure `from` holds the status seen.
+  bool transition(FutureStatus& from, FutureStatus to) noexcept;
   void complete(FutureStatus final_status, std::exception_ptr error) noexcept;
 
   std::shared_ptr<ExecutorCore> core_;
+  mutable std::atomic<std::uint32_t> word_{static_cast<std::uint32_t>(FutureStatus::Pending)};
   mutable std::mutex mutex_;
-  mutable std::condition_variable done_cv_;
-  std::atomic<FutureStatus> status_{FutureStatus::Pending};
-  mutable std::uint32_t waiters_ = 0;
-  std::exception_ptr error_;
+  mutable std::condition_variable done_cv_;  // timed waiters only
+  std::exception_ptr error_;                 // written once, before the status turns done; read after
   std::vector<std::function<void()>> callbacks_;
   std::stop_source stop_;
 };
