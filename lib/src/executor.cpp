@@ -221,7 +221,7 @@ class ExecutorCore {
 
   /// Under mutex_: whether to signal a sleeping worker (and count it signalled). Only when the queued
   /// tasks outnumber the workers that will take one without a signal: those signalled and not yet
-  /// awake, and those awake and not busy (on their way back to the queue, or holding its lock). A signal
+  /// awake, and those awake and not busy (holding the queue's lock, or exited). A signal
   /// is a futex wake-up that, on a loaded machine, preempts the thread that sends it; a woken
   /// worker keeps taking tasks until the queue is empty. Busy workers are not counted, as their task
   /// may block: every queued task beyond the others' reach still gets a worker of its own.
@@ -387,8 +387,6 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
   if (error)
     error_ = std::move(error);  // a cancelled future is seen done before this: never write it then
   const auto before = word_.exchange(static_cast<std::uint32_t>(final_status), std::memory_order_acq_rel);
-  if (before & sleeper_bit)
-    word_.notify_all();
   if (!(before & watched_bit))
     return;
   // Whoever set watched_bit did so under mutex_ and registered its callback or wait there: taking the
@@ -409,14 +407,14 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
 }
 
 void StateBase::wait() const {
-  auto word = word_.load(std::memory_order_acquire);
-  while (!done_word(word)) {
-    if (!(word & sleeper_bit) &&
-        !word_.compare_exchange_weak(word, word | sleeper_bit, std::memory_order_acquire))
-      continue;
-    word_.wait(word | sleeper_bit, std::memory_order_acquire);  // a futex wait on Linux
-    word = word_.load(std::memory_order_acquire);
-  }
+  if (done())
+    return;
+  // A condition variable, not std::atomic::wait on word_: with the latter, executor_bench once hung
+  // in result() with every worker asleep, after about a million round trips (not diagnosed further).
+  std::unique_lock lock(mutex_);
+  if (done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel)))
+    return;
+  done_cv_.wait(lock, [&] { return done(); });
 }
 
 bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {

@@ -88,13 +88,11 @@ class StateBase {
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
  private:
-  // word_ holds the FutureStatus in its low byte and two flags, so that completing a task that nobody
-  // waits on and nobody watches costs one atomic exchange, no lock and no wake-up:
-  // - sleeper_bit: a thread blocks in wait() on word_ itself (a futex): notify it;
-  // - watched_bit: done-callbacks or timed waiters are registered under mutex_: take it.
+  // word_ holds the FutureStatus in its low byte and a flag, so that completing a task that nobody
+  // waits on and nobody watches costs one atomic exchange, no lock and no wake-up: watched_bit says
+  // that done-callbacks or waiters are registered under mutex_, and the completer must take it.
   static constexpr std::uint32_t status_mask = 0xff;
-  static constexpr std::uint32_t sleeper_bit = 0x100;
-  static constexpr std::uint32_t watched_bit = 0x200;
+  static constexpr std::uint32_t watched_bit = 0x100;
   static constexpr FutureStatus status_of(std::uint32_t word) noexcept {
     return static_cast<FutureStatus>(word & status_mask);
   }
@@ -109,8 +107,8 @@ class StateBase {
   std::shared_ptr<ExecutorCore> core_;
   mutable std::atomic<std::uint32_t> word_{static_cast<std::uint32_t>(FutureStatus::Pending)};
   mutable std::mutex mutex_;
-  mutable std::condition_variable done_cv_;  // timed waiters only
-  std::exception_ptr error_;                 // written once, before the status turns done; read after
+  mutable std::condition_variable done_cv_;
+  std::exception_ptr error_;  // written once, before the status turns done; read after
   std::vector<std::function<void()>> callbacks_;
   std::stop_source stop_;
 };
