@@ -685,9 +685,10 @@ TEST_CASE("N blocked tasks with max_workers M start exactly min(N, M) threads") 
 TEST_CASE(
     "Tasks that wait for each other always each get a worker, whether workers sleep or are on their way "
     "back") {
-  // Workers are signalled only for tasks that no awake, non-busy worker will take: a busy worker's task
-  // may block, so it must never be counted on. Each round needs all its tasks running at once; the
-  // rounds follow each other closely, catching workers asleep, returning from a task, or just woken.
+  // Workers are signalled only for queued tasks beyond those the signalled workers will take, by the
+  // submitter or by a worker that pops a task; a busy worker's task may block, so it is never counted
+  // on. Each round needs all its tasks running at once; the rounds follow each other closely, catching
+  // workers asleep, returning from a task, or just woken.
   constexpr std::size_t workers = 4;
   ThreadPoolExecutor executor(workers);
   for (int round = 0; round < 300; ++round) {

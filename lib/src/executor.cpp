@@ -55,10 +55,8 @@ class ExecutorCore {
           throw;
         }
       }
-      if (threads_.size() > index) {
+      if (threads_.size() > index)
         ++live_workers_;
-        ++busy_;  // until it reaches the queue
-      }
     }
     const bool wake = take_wake_turn();
     lock.unlock();
@@ -184,7 +182,6 @@ class ExecutorCore {
     }
     std::shared_ptr<StateBase> current;
     std::unique_lock lock(mutex_);
-    --busy_;
     for (;;) {
       while (queue_.empty()) {
         if (shutdown_ || broken_) {
@@ -207,7 +204,7 @@ class ExecutorCore {
       queue_.pop_front();
       running_.fetch_add(1, std::memory_order_relaxed);
       running_tasks_[index] = current.get();
-      ++busy_;
+      // Tasks remain queued: wake the next sleeper from here, not from the submitting thread.
       const bool wake = take_wake_turn();
       lock.unlock();
       if (wake)
@@ -215,19 +212,16 @@ class ExecutorCore {
       previous.reset();
       current->run();
       lock.lock();
-      --busy_;
     }
   }
 
-  /// Under mutex_: whether to signal a sleeping worker (and count it signalled). Only when the queued
-  /// tasks outnumber the workers that will take one without a signal: those signalled and not yet
-  /// awake, and those awake and not busy (holding the queue's lock, or exited). A signal
-  /// is a futex wake-up that, on a loaded machine, preempts the thread that sends it; a woken
-  /// worker keeps taking tasks until the queue is empty. Busy workers are not counted, as their task
-  /// may block: every queued task beyond the others' reach still gets a worker of its own.
+  /// Under mutex_: whether to signal a sleeping worker (and count it signalled): only for queued
+  /// tasks beyond those the signalled, not yet awake workers will take. Awake workers are not
+  /// counted: while the caller holds mutex_, each of them is busy with a task that may block. A
+  /// signal is a futex wake-up that, on a loaded machine, preempts the thread that sends it; a
+  /// woken worker keeps taking tasks until the queue is empty.
   bool take_wake_turn() noexcept {
-    const std::size_t awake_idle = threads_.size() - sleeping_ - busy_;
-    if (sleeping_ <= signalled_ || queue_.size() <= signalled_ + awake_idle)
+    if (sleeping_ <= signalled_ || queue_.size() <= signalled_)
       return false;
     ++signalled_;
     return true;
@@ -284,7 +278,6 @@ class ExecutorCore {
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
   std::size_t sleeping_ = 0;               // workers waiting on work_cv_
   std::size_t signalled_ = 0;              // of those, notified and not yet awake
-  std::size_t busy_ = 0;                   // workers starting, or with a task taken and not yet back
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;
