@@ -2,8 +2,8 @@
 """Python's concurrent.futures.ThreadPoolExecutor measured like bench/executor_bench.cpp.
 
 Submits N empty tasks in a batch, then calls result() on each; median of R runs for 1, 4 and 16
-workers. With --cpp PATH it also runs the C++ executor_bench (--json) and prints both side by side,
-next to the BS::thread_pool v5.1 figures quoted in the issue (not measured here).
+workers. With --cpp PATH it also runs the C++ executor_bench (--json) and prints imgdl's figures
+beside Python's (executor_bench's own table compares imgdl with BS::thread_pool and Boost.Asio).
 
     python3 bench/python_executor_bench.py [--tasks N] [--repeats R] [--cpp build/exec-rel/bench/executor_bench]
 """
@@ -17,8 +17,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 WORKERS = (1, 4, 16)
-# Quoted by the issue for BS::thread_pool v5.1 (batch of empty tasks, tasks/s); not measured here.
-BS_THREAD_POOL_QUOTED = {1: 1_300_000, 4: 630_000, 16: 150_000}
 
 
 def noop():
@@ -67,23 +65,18 @@ def main():
     header = f"{'workers':<8} {'Python TPE':>12}"
     if cpp:
         header += f" {'imgdl':>12} {'imgdl/Python':>13}"
-    header += f" {'BS::thread_pool*':>17}"
-    if cpp:
-        header += f" {'imgdl/BS*':>10}"
     print(header)
-    cpp_rates = {r["workers"]: r["batch_tasks_per_s"] for r in cpp["results"]} if cpp else {}
+    # executor_bench measures its peers too; this script compares Python with imgdl only.
+    imgdl = next(t for t in cpp["tools"] if t["name"] == "imgdl") if cpp else None
+    cpp_rates = {r["workers"]: r["batch_tasks_per_s"] for r in imgdl["results"]} if cpp else {}
     for workers in WORKERS:
         line = f"{workers:<8} {python[workers]:>12,.0f}"
         if cpp:
             line += f" {cpp_rates[workers]:>12,.0f} {cpp_rates[workers] / python[workers]:>12.1f}x"
-        line += f" {BS_THREAD_POOL_QUOTED[workers]:>17,}"
-        if cpp:
-            line += f" {cpp_rates[workers] / BS_THREAD_POOL_QUOTED[workers]:>9.2f}x"
         print(line)
     print(f"Python: N = {args.tasks:,} per run" + (f"; imgdl: N = {cpp['tasks']:,} per run" if cpp else ""))
     if cpp:
-        print(f"imgdl heap bytes per pending task: {cpp['bytes_per_pending_task']:.1f}")
-    print("* BS::thread_pool v5.1: figures quoted in the issue, not measured on this machine.")
+        print(f"imgdl heap bytes per pending task: {imgdl['bytes_per_pending_task']:.1f}")
     print(f"Python {sys.version.split()[0]}")
 
 

@@ -14,7 +14,7 @@ packages=(
 # Extra groups on request, e.g. `install-deps.sh bench` for the benchmark's peers.
 for group in "$@"; do
   case "$group" in
-    bench) packages+=(curl wget2 aria2 python3 time) ;;
+    bench) packages+=(curl wget2 aria2 python3 time libboost-dev) ;;  # libboost-dev: Boost.Asio, executor_bench's peer
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

@@ -682,6 +682,28 @@ TEST_CASE("N blocked tasks with max_workers M start exactly min(N, M) threads") 
     f.result();
 }
 
+TEST_CASE(
+    "Tasks that wait for each other always each get a worker, whether workers sleep or are on their way "
+    "back") {
+  // Workers are signalled only for queued tasks beyond those the signalled workers will take, by the
+  // submitter or by a worker that pops a task; a busy worker's task may block, so it is never counted
+  // on. Each round needs all its tasks running at once; the rounds follow each other closely, catching
+  // workers asleep, returning from a task, or just woken.
+  constexpr std::size_t workers = 4;
+  ThreadPoolExecutor executor(workers);
+  for (int round = 0; round < 300; ++round) {
+    CAPTURE(round);
+    std::latch all_running(static_cast<std::ptrdiff_t>(workers));
+    std::vector<Future<void>> futures;
+    for (std::size_t i = 0; i < workers; ++i)
+      futures.push_back(executor.submit([&all_running] { all_running.arrive_and_wait(); }));
+    for (auto& f : futures)
+      f.result();
+  }
+  CHECK(executor.stats().workers == workers);
+  CHECK(executor.stats().completed == 300 * workers);
+}
+
 TEST_CASE("The initializer runs once in each worker, before its tasks") {
   constexpr std::size_t workers = 3;
   std::mutex mutex;

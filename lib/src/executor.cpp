@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace imgdl {
@@ -57,13 +58,7 @@ class ExecutorCore {
       if (threads_.size() > index)
         ++live_workers_;
     }
-    // Wake a sleeping worker only if the ones already woken cannot account for the queued tasks:
-    // signalling on every submit makes each one a futex syscall and a context switch (most of the
-    // cost of a burst of small tasks), although a woken worker keeps taking tasks until the queue
-    // is empty.
-    const bool wake = sleeping_ > signalled_ && queue_.size() > signalled_;
-    if (wake)
-      ++signalled_;
+    const bool wake = take_wake_turn();
     lock.unlock();
     if (wake)
       work_cv_.notify_one();
@@ -193,14 +188,33 @@ class ExecutorCore {
           --signalled_;  // a spurious wakeup may take another's turn: harmless
       }
       // `current` keeps the task alive while it is listed in running_tasks_ (shutdown may stop it).
-      current = std::move(queue_.front());
+      // The previous task is released after unlocking: freeing it must not lengthen the critical
+      // section every submit and every worker contend for.
+      auto previous = std::exchange(current, std::move(queue_.front()));
       queue_.pop_front();
       running_.fetch_add(1, std::memory_order_relaxed);
       running_tasks_[index] = current.get();
+      // Tasks remain queued: wake the next sleeper from here, not from the submitting thread.
+      const bool wake = take_wake_turn();
       lock.unlock();
+      if (wake)
+        work_cv_.notify_one();
+      previous.reset();
       current->run();
       lock.lock();
     }
+  }
+
+  /// Under mutex_: whether to signal a sleeping worker (and count it signalled): only for queued
+  /// tasks beyond those the signalled, not yet awake workers will take. Awake workers are not
+  /// counted: while the caller holds mutex_, each of them is busy with a task that may block. A
+  /// signal is a futex wake-up that, on a loaded machine, preempts the thread that sends it; a
+  /// woken worker keeps taking tasks until the queue is empty.
+  bool take_wake_turn() noexcept {
+    if (sleeping_ <= signalled_ || queue_.size() <= signalled_)
+      return false;
+    ++signalled_;
+    return true;
   }
 
   void name_thread(std::size_t index) const {
@@ -253,7 +267,7 @@ class ExecutorCore {
   std::vector<std::thread> threads_;
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
   std::size_t sleeping_ = 0;               // workers waiting on work_cv_
-  std::size_t signalled_ = 0;              // of those, notified by enqueue() and not yet awake
+  std::size_t signalled_ = 0;              // of those, notified and not yet awake
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;
@@ -276,9 +290,22 @@ StateBase::StateBase(std::shared_ptr<ExecutorCore> core, bool stoppable)
 
 StateBase::~StateBase() = default;
 
+bool StateBase::transition(FutureStatus& from, FutureStatus to) noexcept {
+  auto word = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (status_of(word) != from) {
+      from = status_of(word);
+      return false;
+    }
+    if (word_.compare_exchange_weak(word, (word & ~status_mask) | static_cast<std::uint32_t>(to),
+                                    std::memory_order_acq_rel, std::memory_order_relaxed))
+      return true;
+  }
+}
+
 bool StateBase::try_start() noexcept {
   auto expected = FutureStatus::Pending;
-  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel)) {
+  if (!transition(expected, FutureStatus::Running)) {
     if (core_)
       core_->task_skipped();
     return false;
@@ -297,7 +324,7 @@ void StateBase::report_callback_error(std::exception_ptr error) noexcept {
 
 bool StateBase::cancel() {
   auto expected = FutureStatus::Pending;
-  if (status_.compare_exchange_strong(expected, FutureStatus::Cancelled, std::memory_order_acq_rel)) {
+  if (transition(expected, FutureStatus::Cancelled)) {
     if (core_)
       core_->pending_cancelled();
     complete(FutureStatus::Cancelled, nullptr);
@@ -316,7 +343,7 @@ bool StateBase::fail_pending(std::exception_ptr error) {
   // Claim the task first (a worker's try_start may race), and publish Finished only once the error is
   // stored, so nobody sees a finished future without its exception.
   auto expected = FutureStatus::Pending;
-  if (!status_.compare_exchange_strong(expected, FutureStatus::Running, std::memory_order_acq_rel))
+  if (!transition(expected, FutureStatus::Running))
     return false;
   if (core_)
     core_->pending_failed();
@@ -342,15 +369,20 @@ void StateBase::finish(std::exception_ptr error) noexcept {
 }
 
 void StateBase::complete(FutureStatus final_status, std::exception_ptr error) noexcept {
+  // The caller holds a reference to this state, so waking the waiters after publishing is safe.
+  if (error)
+    error_ = std::move(error);  // a cancelled future is seen done before this: never write it then
+  const auto before = word_.exchange(static_cast<std::uint32_t>(final_status), std::memory_order_acq_rel);
+  if (!(before & watched_bit))
+    return;
+  // Whoever set watched_bit did so under mutex_ and registered its callback or wait there: taking the
+  // mutex once makes both visible here.
   std::vector<std::function<void()>> callbacks;
   {
     std::lock_guard lock(mutex_);
-    error_ = std::move(error);
-    status_.store(final_status, std::memory_order_release);
     callbacks.swap(callbacks_);
-    if (waiters_ > 0)
-      done_cv_.notify_all();
   }
+  done_cv_.notify_all();
   for (auto& callback : callbacks) {
     try {
       callback();
@@ -363,26 +395,28 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
 void StateBase::wait() const {
   if (done())
     return;
+  // A condition variable, not std::atomic::wait on word_: with the latter, executor_bench once hung
+  // in result() with every worker asleep, after about a million round trips (not diagnosed further).
   std::unique_lock lock(mutex_);
-  ++waiters_;
+  if (done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel)))
+    return;
   done_cv_.wait(lock, [&] { return done(); });
-  --waiters_;
 }
 
 bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
   if (done())
     return true;
   std::unique_lock lock(mutex_);
-  ++waiters_;
-  const bool finished = done_cv_.wait_until(lock, deadline, [&] { return done(); });
-  --waiters_;
-  return finished;
+  // Set under mutex_: complete() then takes the mutex before notifying, so the wake-up is not lost.
+  if (done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel)))
+    return true;
+  return done_cv_.wait_until(lock, deadline, [&] { return done(); });
 }
 
 void StateBase::add_callback(std::function<void()> callback) {
   {
     std::lock_guard lock(mutex_);
-    if (!done()) {
+    if (!done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel))) {
       callbacks_.push_back(std::move(callback));
       return;
     }
@@ -397,8 +431,7 @@ void StateBase::add_callback(std::function<void()> callback) {
 std::exception_ptr StateBase::error() const {
   if (status() == FutureStatus::Cancelled)
     throw CancelledError();
-  std::lock_guard lock(mutex_);
-  return error_;
+  return error_;  // written before the status turned done, which the caller saw (acquire)
 }
 
 }  // namespace detail

@@ -44,7 +44,7 @@ namespace detail {
 class ExecutorCore;
 
 /// The shared, type-independent part of a task and its future. All members are thread-safe;
-/// status_ is atomic so done()/running()/cancelled() never block.
+/// the status is atomic so done()/running()/cancelled() never block.
 class StateBase {
  public:
   explicit StateBase(std::shared_ptr<ExecutorCore> core, bool stoppable);
@@ -55,7 +55,7 @@ class StateBase {
   /// Runs the task on a worker thread; never throws (the task's exception lands in the state).
   virtual void run() noexcept = 0;
 
-  FutureStatus status() const noexcept { return status_.load(std::memory_order_acquire); }
+  FutureStatus status() const noexcept { return status_of(word_.load(std::memory_order_acquire)); }
   bool done() const noexcept {
     const auto s = status();
     return s == FutureStatus::Finished || s == FutureStatus::Cancelled;
@@ -89,14 +89,27 @@ class StateBase {
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
  private:
+  // word_ holds the FutureStatus in its low byte and a flag, so that completing a task that nobody
+  // waits on and nobody watches costs one atomic exchange, no lock and no wake-up: watched_bit says
+  // that done-callbacks or waiters are registered under mutex_, and the completer must take it.
+  static constexpr std::uint32_t status_mask = 0xff;
+  static constexpr std::uint32_t watched_bit = 0x100;
+  static constexpr FutureStatus status_of(std::uint32_t word) noexcept {
+    return static_cast<FutureStatus>(word & status_mask);
+  }
+  static constexpr bool done_word(std::uint32_t word) noexcept {
+    const auto s = status_of(word);
+    return s == FutureStatus::Finished || s == FutureStatus::Cancelled;
+  }
+  /// from -> to, keeping the flags; on failure `from` holds the status seen.
+  bool transition(FutureStatus& from, FutureStatus to) noexcept;
   void complete(FutureStatus final_status, std::exception_ptr error) noexcept;
 
   std::shared_ptr<ExecutorCore> core_;  // null for a Promise's state: no executor counts it
+  mutable std::atomic<std::uint32_t> word_{static_cast<std::uint32_t>(FutureStatus::Pending)};
   mutable std::mutex mutex_;
   mutable std::condition_variable done_cv_;
-  std::atomic<FutureStatus> status_{FutureStatus::Pending};
-  mutable std::uint32_t waiters_ = 0;
-  std::exception_ptr error_;
+  std::exception_ptr error_;  // written once, before the status turns done; read after
   std::vector<std::function<void()>> callbacks_;
   std::stop_source stop_;
 };
