@@ -396,7 +396,7 @@ TEST_CASE("an observer that throws fails its own URL's future with that exceptio
 TEST_CASE("download_all called from the Downloader's own observer throws instead of waiting for itself") {
   struct Reentrant : imgdl::DownloadObserver {
     Downloader* downloader = nullptr;
-    void on_finished(const Transfer&, const DownloadResult&) override { downloader->download_all({}); }
+    void on_finished(const Transfer&, const DownloadResult&) override { (void)downloader->download_all({}); }
   };
   TestServer server;
   TempDir dir;
@@ -934,7 +934,7 @@ TEST_CASE("the observer hears queued, started, progress and exactly one finished
   o.observer = recorder;
   o.retries = 0;
   Downloader d(o);
-  d.download_all({server.url("/img/a.jpg?size=200000"), server.url("/status/404"), "bad url"});
+  (void)d.download_all({server.url("/img/a.jpg?size=200000"), server.url("/status/404"), "bad url"});
   std::lock_guard lock(recorder->mutex);
   for (std::size_t i = 0; i < 3; ++i) {
     CHECK(recorder->queued[i] == 1);
@@ -1087,7 +1087,7 @@ TEST_CASE("download_all returns its own results in input order while another thr
   // The other thread's submissions take Downloader-wide indexes in between this call's.
   std::thread other([&] {
     for (int i = 0; i < 30; ++i)
-      d.submit(server.url("/img/theirs" + std::to_string(i) + ".jpg?size=300"));
+      (void)d.submit(server.url("/img/theirs" + std::to_string(i) + ".jpg?size=300"));
   });
   const auto results = d.download_all(urls);
   other.join();

@@ -717,7 +717,7 @@ TEST_CASE("The initializer runs once in each worker, before its tasks") {
     // Force every worker to start: each task waits until all three run at once.
     std::latch all_running(workers);
     for (std::size_t i = 0; i < workers; ++i)
-      executor.submit([&] { all_running.arrive_and_wait(); });
+      (void)executor.submit([&] { all_running.arrive_and_wait(); });
     std::vector<Future<void>> more;
     for (int i = 0; i < 50; ++i)
       more.push_back(executor.submit([&] {
@@ -854,12 +854,12 @@ TEST_CASE("The destructor waits for every queued task to run") {
     ThreadPoolExecutor executor(1);
     Gate gate;
     std::latch started(1);
-    executor.submit([&started, w = gate.waiter()] {
+    (void)executor.submit([&started, w = gate.waiter()] {
       started.count_down();
       w.wait();
     });
     for (int i = 0; i < n; ++i)
-      executor.submit([&] { ++ran; });
+      (void)executor.submit([&] { ++ran; });
     started.wait();
     executor.shutdown(false);  // tasks stay queued behind the blocked one
     CHECK(ran < n);
@@ -868,7 +868,7 @@ TEST_CASE("The destructor waits for every queued task to run") {
   SUBCASE("without an explicit shutdown") {
     ThreadPoolExecutor executor(2);
     for (int i = 0; i < n; ++i)
-      executor.submit([&] { ++ran; });
+      (void)executor.submit([&] { ++ran; });
   }
   CHECK(ran == n);
 }
@@ -886,7 +886,7 @@ TEST_CASE("shutdown(wait=true) from inside a task does not deadlock") {
         });
         // Queued before the shutdown took effect? Either way it must run or have been refused.
         try {
-          executor.submit([&later] { ++later; });
+          (void)executor.submit([&later] { ++later; });
         } catch (const imgdl::ExecutorShutdownError&) {
           ++later;
         }

@@ -316,8 +316,8 @@ class Downloader::Impl {
           sink(position, std::move(cancelled));
           continue;
         }
-        slot.future.state()->add_callback(
-            [weak = std::weak_ptr<detail::CompletionQueue>(completions), position] {
+        detail::FutureAccess::state(slot.future)
+            ->add_callback([weak = std::weak_ptr<detail::CompletionQueue>(completions), position] {
               if (auto queue = weak.lock())
                 queue->push(position);
             });
@@ -335,7 +335,7 @@ class Downloader::Impl {
         auto node = in_flight.extract(position);
         auto& done = node.mapped();
         try {
-          sink(position, done.future.take());
+          sink(position, detail::FutureAccess::take(done.future));
         } catch (const CancelledError&) {
           sink(position, detail::cancelled_before_start(options_, done.url, done.name));
         }

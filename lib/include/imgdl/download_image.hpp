@@ -8,6 +8,7 @@
 
 #include "imgdl/download_result.hpp"
 #include "imgdl/downloader.hpp"
+#include "imgdl/export.hpp"
 
 namespace imgdl {
 
@@ -15,7 +16,7 @@ namespace imgdl {
 /// `executor.map(imgdl::download_image, urls)` and `executor.submit(imgdl::download_image, url)` work
 /// as the seed's `executor.map(download_image, urls)` does: a function with a defaulted parameter
 /// cannot be passed by name to a template that calls it with one argument.
-struct DownloadImage {
+struct IMGDL_API DownloadImage {
   /// Downloads `url` into options.output_dir, blocking the calling thread until its result is
   /// known, and returns it.
   ///
@@ -50,11 +51,12 @@ struct DownloadImage {
   /// A failed download is a value (DownloadResult::status and error), never an exception. Throws
   /// std::invalid_argument for contradictory options (negative retries or max_redirects) and
   /// std::system_error when output_dir cannot be created or opened.
-  DownloadResult operator()(std::string url, const DownloadOptions& options = {}) const;
+  [[nodiscard]] DownloadResult operator()(std::string url, const DownloadOptions& options = {}) const;
 
   /// The same, stopped by `stop`: a running transfer aborts within a progress tick, a retry's wait
   /// ends at once, and the result is Cancelled (its file removed, or its .part kept under Resume).
-  DownloadResult operator()(std::string url, const DownloadOptions& options, std::stop_token stop) const;
+  [[nodiscard]] DownloadResult operator()(std::string url, const DownloadOptions& options,
+                                          std::stop_token stop) const;
 };
 
 /// See DownloadImage::operator().

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "imgdl/export.hpp"
 #include "imgdl/image_type.hpp"
 
 namespace imgdl {
@@ -55,10 +56,10 @@ struct DownloadResult {
 };
 
 /// "ok", "skipped", "failed", "cancelled". Thread-safe.
-std::string_view to_string(DownloadStatus status) noexcept;
+[[nodiscard]] IMGDL_API std::string_view to_string(DownloadStatus status) noexcept;
 /// "none", "invalid_url", "dns", "connect", "tls", "timeout", "http_status", "too_many_redirects",
 /// "forbidden_redirect", "too_large", "not_image", "empty", "truncated", "network", "write",
 /// "cancelled". Thread-safe.
-std::string_view to_string(ErrorKind kind) noexcept;
+[[nodiscard]] IMGDL_API std::string_view to_string(ErrorKind kind) noexcept;
 
 }  // namespace imgdl

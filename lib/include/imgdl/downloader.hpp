@@ -16,6 +16,7 @@
 
 #include "imgdl/download_result.hpp"
 #include "imgdl/executor.hpp"
+#include "imgdl/export.hpp"
 #include "imgdl/future.hpp"
 
 namespace imgdl {
@@ -40,7 +41,7 @@ enum class Mode {
 /// Downloader serialises them), so they may race only with on_queued and your own threads. Calls for
 /// one URL come from one thread, in order. They must not throw, and should return quickly: while one
 /// runs, no transfer of that Downloader moves, on any of its threads.
-class DownloadObserver {
+class IMGDL_API DownloadObserver {
  public:
   /// Identifies a transfer in every call: `index` counts submissions from 0, `name` is the planned
   /// file name. The views are valid only during the call.
@@ -163,7 +164,7 @@ struct DownloaderStats {
 /// `<name>.part` instead (created exclusively, never through a symlink, held under flock), renamed at
 /// the end; on failure the `.part` is removed (kept for a later resume with OnExists::Resume when the
 /// failure was transient). Without Resume, a `.part` file left by an earlier run is not touched.
-class Downloader {
+class IMGDL_API Downloader {
  public:
   /// Creates the output directory if needed. Throws std::system_error if it cannot be created or
   /// opened, std::invalid_argument for contradictory options (e.g. max_workers 0).
@@ -177,12 +178,13 @@ class Downloader {
   /// cancelled before its transfer started; Future::cancel() on a started transfer stops it, and its
   /// result is Cancelled. A URL equal to one submitted earlier is not fetched again: its result is Skipped.
   /// Throws ExecutorShutdownError after cancel().
-  Future<DownloadResult> submit(std::string url);
+  [[nodiscard]] Future<DownloadResult> submit(std::string url);
 
   /// Downloads every URL and returns their results in input order. Names are all planned before the
   /// first transfer starts. Sequential mode runs one transfer at a time on the same machinery, for
   /// honest timing comparisons. After cancel(), unfinished URLs come back Cancelled.
-  std::vector<DownloadResult> download_all(const std::vector<std::string>& urls, Mode mode = Mode::Pooled);
+  [[nodiscard]] std::vector<DownloadResult> download_all(const std::vector<std::string>& urls,
+                                                         Mode mode = Mode::Pooled);
 
   /// Downloads a list of any length with memory that does not grow with it: pulls the next URL
   /// from `next_url` (on this thread) only when a transfer slot will soon be free, keeping at most
@@ -210,7 +212,7 @@ class Downloader {
   [[nodiscard]] DownloaderStats stats() const noexcept;
 
   /// The User-Agent used when DownloadOptions::user_agent is empty.
-  static std::string default_user_agent();
+  [[nodiscard]] static std::string default_user_agent();
 
  private:
   class Impl;

@@ -18,19 +18,22 @@
 #include <utility>
 #include <variant>
 
+#include "imgdl/detail/map_source.hpp"
+#include "imgdl/detail/task.hpp"
+#include "imgdl/export.hpp"
 #include "imgdl/future.hpp"
 
 namespace imgdl {
 
 /// The executor can no longer run tasks because a worker's initializer threw (Python's
 /// BrokenThreadPool). Pending futures fail with it and submit() throws it.
-class BrokenExecutor : public std::runtime_error {
+class IMGDL_API BrokenExecutor : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 /// submit() after shutdown(): Python's "cannot schedule new futures after shutdown".
-class ExecutorShutdownError : public std::runtime_error {
+class IMGDL_API ExecutorShutdownError : public std::runtime_error {
  public:
   ExecutorShutdownError() : std::runtime_error("cannot schedule new futures after shutdown") {}
 };
@@ -71,69 +74,6 @@ struct MapOptions {
   std::size_t buffersize = 0;
 };
 
-namespace detail {
-
-/// A task: the callable, its arguments and the shared state, in one allocation.
-template <class R, class F, class... Args>
-class Task final : public ResultState<R> {
- public:
-  template <class G, class... A>
-  Task(std::shared_ptr<ExecutorCore> core, G&& fn, A&&... args)
-      : ResultState<R>(std::move(core), takes_stop_token_v<F, Args...>),
-        call_(std::in_place, std::forward<G>(fn), std::forward<A>(args)...) {}
-
-  void run() noexcept override {
-    if (!this->try_start())
-      return;
-    try {
-      if constexpr (std::is_void_v<R>) {
-        invoke();
-      } else {
-        this->slot.value.emplace(invoke());
-      }
-      call_.reset();  // release captured resources before waking waiters
-      this->finish(nullptr);
-    } catch (...) {
-      call_.reset();
-      this->finish(std::current_exception());
-    }
-  }
-
- private:
-  decltype(auto) invoke() {
-    return std::apply(
-        [this](F& fn, Args&... args) -> decltype(auto) {
-          if constexpr (takes_stop_token_v<F, Args...>) {
-            return std::invoke(std::move(fn), this->stop_token(), std::move(args)...);
-          } else {
-            return std::invoke(std::move(fn), std::move(args)...);
-          }
-        },
-        *call_);
-  }
-
-  std::optional<std::tuple<F, Args...>> call_;
-};
-
-/// The task map() submits per item: fn shared by every task, the item moved in.
-template <class F>
-auto map_call(std::shared_ptr<F> fn) {
-  return [fn = std::move(fn)](auto&& item) -> decltype(auto) {
-    return std::invoke(*fn, std::forward<decltype(item)>(item));
-  };
-}
-
-/// Where map() pulls its next item from; type-erased so MapResults<R> does not carry the range type.
-template <class R>
-class MapSource {
- public:
-  virtual ~MapSource() = default;
-  /// Submits the next item; nullopt when the range is exhausted.
-  virtual std::optional<Future<R>> submit_next() = 0;
-};
-
-}  // namespace detail
-
 template <class R>
 class MapResults;
 
@@ -143,7 +83,7 @@ class MapResults;
 /// from inside a task. Destruction runs shutdown(true) (the RAII form of Python's `with` block):
 /// it waits for queued and running tasks. Do not destroy the executor from one of its own tasks.
 /// The executor is neither copyable nor movable: futures and workers refer to it.
-class ThreadPoolExecutor {
+class IMGDL_API ThreadPoolExecutor {
  public:
   /// Python's defaults: max_workers = min(32, hardware threads + 4).
   ThreadPoolExecutor();
@@ -165,13 +105,13 @@ class ThreadPoolExecutor {
   /// A worker thread is started only when no worker is idle and fewer than max_workers exist.
   /// Throws ExecutorShutdownError after shutdown(), BrokenExecutor once broken.
   template <class F, class... Args>
-  Future<detail::task_result_t<F, Args...>> submit(F&& fn, Args&&... args) {
+  [[nodiscard]] Future<detail::task_result_t<F, Args...>> submit(F&& fn, Args&&... args) {
     using R = detail::task_result_t<F, Args...>;
     auto task = std::make_shared<detail::Task<R, std::decay_t<F>, std::decay_t<Args>...>>(
         core_, std::forward<F>(fn), std::forward<Args>(args)...);
     std::shared_ptr<detail::ResultState<R>> state = task;
     enqueue(std::move(task));
-    return Future<R>(std::move(state));
+    return detail::FutureAccess::make<R>(std::move(state));
   }
 
   /// Python's map(fn, iterable, timeout, buffersize): runs fn on every element of `range` and returns
@@ -181,7 +121,7 @@ class ThreadPoolExecutor {
   /// and throws TimeoutError. `range` is held by reference if it is an lvalue (it must outlive the
   /// iteration) and moved in otherwise. This executor must outlive the returned object.
   template <class F, std::ranges::input_range Range>
-  auto map(F&& fn, Range&& range, MapOptions options = {});
+  [[nodiscard]] auto map(F&& fn, Range&& range, MapOptions options = {});
 
   /// Python's shutdown(wait, cancel_futures), plus cancel_running. Idempotent; after it, submit()
   /// throws. cancel_futures cancels every task still queued; cancel_running asks running tasks to
@@ -239,7 +179,7 @@ class MapResults {
     in_flight_.pop_front();
     try {
       std::optional<value_type> value;
-      if (deadline_ && !head.state()->wait_until(*deadline_)) {
+      if (deadline_ && !detail::FutureAccess::state(head)->wait_until(*deadline_)) {
         head.cancel();
         throw TimeoutError("map() did not finish within the timeout");
       }
@@ -247,7 +187,7 @@ class MapResults {
         head.result();
         value.emplace();
       } else {
-        value.emplace(head.take());
+        value.emplace(detail::FutureAccess::take(head));
       }
       refill();
       return value;
@@ -305,7 +245,7 @@ class MapResults {
   }
   void cancel_all() noexcept {
     for (auto& f : in_flight_)
-      f.state()->cancel();
+      detail::FutureAccess::state(f)->cancel();
     in_flight_.clear();
     source_.reset();
   }
@@ -317,38 +257,13 @@ class MapResults {
   std::optional<value_type> current_;
 };
 
-namespace detail {
-
-template <class R, class F, class View>
-class RangeMapSource final : public MapSource<R> {
- public:
-  RangeMapSource(ThreadPoolExecutor& executor, std::shared_ptr<F> fn, View view)
-      : executor_(executor), fn_(std::move(fn)), view_(std::move(view)), it_(std::ranges::begin(view_)) {}
-
-  std::optional<Future<R>> submit_next() override {
-    if (it_ == std::ranges::end(view_))
-      return std::nullopt;
-    auto future = executor_.submit(map_call(fn_), *it_);
-    ++it_;
-    return future;
-  }
-
- private:
-  ThreadPoolExecutor& executor_;
-  std::shared_ptr<F> fn_;  // shared with running tasks, which may outlive the MapResults
-  View view_;
-  std::ranges::iterator_t<View> it_;
-};
-
-}  // namespace detail
-
 template <class F, std::ranges::input_range Range>
 auto ThreadPoolExecutor::map(F&& fn, Range&& range, MapOptions options) {
   using View = std::views::all_t<Range>;
   using Item = std::ranges::range_reference_t<View>;
   using Fn = std::decay_t<F>;
   using R = detail::task_result_t<decltype(detail::map_call(std::shared_ptr<Fn>())), std::decay_t<Item>>;
-  auto source = std::make_unique<detail::RangeMapSource<R, Fn, View>>(
+  auto source = std::make_unique<detail::RangeMapSource<R, Fn, View, ThreadPoolExecutor>>(
       *this, std::make_shared<Fn>(std::forward<F>(fn)), std::views::all(std::forward<Range>(range)));
   return MapResults<R>(std::move(source), options);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string_view>
+#include "imgdl/export.hpp"
 
 namespace imgdl {
 
@@ -8,10 +9,10 @@ namespace imgdl {
 enum class ImageType { Unknown, Jpeg, Png, Gif, Webp, Bmp, Tiff, Ico, Avif, Heic, Svg };
 
 /// A lowercase name for logs and reports: "jpeg", "png", ..., "unknown". Thread-safe: pure.
-std::string_view to_string(ImageType type) noexcept;
+[[nodiscard]] IMGDL_API std::string_view to_string(ImageType type) noexcept;
 
 /// The file extension imgdl gives a saved file of this type, dot included: ".jpg", ".png", ".gif",
 /// ".webp", ".bmp", ".tiff", ".ico", ".avif", ".heic", ".svg"; "" for Unknown. Thread-safe: pure.
-std::string_view extension_for(ImageType type) noexcept;
+[[nodiscard]] IMGDL_API std::string_view extension_for(ImageType type) noexcept;
 
 }  // namespace imgdl

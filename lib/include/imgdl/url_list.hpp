@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "imgdl/export.hpp"
 
 namespace imgdl {
 
@@ -41,7 +42,7 @@ struct UrlLineError {
 ///
 /// Thread-safety: none; one reader per stream, used from one thread at a time. The stream must
 /// outlive the reader and must not be read by anyone else meanwhile.
-class UrlListReader {
+class IMGDL_API UrlListReader {
  public:
   /// Lines longer than this many bytes (excluding the line ending) are rejected.
   static constexpr std::size_t max_line_bytes = 8192;
@@ -79,6 +80,7 @@ class UrlListReader {
 
 /// Parses a whole list held in memory with the rules of UrlListReader; invalid lines are appended to
 /// `*errors` if it is not null. Convenient for small lists, tests and fuzzing. Thread-safe: pure.
-std::vector<UrlLine> parse_url_list(std::string_view text, std::vector<UrlLineError>* errors);
+[[nodiscard]] IMGDL_API std::vector<UrlLine> parse_url_list(std::string_view text,
+                                                            std::vector<UrlLineError>* errors);
 
 }  // namespace imgdl

@@ -2,8 +2,10 @@
 // them as they complete, watches them through an observer, and uses the executor directly. Prints
 // "<sha256>  <path>" per file for `sha256sum -c`; exits non-zero on anything unexpected.
 // Usage: consumer <test server base URL> <output dir>
+#include <imgdl/download_image.hpp>
 #include <imgdl/downloader.hpp>
 #include <imgdl/executor.hpp>
+#include <imgdl/url_list.hpp>
 #include <imgdl/version.hpp>
 #include <imgdl/wait.hpp>
 
@@ -78,6 +80,29 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < sizes.size(); ++i)
     check(futures[i].result().bytes == sizes[i], "requested size");
   check(seen == 2 && observer->finished == 2, "two results, two on_finished calls");
+
+  // The rest of the public API, through the shared library's exports: the seed's design, lists,
+  // names of statuses, a Promise, and an exception thrown inside the library caught here by type.
+  const auto single = imgdl::download_image(base + "/img/single.gif?size=3000", options);
+  check(single.status == imgdl::DownloadStatus::Ok && single.image_type == imgdl::ImageType::Gif,
+        "download_image: " + single.message);
+  std::vector<imgdl::UrlLineError> list_errors;
+  const auto lines = imgdl::parse_url_list("http://a.example/x.jpg\nnot a url\n", &list_errors);
+  check(lines.size() == 1 && list_errors.size() == 1, "parse_url_list");
+  check(imgdl::to_string(imgdl::ErrorKind::HttpStatus) == "http_status" &&
+            imgdl::extension_for(imgdl::ImageType::Png) == ".png",
+        "to_string and extension_for");
+  imgdl::Promise<int> promise;
+  auto promised = promise.get_future();
+  check(promise.set_running_or_notify_cancel(), "Promise starts");
+  promise.set_result(7);
+  check(promised.result() == 7, "Promise delivers");
+  executor.shutdown();
+  try {
+    (void)executor.submit([] {});
+    check(false, "submit after shutdown throws");
+  } catch (const imgdl::ExecutorShutdownError&) {
+  }
   if (errors == 0)
     std::cerr << "consumer: ok (imgdl " << imgdl::version() << ")\n";
   return errors == 0 ? 0 : 1;
