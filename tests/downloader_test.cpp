@@ -282,6 +282,51 @@ TEST_CASE("the Downloader runs its transfer loops as tasks on an executor the ap
   CHECK(pool->stats().completed >= 3);
 }
 
+TEST_CASE(
+    "large bodies are hashed by other pool workers, small ones by the loop, and every digest matches its "
+    "file") {
+  TestServer server;
+  TempDir dir;
+  auto pool = std::make_shared<imgdl::ThreadPoolExecutor>(3);
+  auto o = options_for(dir);
+  o.max_workers = 4;
+  o.transfer_threads = 1;
+  o.executor = pool;
+  std::size_t tasks_before = 0;
+  {
+    Downloader d(o);
+    for (int i = 0; i < 500 && pool->stats().running < 1; ++i)
+      std::this_thread::sleep_for(10ms);
+    tasks_before = pool->stats().completed;
+    const auto results =
+        d.download_all({server.url("/img/big1.jpg?size=3000000"), server.url("/img/big2.png?size=2000000"),
+                        server.url("/img/small.gif?size=5000")});
+    for (const auto& r : results) {
+      REQUIRE(r.status == DownloadStatus::Ok);
+      CHECK(r.sha256 == imgdl::detail::Sha256::of(read_file(r.path)));
+    }
+  }
+  // The two large digests were pool tasks; the loop itself ended too once the Downloader went.
+  CHECK(pool->stats().completed - tasks_before == 3);
+}
+
+TEST_CASE("without a spare worker in a shared pool, digests are computed on the loop") {
+  TestServer server;
+  TempDir dir;
+  auto pool = std::make_shared<imgdl::ThreadPoolExecutor>(1);
+  auto o = options_for(dir);
+  o.max_workers = 2;
+  o.transfer_threads = 1;
+  o.executor = pool;
+  {
+    Downloader d(o);
+    const auto r = d.submit(server.url("/img/big.jpg?size=2000000")).result();
+    REQUIRE(r.status == DownloadStatus::Ok);
+    CHECK(r.sha256 == imgdl::detail::Sha256::of(read_file(r.path)));
+  }
+  CHECK(pool->stats().completed == 1);  // the loop alone
+}
+
 TEST_CASE("an executor with fewer workers than transfer loops is refused, since the loops would never run") {
   TempDir dir;
   auto o = options_for(dir);

@@ -78,6 +78,10 @@ bool final_file_exists(const OutputDir& dir, const std::string& name) {
 BodySink::BodySink(const OutputRules& rules, std::string name)
     : rules_(rules),
       name_(std::move(name)),
+      // A resumed part file's prefix is hashed as it is opened, and the rest as it streams.
+      hash_mode_(!rules.options->compute_sha256                                     ? HashMode::None
+                 : rules.hash_after && rules.options->on_exists != OnExists::Resume ? HashMode::After
+                                                                                    : HashMode::Streaming),
       resume_(rules.options->on_exists == OnExists::Resume),
       use_range_(resume_) {}
 
@@ -85,7 +89,7 @@ std::optional<AttemptOutcome> BodySink::open() {
   opened_ = true;
   if (auto failure = open_file())
     return failure;
-  if (part_.size() > 0 && rules_.options->compute_sha256) {
+  if (part_.size() > 0 && hashes_while_streaming()) {
     if (auto read_error = part_.read_all([&](std::string_view chunk) { hash_.update(chunk); }))
       return AttemptOutcome{ErrorKind::Write, "cannot read " + part_.name() + ": " + read_error.message()};
   }
@@ -120,13 +124,33 @@ std::optional<AttemptOutcome> BodySink::prepare_retry(bool restart_from_scratch)
   if (auto error = part_.truncate())
     return AttemptOutcome{ErrorKind::Write, "cannot truncate " + part_.name() + ": " + error.message()};
   hash_ = Sha256();
+  hashed_ = false;
   use_range_ = resume_ && !restart_from_scratch;
+  return std::nullopt;
+}
+
+std::optional<AttemptOutcome> BodySink::hash_file(AttemptOutcome& outcome) {
+  hash_ = Sha256();
+  const bool all_held = part_.size() == 0;  // a small body, whole in memory: no reading back
+  if (all_held)
+    hash_.update(outcome.held_body);
+  if (auto error = write_held_body(outcome, part_, nullptr))
+    return AttemptOutcome{ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
+  if (!all_held) {
+    if (auto error = part_.read_all([&](std::string_view chunk) { hash_.update(chunk); }))
+      return AttemptOutcome{ErrorKind::Write, "cannot read " + part_.name() + ": " + error.message()};
+  }
+  hashed_ = true;
   return std::nullopt;
 }
 
 Ending BodySink::finish(AttemptOutcome outcome, DownloadResult& result) {
   const DownloadOptions& options = *rules_.options;
-  if (auto error = write_held_body(outcome, part_, options.compute_sha256 ? &hash_ : nullptr))
+  if (outcome.error == ErrorKind::None && needs_hash()) {
+    if (auto failure = hash_file(outcome))
+      outcome = std::move(*failure);
+  }
+  if (auto error = write_held_body(outcome, part_, hashes_while_streaming() ? &hash_ : nullptr))
     outcome = {ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
   result.bytes = part_.size();
   if (outcome.error != ErrorKind::None) {

@@ -4,6 +4,7 @@
 // Downloader and download_image(): they name, check and publish the same way.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -24,6 +25,9 @@ struct OutputRules {
   const OutputDir* dir = nullptr;
   /// Names planned for other URLs of the run, which Rename must pass over; may be empty (none).
   std::function<bool(const std::string&)> reserved;
+  /// Hash a body once it is whole, from its file, instead of while it streams: the Downloader sets it
+  /// when it can hand large bodies' digests to other pool workers (see BodySink::hash_file).
+  bool hash_after = false;
 };
 
 /// How a URL ended, before it is written into its DownloadResult.
@@ -79,9 +83,19 @@ class BodySink {
   bool holds_small_bodies() const noexcept { return !resume_; }
   bool use_range() const noexcept { return use_range_; }
 
-  /// What an attempt writes to. `hash()` is null when no digest is asked for.
+  /// What an attempt writes to.
   PartFile& part() noexcept { return part_; }
   Sha256& hash_state() noexcept { return hash_; }
+  /// Whether the attempt hashes bytes as it writes them (a digest is asked for, and not deferred).
+  bool hashes_while_streaming() const noexcept { return hash_mode_ == HashMode::Streaming; }
+  /// A digest is asked for and not computed yet: hash_file() must run before publication.
+  bool needs_hash() const noexcept { return hash_mode_ == HashMode::After && !hashed_; }
+
+  /// For a body hashed after the fact: writes the attempt's held bytes to the file, then hashes the
+  /// whole file. Any thread, while no attempt writes to the sink (the loop hands it to a pool worker
+  /// and does not touch the job until it is back). The failure that ends the URL, if the file cannot
+  /// be written or read.
+  [[nodiscard]] std::optional<AttemptOutcome> hash_file(AttemptOutcome& outcome);
 
   /// After a failed attempt that will be retried: keeps a resumable prefix, else starts over. The
   /// failure that ends the URL instead, if the file cannot be emptied.
@@ -95,8 +109,12 @@ class BodySink {
  private:
   [[nodiscard]] std::optional<AttemptOutcome> open_file();
 
+  enum class HashMode : std::uint8_t { None, Streaming, After };
+
   const OutputRules& rules_;
   std::string name_;
+  HashMode hash_mode_;
+  bool hashed_ = false;
   bool resume_;
   bool use_range_;
   bool opened_ = false;

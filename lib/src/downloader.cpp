@@ -89,9 +89,16 @@ class Downloader::Impl {
       : options_(resolve(std::move(options))),
         output_(options_.output_dir),
         settings_{&options_, share_.get(), options_.user_agent},
-        rules_{&options_, &output_, [this](const std::string& name) { return is_reserved(name); }},
-        context_{&options_, &settings_, &rules_, &cancelled_, &observer_mutex_, &counters_},
-        executor_(options_.executor ? options_.executor : own_executor(options_)) {
+        executor_(options_.executor ? options_.executor : own_executor(options_)),
+        rules_{&options_, &output_, [this](const std::string& name) { return is_reserved(name); },
+               /*hash_after=*/executor_->max_workers() > options_.transfer_threads},
+        context_{&options_,
+                 &settings_,
+                 &rules_,
+                 &cancelled_,
+                 &observer_mutex_,
+                 &counters_,
+                 rules_.hash_after ? executor_.get() : nullptr} {
     const std::size_t threads = options_.transfer_threads;
     if (executor_->max_workers() < threads)
       throw std::invalid_argument("the executor has " + std::to_string(executor_->max_workers()) +
@@ -240,10 +247,12 @@ class Downloader::Impl {
     return std::clamp<std::size_t>(workers / workers_per_transfer_thread, 1, hardware);
   }
 
-  /// The pool a Downloader makes when given none: one worker per transfer loop.
+  /// The pool a Downloader makes when given none: one worker per transfer loop, and one per hardware
+  /// thread for the digests of large bodies (started only when one is needed).
   static std::shared_ptr<ThreadPoolExecutor> own_executor(const DownloadOptions& o) {
+    const std::size_t hardware = std::max(1u, std::thread::hardware_concurrency());
     return std::make_shared<ThreadPoolExecutor>(
-        ExecutorOptions{.max_workers = o.transfer_threads, .thread_name_prefix = "imgdl-net"});
+        ExecutorOptions{.max_workers = o.transfer_threads + hardware, .thread_name_prefix = "imgdl-net"});
   }
 
   /// Closes every loop and waits for it to drain. A loop whose task never ran (a shared executor shut
@@ -363,6 +372,8 @@ class Downloader::Impl {
   detail::OutputDir output_;
   detail::CurlShare share_;  // DNS and TLS sessions, shared by every loop's easy handles
   const detail::TransferSettings settings_;
+  // Before the rules and loops that use it, destroyed after them.
+  std::shared_ptr<ThreadPoolExecutor> executor_;
   const detail::OutputRules rules_;
   std::mutex plan_mutex_;
   detail::NamePlanner planner_;
@@ -371,7 +382,6 @@ class Downloader::Impl {
   std::recursive_mutex observer_mutex_;
   detail::EngineCounters counters_;
   const detail::EngineContext context_;
-  std::shared_ptr<ThreadPoolExecutor> executor_;
   std::vector<std::unique_ptr<TransferLoop>> loops_;  // after the executor: destroyed once their tasks end
   std::vector<Future<void>> loop_tasks_;
 };

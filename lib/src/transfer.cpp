@@ -103,7 +103,8 @@ struct Attempt {
   const DownloadOptions& options;
   PartFile& part;
   Sha256& hash;
-  bool hold_small_bodies;  // the sink's choice: a small body waits in memory until publication
+  bool hash_while_streaming;  // the sink's choice: false when no digest is asked for, or it comes later
+  bool hold_small_bodies;     // the sink's choice: a small body waits in memory until publication
   std::stop_token stop;
   const ProgressReport& report;
   bool use_range;
@@ -240,7 +241,7 @@ struct Attempt {
   }
 
   bool write(std::string_view data) {
-    if (auto error = append_body(part, options.compute_sha256 ? &hash : nullptr, data))
+    if (auto error = append_body(part, hash_while_streaming ? &hash : nullptr, data))
       return fail(ErrorKind::Write, "cannot write " + part.name() + ": " + error.message());
     return true;
   }
@@ -437,7 +438,8 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
   const DownloadOptions& options = *settings.options;
   PartFile& part = sink.part();
   Sha256& hash = sink.hash_state();
-  AttemptPtr attempt(new Attempt{options, part, hash, sink.holds_small_bodies(), std::move(stop), report,
+  AttemptPtr attempt(new Attempt{options, part, hash, sink.hashes_while_streaming(),
+                                 sink.holds_small_bodies(), std::move(stop), report,
                                  sink.use_range() && part.size() > 0, part.size()});
   if (attempt->start_offset > 0) {
     // A resumed file is sniffed from its own first bytes. A prefix shorter than the sniff window goes

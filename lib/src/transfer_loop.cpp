@@ -192,15 +192,61 @@ void TransferLoop::start_attempt(Job& job) {
 
 /// Judges every attempt libcurl finished; they are published after the next requests are out.
 void TransferLoop::read_completions() {
+  take_hashed();
   driver_.for_each_completion([this](void* owner, CURLcode code) {
     Job& job = *static_cast<Job*>(owner);
     AttemptOutcome outcome = driver_.finish(job.active, code);
     scheduler_.attempt_ended(job);
+    if (hash_on_pool(job, outcome))
+      return;  // back through take_hashed(), its slot held meanwhile as by a transfer
     if (!retries_after(job, outcome))
       scheduler_.finishing(job);  // its slot takes the next request, sent before this is published
     job.settled = std::move(outcome);
     settled_.push_back(&job);
   });
+}
+
+/// A whole body of more than hash_on_loop_limit bytes whose digest is asked for is hashed by another
+/// pool worker (from its file, in the page cache) while this loop moves other transfers' bytes: on
+/// one loop, hashing as the bytes stream costs the loop as much time as it spends on the transfers
+/// (bench/README.md). Smaller bodies are hashed here, at publication: a hand-off would cost more.
+bool TransferLoop::hash_on_pool(Job& job, AttemptOutcome& outcome) {
+  constexpr std::uint64_t hash_on_loop_limit = 256 * 1024;
+  if (!context_.cpu_pool || outcome.error != ErrorKind::None || !job.sink->needs_hash() ||
+      !job.sink->is_open() || job.sink->part().size() + outcome.held_body.size() <= hash_on_loop_limit)
+    return false;
+  job.settled = std::move(outcome);
+  try {
+    // The job is in no list of the loop until it is back: only the worker touches its sink.
+    (void)context_.cpu_pool->submit([this, &job] {
+      if (auto failure = job.sink->hash_file(*job.settled))
+        job.settled = std::move(*failure);
+      // Woken under the lock: once it is released the loop may publish the job, finish and be
+      // destroyed, so nothing of the loop is touched after that.
+      std::lock_guard lock(queue_mutex_);
+      hashed_.push_back(&job);
+      wake();
+    });
+  } catch (const std::exception&) {  // the pool was shut down: hash it here, at publication
+    outcome = std::move(*job.settled);
+    job.settled.reset();
+    return false;
+  }
+  return true;
+}
+
+/// Bodies whose digest the pool computed: published with the ones libcurl just finished.
+void TransferLoop::take_hashed() {
+  std::vector<Job*> back;
+  {
+    std::lock_guard lock(queue_mutex_);
+    back.swap(hashed_);
+  }
+  for (Job* job : back) {
+    if (!retries_after(*job, *job->settled))
+      scheduler_.finishing(*job);
+    settled_.push_back(job);
+  }
 }
 
 void TransferLoop::publish_settled() {

@@ -42,6 +42,9 @@ struct EngineContext {
   /// on_finished made on a caller's thread may itself start a download_all.
   std::recursive_mutex* observer_mutex = nullptr;
   EngineCounters* counters = nullptr;
+  /// Where large bodies' digests are computed while the loop goes on (OutputRules::hash_after); null:
+  /// on the loop.
+  ThreadPoolExecutor* cpu_pool = nullptr;
 };
 
 /// One URL on a transfer loop, from its submission to its result. Heap-held and never moved:
@@ -91,6 +94,8 @@ class TransferLoop {
   bool begin(Job& job);
   void start_attempt(Job& job);
   void read_completions();
+  void take_hashed();
+  bool hash_on_pool(Job& job, AttemptOutcome& outcome);
   void publish_settled();
   void announce_pending();
   [[nodiscard]] std::optional<AttemptOutcome> announce_and_open(Job& job);
@@ -115,12 +120,13 @@ class TransferLoop {
   std::vector<JobPtr> incoming_;
   bool closing_ = false;
   std::atomic<bool> stop_seen_{false};
+  std::vector<Job*> hashed_;  // digests computed on the pool, back for publication
 
   // The loop's own.
   CurlDriver driver_;
   Scheduler scheduler_;
   std::unordered_map<Job*, JobPtr> jobs_;  // every job taken in and not retired
-  std::vector<Job*> settled_;              // read from libcurl this pass, published at its end
+  std::vector<Job*> settled_;              // read from libcurl (or hashed) this pass, published at its end
   std::vector<Job*> unannounced_;          // started without on_started and a file, in start order
   std::vector<JobPtr> retired_;            // done this pass; freed once no list can name them
 };
