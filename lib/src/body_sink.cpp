@@ -131,14 +131,20 @@ std::optional<AttemptOutcome> BodySink::prepare_retry(bool restart_from_scratch)
 
 std::optional<AttemptOutcome> BodySink::hash_file(AttemptOutcome& outcome) {
   hash_ = Sha256();
-  const bool all_held = part_.size() == 0;  // a small body, whole in memory: no reading back
-  if (all_held)
-    hash_.update(outcome.held_body);
-  if (auto error = write_held_body(outcome, part_, nullptr))
-    return AttemptOutcome{ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
-  if (!all_held) {
-    if (auto error = part_.read_all([&](std::string_view chunk) { hash_.update(chunk); }))
-      return AttemptOutcome{ErrorKind::Write, "cannot read " + part_.name() + ": " + error.message()};
+  try {
+    if (part_.size() == 0) {
+      // A small body, whole in memory: hashed there, with no reading back.
+      hash_.update(outcome.held_body);
+      if (auto error = write_held_body(outcome, part_, nullptr))
+        return AttemptOutcome{ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
+    } else {
+      if (auto error = write_held_body(outcome, part_, nullptr))
+        return AttemptOutcome{ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
+      if (auto error = part_.read_all([&](std::string_view chunk) { hash_.update(chunk); }))
+        return AttemptOutcome{ErrorKind::Write, "cannot read " + part_.name() + ": " + error.message()};
+    }
+  } catch (const std::exception& e) {  // OpenSSL could not allocate, or no memory for the buffer
+    return AttemptOutcome{ErrorKind::Write, "cannot hash " + part_.name() + ": " + e.what()};
   }
   hashed_ = true;
   return std::nullopt;

@@ -39,7 +39,9 @@ class Downloader::Impl {
         settings_{&options_, share_.get(), options_.user_agent},
         executor_(options_.executor ? options_.executor : own_executor(options_)),
         rules_{&options_, &output_, [this](const std::string& name) { return is_reserved(name); },
-               /*hash_after=*/executor_->max_workers() > options_.transfer_threads},
+               // Only the Downloader's own pool surely has a worker free for a digest: on a shared one,
+               // a digest queued behind a task that waits for this very URL would never run.
+               /*hash_after=*/!options_.executor},
         context_{&options_,
                  &settings_,
                  &rules_,
@@ -58,6 +60,7 @@ class Downloader::Impl {
     for (std::size_t i = 0; i < threads; ++i)
       loops_.push_back(
           std::make_unique<TransferLoop>(context_, workers / threads + (i < workers % threads), i));
+    loop_tasks_.reserve(threads);
     try {
       for (auto& loop : loops_)
         loop_tasks_.push_back(
@@ -91,11 +94,11 @@ class Downloader::Impl {
   /// (one connection, as a single worker would keep). `announce` reports on_queued now; download_all
   /// announces every URL when it plans them instead. Throws ExecutorShutdownError after cancel().
   Future<DownloadResult> schedule(Plan p, bool announce = true, Mode mode = Mode::Pooled) {
-    if (cancelled_.load())
-      throw ExecutorShutdownError();
     const auto& observer = options_.observer;
     if (observer && announce)
-      observer->on_queued(transfer(p));
+      observer->on_queued(transfer(p));  // first, even when refused: its on_finished follows
+    if (cancelled_.load())
+      throw ExecutorShutdownError();
     Promise<DownloadResult> promise([counters = &counters_](std::exception_ptr) {
       counters->callback_errors.fetch_add(1, std::memory_order_relaxed);
     });
@@ -162,6 +165,7 @@ class Downloader::Impl {
     s.running = started - std::min(started, s.completed);
     s.pending = queued - std::min(queued, started + s.cancelled);
     s.callback_errors = load(counters_.callback_errors);
+    s.digests_on_pool = load(counters_.digests_on_pool);
     s.transfer_threads = loops_.size();
     return s;
   }
@@ -209,7 +213,7 @@ class Downloader::Impl {
     for (auto& loop : loops_)
       loop->close();
     for (std::size_t i = 0; i < loop_tasks_.size(); ++i) {
-      loop_tasks_[i].exception();  // waits; a loop does not throw
+      detail::FutureAccess::state(loop_tasks_[i])->wait();  // exception() would throw if cancelled
       if (loop_tasks_[i].cancelled())
         loops_[i]->run({});
     }

@@ -74,7 +74,9 @@ void TransferLoop::close() noexcept {
 /// Each pass takes new URLs, settles cancellations and due retries, starts what the scheduler allows,
 /// lets libcurl move the bytes, and publishes what finished. One thread, one multi handle: a long list
 /// of small files costs a wake-up per batch of ready sockets rather than per file.
-void TransferLoop::run(std::stop_token stop) {
+void TransferLoop::run(std::stop_token stop) noexcept {
+  // noexcept: a loop that failed (out of memory) would leave its URLs' futures waiting for ever;
+  // ending the process says so, as the thread it replaced did.
   const ThreadName name(number_ == 0 ? "imgdl-net" : "imgdl-net-" + std::to_string(number_));
   thread_.store(std::this_thread::get_id());
   const std::stop_callback on_stop(stop, [this] { close(); });
@@ -217,10 +219,12 @@ bool TransferLoop::hash_on_pool(Job& job, AttemptOutcome& outcome) {
     return false;
   job.settled = std::move(outcome);
   try {
-    // The job is in no list of the loop until it is back: only the worker touches its sink.
+    // The job is in no list of the loop until it is back: only the worker touches its sink. The
+    // pool is the Downloader's own: nothing cancels this task, and it does not throw.
     (void)context_.cpu_pool->submit([this, &job] {
       if (auto failure = job.sink->hash_file(*job.settled))
         job.settled = std::move(*failure);
+      context_.counters->digests_on_pool.fetch_add(1, std::memory_order_relaxed);
       // Woken under the lock: once it is released the loop may publish the job, finish and be
       // destroyed, so nothing of the loop is touched after that.
       std::lock_guard lock(queue_mutex_);
@@ -243,6 +247,9 @@ void TransferLoop::take_hashed() {
     back.swap(hashed_);
   }
   for (Job* job : back) {
+    // Cancelled while it was hashed: it ends as any running transfer would, its file removed.
+    if (context_.cancelled->load() || job->promise.stop_requested())
+      job->settled = AttemptOutcome{ErrorKind::Cancelled, "cancelled"};
     if (!retries_after(*job, *job->settled))
       scheduler_.finishing(*job);
     settled_.push_back(job);

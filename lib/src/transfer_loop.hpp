@@ -30,6 +30,7 @@ struct EngineCounters {
   std::atomic<std::size_t> completed{0};  // started and ended with a result
   std::atomic<std::size_t> cancelled{0};  // ended before it started
   std::atomic<std::size_t> callback_errors{0};
+  std::atomic<std::size_t> digests_on_pool{0};  // large bodies hashed by another pool worker
 };
 
 /// What every loop of a Downloader shares; all of it outlives the loops.
@@ -84,7 +85,7 @@ class TransferLoop {
   /// Once every queued URL has finished, run() returns; later enqueue() calls throw.
   void close() noexcept;
   /// Drives the transfers until closed (or `stop` is requested, which closes it) and drained.
-  void run(std::stop_token stop);
+  void run(std::stop_token stop) noexcept;
   /// True on the thread inside run().
   bool runs_on_this_thread() const noexcept { return std::this_thread::get_id() == thread_.load(); }
 

@@ -135,6 +135,7 @@ struct DownloaderStats {
   std::size_t completed = 0;         ///< ended with a result (ok, skipped, failed, or stopped while running)
   std::size_t cancelled = 0;         ///< cancelled before they started
   std::size_t callback_errors = 0;   ///< done-callbacks of its futures that threw
+  std::size_t digests_on_pool = 0;   ///< large bodies hashed by another worker of its own pool
   std::size_t transfer_threads = 0;  ///< transfer loops running on the executor
 };
 
