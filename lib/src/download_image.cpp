@@ -15,6 +15,7 @@
 #include "body_sink.hpp"
 #include "curl_handles.hpp"
 #include "naming.hpp"
+#include "observer_call.hpp"
 #include "output_dir.hpp"
 #include "plan.hpp"
 #include "scheduler.hpp"
@@ -45,15 +46,9 @@ class Call {
   /// Runs `call` on the observer, if any; keeps the first exception for rethrow().
   template <class F>
   void observe(F&& call) noexcept {
-    if (!options_.observer)
-      return;
-    std::lock_guard lock(observer_mutex);
-    try {
-      call(*options_.observer, DownloadObserver::Transfer{plan_.index, plan_.url, plan_.name});
-    } catch (...) {
-      if (!error_)
-        error_ = std::current_exception();
-    }
+    if (options_.observer)
+      detail::call_observer(observer_mutex, error_,
+                            [&] { call(*options_.observer, detail::transfer_of(plan_)); });
   }
 
   void rethrow_observer_error() const {

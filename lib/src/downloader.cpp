@@ -14,6 +14,7 @@
 #include "body_sink.hpp"
 #include "curl_handles.hpp"
 #include "naming.hpp"
+#include "observer_call.hpp"
 #include "output_dir.hpp"
 #include "plan.hpp"
 #include "transfer.hpp"
@@ -96,7 +97,7 @@ class Downloader::Impl {
   Future<DownloadResult> schedule(Plan p, bool announce = true, Mode mode = Mode::Pooled) {
     const auto& observer = options_.observer;
     if (observer && announce)
-      observer->on_queued(transfer(p));  // first, even when refused: its on_finished follows
+      observer->on_queued(detail::transfer_of(p));  // first, even when refused: its on_finished follows
     if (cancelled_.load())
       throw ExecutorShutdownError();
     Promise<DownloadResult> promise([counters = &counters_](std::exception_ptr) {
@@ -116,7 +117,7 @@ class Downloader::Impl {
       plans.push_back(plan(url));  // every name before any transfer
     if (options_.observer)
       for (const auto& p : plans)
-        options_.observer->on_queued(transfer(p));
+        options_.observer->on_queued(detail::transfer_of(p));
 
     std::vector<DownloadResult> results(plans.size());
     std::size_t next = 0;
@@ -218,8 +219,6 @@ class Downloader::Impl {
         loops_[i]->run({});
     }
   }
-
-  static DownloadObserver::Transfer transfer(const Plan& p) { return {p.index, p.url, p.name}; }
 
   /// The one scheduling loop behind download_all and download_stream: keeps at most a window of
   /// transfers submitted (2 × workers, so the transfer loop always has its next URLs queued; 1 when

@@ -5,15 +5,13 @@
 #include <cassert>
 #include <string>
 
+#include "observer_call.hpp"
+
 namespace imgdl::detail {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-DownloadObserver::Transfer transfer_of(const Plan& p) {
-  return {p.index, p.url, p.name};
-}
 
 /// Names the worker while it runs a loop (top and /proc show which thread moves the bytes), and
 /// gives it back its pool name afterwards.
@@ -336,7 +334,6 @@ void TransferLoop::complete(Job& job, AttemptOutcome outcome) {
 void TransferLoop::deliver(Job& job, Ending ending) {
   auto& result = job.result;
   settle_result(result, std::move(ending), job.plan, options_, job.start);
-  scheduler_.finishing(job);
   if (options_.observer)
     observe(job, [&] { options_.observer->on_finished(transfer_of(job.plan), result); });
   scheduler_.done(job);
@@ -404,13 +401,7 @@ void TransferLoop::cancel_jobs(const std::function<bool(const Job&)>& matches) {
 /// must not throw) is kept, the first one, for deliver() to hand to the URL's future.
 template <class Call>
 void TransferLoop::observe(Job& job, Call&& call) noexcept {
-  std::lock_guard lock(*context_.observer_mutex);
-  try {
-    call();
-  } catch (...) {
-    if (!job.observer_error)
-      job.observer_error = std::current_exception();
-  }
+  call_observer(*context_.observer_mutex, job.observer_error, std::forward<Call>(call));
 }
 
 }  // namespace imgdl::detail
