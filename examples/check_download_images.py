@@ -15,15 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
 import testlib  # noqa: E402
-from testlib import check  # noqa: E402
+from testlib import SEED_NAMES, check  # noqa: E402
 
-SEED_NAMES = [
-    "Python_bivittatus_1701.jpg",
-    "Python_Regius.jpg",
-    "Baby_carpet_python_caudal_luring.jpg",
-    "Rock_python_pratik.JPG",
-    "Dulip_Wilpattu_Python1.jpg",
-]
 DEFAULT_SIZE = 20000  # what /img serves without size=
 
 

@@ -25,14 +25,6 @@ import tempfile
 import termios
 import time
 
-# The seed program's five Wikimedia basenames, served by the local test server.
-SEED_NAMES = [
-    "Python_bivittatus_1701.jpg",
-    "Python_Regius.jpg",
-    "Baby_carpet_python_caudal_luring.jpg",
-    "Rock_python_pratik.JPG",
-    "Dulip_Wilpattu_Python1.jpg",
-]
 ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
@@ -47,7 +39,7 @@ SLACK = 4.0 if os.environ.get("IMGDL_SANITIZER") else 1.0
 # check(), CheckFailed and the server live in tests/support/testlib.py, shared with the other drivers.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import testlib  # noqa: E402
-from testlib import CheckFailed, check  # noqa: E402,F401
+from testlib import SEED_NAMES, CheckFailed, check  # noqa: E402,F401
 
 
 def Server(workdir, **options):

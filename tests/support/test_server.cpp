@@ -1139,6 +1139,13 @@ std::string TestServer::base_url() const {
 std::string TestServer::url(std::string_view path) const {
   return impl_->base + std::string(path);
 }
+std::vector<std::string> TestServer::escaping_urls() const {
+  std::vector<std::string> urls;
+  for (const char* path : {"/img/..%2f..%2fescape.jpg", "/img/%2e%2e%2fescape2.jpg", "/img/..%5cwin.jpg",
+                           "/img/%2e%2e", "/img/.bashrc", "/img/a%00b.jpg", "/img/a%0ab.jpg"})
+    urls.push_back(url(path));
+  return urls;
+}
 const std::string& TestServer::ca_file() const {
   return impl_->ca_path;
 }

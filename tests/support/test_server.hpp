@@ -86,6 +86,9 @@ class TestServer {
   std::string base_url() const;
   /// base_url() + path, e.g. url("/img/a.jpg?size=10"). Thread-safe.
   std::string url(std::string_view path) const;
+  /// Image URLs whose names try to leave the output directory (encoded `..`, `/`, `\`, a leading dot,
+  /// NUL and newline bytes), for tests that nothing is written outside it. Thread-safe.
+  std::vector<std::string> escaping_urls() const;
   /// PEM file of the self-signed certificate, to pass as a CA file; empty without tls. Thread-safe.
   const std::string& ca_file() const;
 

@@ -13,6 +13,16 @@ class CheckFailed(Exception):
     pass
 
 
+# The seed program's five Wikimedia basenames, which the local test server serves.
+SEED_NAMES = [
+    "Python_bivittatus_1701.jpg",
+    "Python_Regius.jpg",
+    "Baby_carpet_python_caudal_luring.jpg",
+    "Rock_python_pratik.JPG",
+    "Dulip_Wilpattu_Python1.jpg",
+]
+
+
 def check(condition, message, *details):
     """Raises CheckFailed with `message` and each detail on its own line when `condition` is false."""
     if not condition:
