@@ -107,8 +107,22 @@ ParseOutcome parse_command_line(int argc, char** argv) {
                          std::to_string(ThreadPoolExecutor::default_max_workers()) + ", as Python's)")
           ->option_text("N")
           ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
-  app.add_option("--per-host", dl.per_host, "Most concurrent transfers to one host (default: 0, no limit)")
+  app.add_option("--per-host", dl.per_host,
+                 "Most concurrent transfers to one host, a host being scheme, name and port (default: 0, "
+                 "no limit)")
       ->option_text("N");
+  app.add_option("--per-host-rate", dl.per_host_rate,
+                 "Most requests started per second to one host, evenly spaced; fractions allowed, e.g. 0.5 "
+                 "(default: 0, no limit)")
+      ->option_text("N")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--unreachable-after", dl.unreachable_after,
+                 "After N connect failures or timeouts in a row to one host, fail its remaining URLs at once "
+                 "as host_unreachable (default: 5; 0: never)")
+      ->option_text("N");
+  bool no_host_pause = false;
+  app.add_flag("--no-host-pause", no_host_pause,
+               "A 429/503 Retry-After delays only its URL (default: it pauses the whole host)");
   app.add_option("--transfer-threads", dl.transfer_threads,
                  "Threads driving the transfers, sharing --workers (default: 0, one per 16 workers, at most "
                  "one per CPU; 1 with --per-host)")
@@ -206,6 +220,7 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   if (no_clobber)
     dl.on_exists = OnExists::Skip;
   dl.require_image = !any_type;
+  dl.retry_after_pauses_host = !no_host_pause;
   return settings;
 }
 

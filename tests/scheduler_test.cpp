@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "host_table.hpp"
 #include "scheduler.hpp"
 
 using namespace std::chrono_literals;
@@ -225,4 +226,264 @@ TEST_CASE("a job done without ever holding a slot frees nothing it did not take"
   s.done(b);
   CHECK(s.holding_slots() == 1);
   CHECK(s.next_start() == nullptr);
+}
+
+// ---- Hosts: rate, pauses and unreachable hosts, on a HostTable shared by a Downloader's loops.
+
+namespace {
+
+using imgdl::ErrorKind;
+using imgdl::detail::AttemptOutcome;
+using imgdl::detail::HostRules;
+using imgdl::detail::HostTable;
+
+AttemptOutcome failed(ErrorKind kind, long status = 0) {
+  AttemptOutcome outcome{kind, "failed"};
+  outcome.http_status = status;
+  outcome.retryable = true;
+  return outcome;
+}
+
+AttemptOutcome retry_after(long status, std::chrono::milliseconds after) {
+  AttemptOutcome outcome = failed(ErrorKind::HttpStatus, status);
+  outcome.retry_after = after;
+  return outcome;
+}
+
+/// A job's attempt ends with `outcome` and its result is delivered.
+void end(Scheduler& s, Scheduled& job, const AttemptOutcome& outcome) {
+  s.attempt_ended(job, &outcome);
+  s.finishing(job);
+  s.done(job);
+}
+
+}  // namespace
+
+TEST_CASE("a host's attempts start no closer than its rate allows; a waiting URL holds no slot") {
+  FakeClock clock;
+  HostTable hosts({.rate = 2.0});  // one start per 500 ms
+  Scheduler s(8, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a1 = jobs.add(s, "http://a:80");
+  Scheduled& a2 = jobs.add(s, "http://a:80");
+  Scheduled& a3 = jobs.add(s, "http://a:80");
+  Scheduled& b1 = jobs.add(s, "http://b:80");
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a1, &b1});
+  CHECK(a2.state == JobState::WaitingForHost);
+  CHECK_FALSE(a2.holds_slot);
+  CHECK(s.holding_slots() == 2);
+  CHECK(s.next_deadline() == clock.now + 500ms);
+  end(s, a1);
+  clock.now += 499ms;
+  s.release_due();
+  CHECK(start_all(s).empty());
+  clock.now += 1ms;
+  s.release_due();
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a2});
+  // The next start is spaced from a2's, and the loop's timer says when.
+  CHECK(s.next_deadline() == clock.now + 500ms);
+  clock.now += 500ms;
+  s.release_due();
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a3});
+  CHECK(s.next_deadline() == std::nullopt);
+}
+
+TEST_CASE("a fractional rate spaces starts by more than a second") {
+  FakeClock clock;
+  HostTable hosts({.rate = 0.5});
+  Scheduler s(2, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a1 = jobs.add(s, "http://a:80");
+  Scheduled& a2 = jobs.add(s, "http://a:80");
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a1});
+  CHECK(s.next_deadline() == clock.now + 2s);
+  clock.now += 2s;
+  s.release_due();
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a2});
+}
+
+TEST_CASE("two loops sharing a host table space one host's starts between them") {
+  FakeClock clock;
+  HostTable hosts({.rate = 10.0});  // 100 ms
+  Scheduler loop1(4, 0, true, clock.source(), &hosts);
+  Scheduler loop2(4, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& x = jobs.add(loop1, "https://a:443");
+  Scheduled& y = jobs.add(loop2, "https://a:443");
+  CHECK(start_all(loop1) == std::vector<Scheduled*>{&x});
+  CHECK(start_all(loop2).empty());
+  CHECK(y.state == JobState::WaitingForHost);
+  CHECK(loop2.next_deadline() == clock.now + 100ms);
+  clock.now += 100ms;
+  loop2.release_due();
+  CHECK(start_all(loop2) == std::vector<Scheduled*>{&y});
+}
+
+TEST_CASE("a host is an origin: another port or scheme is another host") {
+  FakeClock clock;
+  HostTable hosts({.rate = 1.0});
+  Scheduler s(8, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a = jobs.add(s, "http://127.0.0.1:8080");
+  Scheduled& b = jobs.add(s, "http://127.0.0.1:8081");
+  Scheduled& c = jobs.add(s, "https://127.0.0.1:8080");
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a, &b, &c});
+}
+
+TEST_CASE("a begun job held off by its host's rate keeps its slot and goes before new jobs") {
+  FakeClock clock;
+  HostTable hosts({.rate = 1.0});
+  Scheduler s(1, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a1 = jobs.add(s, "http://a:80");
+  REQUIRE(s.next_start() == &a1);
+  s.attempt_ended(a1);
+  s.back_off(a1, 100ms);
+  Scheduled& b1 = jobs.add(s, "http://b:80");
+  clock.now += 100ms;
+  s.release_due();
+  // a1's retry is due, but host a's next start is at 1 s: it waits, keeping the slot.
+  CHECK(start_all(s).empty());
+  CHECK(a1.state == JobState::WaitingForHost);
+  CHECK(a1.holds_slot);
+  CHECK(b1.state == JobState::Queued);
+  clock.now += 900ms;
+  s.release_due();
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a1});
+}
+
+TEST_CASE("a 429 or 503 with Retry-After pauses its host, not only its URL; other hosts go on") {
+  for (const long status : {429L, 503L}) {
+    CAPTURE(status);
+    FakeClock clock;
+    HostTable hosts({.pause_on_retry_after = true});
+    Scheduler s(8, 0, true, clock.source(), &hosts);
+    Jobs jobs;
+    Scheduled& a1 = jobs.add(s, "http://a:80");
+    REQUIRE(start_all(s) == std::vector<Scheduled*>{&a1});
+    const AttemptOutcome paused = retry_after(status, 2s);
+    s.attempt_ended(a1, &paused);
+    s.back_off(a1, 2s);
+    Scheduled& a2 = jobs.add(s, "http://a:80");
+    Scheduled& b1 = jobs.add(s, "http://b:80");
+    CHECK(start_all(s) == std::vector<Scheduled*>{&b1});
+    CHECK(a2.state == JobState::WaitingForHost);
+    CHECK_FALSE(a2.holds_slot);
+    clock.now += 1999ms;
+    s.release_due();
+    CHECK(start_all(s).empty());
+    clock.now += 1ms;
+    s.release_due();
+    // The retry and the waiter both start once the pause is over, the retry first.
+    CHECK(start_all(s) == std::vector<Scheduled*>{&a1, &a2});
+  }
+}
+
+TEST_CASE("a pause is capped like the retry delay, and other statuses or no Retry-After pause nothing") {
+  FakeClock clock;
+  HostTable hosts({.pause_on_retry_after = true, .max_pause = 5s});
+  hosts.attempt_ended("http://a:80", retry_after(429, 3600s), clock.now);
+  CHECK(hosts.ready_at("http://a:80", clock.now) == clock.now + 5s);
+  hosts.attempt_ended("http://b:80", failed(ErrorKind::HttpStatus, 429), clock.now);
+  hosts.attempt_ended("http://b:80", retry_after(500, 10s), clock.now);
+  CHECK(hosts.ready_at("http://b:80", clock.now) == clock.now);
+  HostTable off({.pause_on_retry_after = false});
+  off.attempt_ended("http://a:80", retry_after(429, 10s), clock.now);
+  CHECK(off.ready_at("http://a:80", clock.now) == clock.now);
+}
+
+TEST_CASE(
+    "after K connect failures or timeouts in a row a host is unreachable: its waiting URLs are set aside") {
+  FakeClock clock;
+  HostTable hosts({.unreachable_after = 3});
+  Scheduler s(2, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a1 = jobs.add(s, "http://a:80");
+  Scheduled& a2 = jobs.add(s, "http://a:80");
+  Scheduled& a3 = jobs.add(s, "http://a:80");
+  Scheduled& a4 = jobs.add(s, "http://a:80");
+  Scheduled& b1 = jobs.add(s, "http://b:80");
+  REQUIRE(start_all(s) == std::vector<Scheduled*>{&a1, &a2});
+  end(s, a1, failed(ErrorKind::Connect));
+  const AttemptOutcome timed_out = failed(ErrorKind::Timeout);
+  s.attempt_ended(a2, &timed_out);
+  s.back_off(a2, 1s);  // a retry waits
+  CHECK_FALSE(s.host_unreachable(a3));
+  REQUIRE(start_all(s) == std::vector<Scheduled*>{&a3});
+  end(s, a3, failed(ErrorKind::Connect));
+  CHECK(s.host_unreachable(a4));
+  // The retry in backoff and the queued URL come out at once, not at their turn.
+  CHECK(s.take_unreachable() == std::vector<Scheduled*>{&a4, &a2});
+  CHECK(s.next_deadline() == std::nullopt);
+  for (Scheduled* job : {&a4, &a2}) {
+    s.finishing(*job);
+    s.done(*job);
+  }
+  CHECK(start_all(s) == std::vector<Scheduled*>{&b1});
+  // A URL added later is set aside as soon as it comes.
+  Scheduled& a5 = jobs.add(s, "http://a:80");
+  CHECK(start_all(s).empty());
+  CHECK(s.take_unreachable() == std::vector<Scheduled*>{&a5});
+  CHECK(s.take_unreachable().empty());
+  CHECK(hosts.unreachable_count() == 1);
+}
+
+TEST_CASE("any response resets the count; a timeout after a response and a cancellation do not count") {
+  FakeClock clock;
+  HostTable hosts({.unreachable_after = 2});
+  const std::string a = "http://a:80";
+  hosts.attempt_ended(a, failed(ErrorKind::Connect), clock.now);
+  hosts.attempt_ended(a, AttemptOutcome{}, clock.now);  // a success
+  hosts.attempt_ended(a, failed(ErrorKind::Connect), clock.now);
+  hosts.attempt_ended(a, failed(ErrorKind::HttpStatus, 404), clock.now);
+  hosts.attempt_ended(a, failed(ErrorKind::Timeout), clock.now);
+  hosts.attempt_ended(a, failed(ErrorKind::Timeout, 200), clock.now);  // answered, then stalled
+  hosts.attempt_ended(a, failed(ErrorKind::Timeout), clock.now);
+  hosts.attempt_ended(a, AttemptOutcome{ErrorKind::Cancelled, "cancelled"}, clock.now);
+  CHECK_FALSE(hosts.unreachable(a));
+  hosts.attempt_ended(a, failed(ErrorKind::Timeout), clock.now);
+  CHECK(hosts.unreachable(a));
+  // Final: a late success from an attempt already running does not bring it back.
+  hosts.attempt_ended(a, AttemptOutcome{}, clock.now);
+  CHECK(hosts.unreachable(a));
+  HostTable never({.unreachable_after = 0});
+  for (int i = 0; i < 100; ++i)
+    never.attempt_ended(a, failed(ErrorKind::Connect), clock.now);
+  CHECK_FALSE(never.unreachable(a));
+}
+
+TEST_CASE("a host found unreachable on another loop ends this loop's waiting URLs too") {
+  FakeClock clock;
+  HostTable hosts({.unreachable_after = 1});
+  Scheduler loop1(1, 0, true, clock.source(), &hosts);
+  Scheduler loop2(1, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& x = jobs.add(loop1, "http://a:80");
+  Scheduled& y = jobs.add(loop2, "http://b:80");
+  Scheduled& z = jobs.add(loop2, "http://a:80");
+  REQUIRE(start_all(loop1) == std::vector<Scheduled*>{&x});
+  REQUIRE(start_all(loop2) == std::vector<Scheduled*>{&y});
+  end(loop1, x, failed(ErrorKind::Connect));
+  CHECK(loop2.take_unreachable() == std::vector<Scheduled*>{&z});
+}
+
+TEST_CASE("a waiter let go and then cancelled leaves its host's next waiter a timer") {
+  FakeClock clock;
+  HostTable hosts({.rate = 1.0});
+  Scheduler s(1, 0, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a1 = jobs.add(s, "http://a:80");
+  Scheduled& a2 = jobs.add(s, "http://a:80");
+  Scheduled& a3 = jobs.add(s, "http://a:80");
+  REQUIRE(start_all(s) == std::vector<Scheduled*>{&a1});
+  end(s, a1);
+  CHECK(start_all(s).empty());  // a2 and a3 wait for host a
+  clock.now += 1s;
+  s.release_due();  // a2 is back in line...
+  CHECK(s.take_waiting([&](const Scheduled& job) { return &job == &a2; }) == std::vector<Scheduled*>{&a2});
+  s.done(a2);
+  // ...and a3 is not stranded.
+  REQUIRE(s.next_deadline().has_value());
+  s.release_due();
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a3});
 }

@@ -50,6 +50,8 @@ std::string_view to_string(ErrorKind kind) noexcept {
       return "write";
     case ErrorKind::Cancelled:
       return "cancelled";
+    case ErrorKind::HostUnreachable:
+      return "host_unreachable";
   }
   return "unknown";
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -49,7 +50,12 @@ class Downloader::Impl {
                  &cancelled_,
                  &observer_mutex_,
                  &counters_,
-                 rules_.hash_after ? executor_.get() : nullptr} {
+                 rules_.hash_after ? executor_.get() : nullptr,
+                 &hosts_,
+                 [this] {
+                   for (auto& loop : loops_)
+                     loop->wake();
+                 }} {
     const std::size_t threads = options_.transfer_threads;
     if (executor_->max_workers() < threads)
       throw std::invalid_argument("the executor has " + std::to_string(executor_->max_workers()) +
@@ -181,6 +187,8 @@ class Downloader::Impl {
     if (!o.max_workers)
       o.max_workers = ThreadPoolExecutor::default_max_workers();
     o = detail::resolve_transfer_options(std::move(o));  // shared with download_image
+    if (!(o.per_host_rate >= 0) || !std::isfinite(o.per_host_rate))
+      throw std::invalid_argument("per_host_rate must be a finite number >= 0");
     if (o.per_host != 0 && o.transfer_threads > 1)
       throw std::invalid_argument(
           "per_host needs a single transfer thread: each thread counts its own transfers");
@@ -332,6 +340,10 @@ class Downloader::Impl {
   std::atomic<bool> cancelled_{false};
   std::recursive_mutex observer_mutex_;
   detail::EngineCounters counters_;
+  detail::HostTable hosts_{{.rate = options_.per_host_rate,
+                            .unreachable_after = options_.unreachable_after,
+                            .pause_on_retry_after = options_.retry_after_pauses_host,
+                            .max_pause = options_.retry_max_delay}};
   const detail::EngineContext context_;
   std::vector<std::unique_ptr<TransferLoop>> loops_;  // after the executor: destroyed once their tasks end
   std::vector<Future<void>> loop_tasks_;

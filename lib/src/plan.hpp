@@ -15,8 +15,8 @@ struct Plan {
   std::size_t index = 0;
   std::string url;
   std::string fetch_url;  // the normalized URL handed to libcurl
-  std::string host;
-  std::string name;  // planned file name; may still lack an extension
+  std::string host;       // the origin, "scheme://name:port": two servers on one address are two hosts
+  std::string name;       // planned file name; may still lack an extension
   ErrorKind error = ErrorKind::None;
   std::string message;
   bool duplicate = false;
@@ -38,7 +38,7 @@ Plan make_plan(std::string url, Assign&& assign, IndexOnly&& index_only) {
     return p;
   }
   p.fetch_url = parsed->normalized;
-  p.host = parsed->host;
+  p.host = parsed->scheme + "://" + parsed->host + ":" + std::to_string(parsed->port);
   if (auto name = assign(*parsed, p)) {
     p.name = std::move(*name);
   } else {

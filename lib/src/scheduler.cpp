@@ -22,19 +22,27 @@ double random_jitter() {
   return std::uniform_real_distribution<double>(0.5, 1.5)(rng);
 }
 
-Scheduler::Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now)
+Scheduler::Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now,
+                     HostTable* hosts)
     : slots_(slots),
       per_host_(per_host),
       reuse_finishing_slots_(reuse_finishing_slots),
-      now_(std::move(now)) {
+      now_(std::move(now)),
+      hosts_(hosts && hosts->active() ? hosts : nullptr) {
   if (slots_ == 0)
     throw std::invalid_argument("a scheduler needs at least one slot");
 }
 
 void Scheduler::add(Scheduled& job) {
   job.state = JobState::Queued;
-  queued_.push_back(&job);
+  job.order = next_order_++;
   ++unfinished_;
+  // A host already found unreachable: the URL ends at once rather than waiting for a slot.
+  if (hosts_ && hosts_->unreachable_count() != 0 && hosts_->unreachable(job.host)) {
+    unreachable_.push_back(&job);
+    return;
+  }
+  queued_.push_back(&job);
 }
 
 bool Scheduler::slot_free() const noexcept {
@@ -66,9 +74,21 @@ Scheduled* Scheduler::next_start() {
       return nullptr;
     }
     if (per_host_ != 0 && host_count(job->host) >= per_host_) {
-      job->state = JobState::WaitingForHost;
-      host_waiting_[job->host].push_back(job);
+      wait_for_host(*job);  // an attempt there ending lets it go
       continue;
+    }
+    if (hosts_) {
+      const HostGate gate = hosts_->try_start(job->host, now_());
+      if (gate.kind == HostGate::Unreachable) {
+        unreachable_.push_back(job);
+        continue;
+      }
+      if (gate.kind == HostGate::Wait) {
+        wait_for_host(*job);
+        if (!host_timers_.contains(job->host))
+          push_timer({gate.until, nullptr, job->host});
+        continue;
+      }
     }
     if (!job->holds_slot) {
       job->holds_slot = true;
@@ -77,16 +97,23 @@ Scheduled* Scheduler::next_start() {
     if (per_host_ != 0)
       ++host_running_[job->host];
     job->state = JobState::Running;
+    arm_host(job->host);
     return job;
   }
 }
 
-void Scheduler::attempt_ended(Scheduled& job) {
-  if (per_host_ == 0)
-    return;
-  if (auto running = host_running_.find(job.host); running != host_running_.end() && --running->second == 0)
-    host_running_.erase(running);  // memory stays bounded by the hosts in flight, not all hosts seen
-  auto waiting = host_waiting_.find(job.host);
+void Scheduler::wait_for_host(Scheduled& job) {
+  job.state = JobState::WaitingForHost;
+  auto& line = host_waiting_[job.host];
+  // In submission order: a waiter let go and held off again returns to its place, not to the end.
+  auto at = line.end();
+  while (at != line.begin() && (*std::prev(at))->order > job.order)
+    --at;
+  line.insert(at, &job);
+}
+
+void Scheduler::release_host(const std::string& host) {
+  auto waiting = host_waiting_.find(host);
   if (waiting == host_waiting_.end())
     return;
   Scheduled* next = waiting->second.front();
@@ -103,30 +130,74 @@ void Scheduler::attempt_ended(Scheduled& job) {
   }
 }
 
+void Scheduler::arm_host(const std::string& host) {
+  if (!hosts_ || host_timers_.contains(host) || !host_waiting_.contains(host))
+    return;
+  if (per_host_ != 0 && host_count(host) >= per_host_)
+    return;  // the next attempt to end there lets the waiter go
+  push_timer({hosts_->ready_at(host, now_()), nullptr, host});
+}
+
+void Scheduler::push_timer(Timer timer) {
+  if (!timer.job)
+    host_timers_.emplace(timer.host, timer.at);
+  timers_.push_back(std::move(timer));
+  std::push_heap(timers_.begin(), timers_.end(), later);
+}
+
+void Scheduler::attempt_ended(Scheduled& job, const AttemptOutcome* outcome) {
+  if (outcome && hosts_)
+    hosts_->attempt_ended(job.host, *outcome, now_());
+  if (per_host_ == 0)
+    return;
+  if (auto running = host_running_.find(job.host); running != host_running_.end() && --running->second == 0)
+    host_running_.erase(running);  // memory stays bounded by the hosts in flight, not all hosts seen
+  release_host(job.host);
+}
+
 void Scheduler::back_off(Scheduled& job, Clock::duration delay) {
   job.state = JobState::BackingOff;
-  job.retry_at = now_() + delay;
-  backoff_.push_back(&job);
-  std::push_heap(backoff_.begin(), backoff_.end(), later);
+  push_timer({now_() + delay, &job, {}});
 }
 
 void Scheduler::release_due() {
-  if (backoff_.empty())
+  if (timers_.empty())
     return;
   const auto now = now_();
-  while (!backoff_.empty() && backoff_.front()->retry_at <= now) {
-    std::pop_heap(backoff_.begin(), backoff_.end(), later);
-    Scheduled* job = backoff_.back();
-    backoff_.pop_back();
-    job->state = JobState::Running;
-    due_.push_back(job);
+  while (!timers_.empty() && timers_.front().at <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), later);
+    Timer timer = std::move(timers_.back());
+    timers_.pop_back();
+    if (timer.job) {
+      timer.job->state = JobState::Running;
+      due_.push_back(timer.job);
+    } else {
+      // The host's time came: its first waiter asks again (and arms the next timer when it starts).
+      host_timers_.erase(timer.host);
+      release_host(timer.host);
+    }
   }
 }
 
 std::optional<Scheduler::Clock::time_point> Scheduler::next_deadline() const {
-  if (backoff_.empty())
+  if (timers_.empty())
     return std::nullopt;
-  return backoff_.front()->retry_at;
+  return timers_.front().at;
+}
+
+bool Scheduler::host_unreachable(const Scheduled& job) const {
+  return hosts_ && hosts_->unreachable_count() != 0 && hosts_->unreachable(job.host);
+}
+
+std::vector<Scheduled*> Scheduler::take_unreachable() {
+  std::vector<Scheduled*> taken;
+  taken.swap(unreachable_);
+  if (hosts_ && hosts_->unreachable_count() != unreachable_seen_) {
+    unreachable_seen_ = hosts_->unreachable_count();
+    auto waiting = take_waiting([this](const Scheduled& job) { return hosts_->unreachable(job.host); });
+    taken.insert(taken.end(), waiting.begin(), waiting.end());
+  }
+  return taken;
 }
 
 void Scheduler::finishing(Scheduled& job) {
@@ -174,14 +245,24 @@ std::vector<Scheduled*> Scheduler::take_waiting(const std::function<bool(const S
   };
   take(queued_);
   take(due_);
-  std::sort_heap(backoff_.begin(), backoff_.end(), later);  // earliest retry first
-  std::reverse(backoff_.begin(), backoff_.end());
-  take(backoff_);
-  std::make_heap(backoff_.begin(), backoff_.end(), later);
+  // Backoffs, earliest retry first; host timers stay (one that finds no waiter does nothing).
+  std::sort_heap(timers_.begin(), timers_.end(), later);
+  std::reverse(timers_.begin(), timers_.end());
+  std::erase_if(timers_, [&](const Timer& timer) {
+    if (!timer.job || !matches(*timer.job))
+      return false;
+    taken.push_back(timer.job);
+    return true;
+  });
+  std::make_heap(timers_.begin(), timers_.end(), later);
   for (auto it = host_waiting_.begin(); it != host_waiting_.end();) {
     take(it->second);
     it = it->second.empty() ? host_waiting_.erase(it) : std::next(it);
   }
+  // A waiter let go and taken here would have armed its host's next timer when it started: the
+  // waiters left behind it need one.
+  for (const auto& [host, line] : host_waiting_)
+    arm_host(host);
   return taken;
 }
 

@@ -13,12 +13,16 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attempt_outcome.hpp"
+#include "host_table.hpp"
+
 namespace imgdl::detail {
 
 /// A URL's life on a transfer loop. Done is final.
 enum class JobState : std::uint8_t {
   Queued,          ///< submitted, holds no slot yet
-  WaitingForHost,  ///< its host is at per_host; back at the front of its queue when one ends
+  WaitingForHost,  ///< its host is at per_host, or its rate or a pause holds it off; back at the
+                   ///< front of its queue when an attempt there ends or the host's time comes
   Running,         ///< begun: an attempt is being prepared or is in libcurl
   BackingOff,      ///< a failed attempt waits for its retry time
   Finishing,       ///< its result is decided and not yet delivered
@@ -34,7 +38,8 @@ struct Scheduled {
   bool holds_slot = false;
   /// Between on_started and on_finished.
   bool announced = false;
-  std::chrono::steady_clock::time_point retry_at{};
+  /// Its place in submission order: a host's waiters start in this order.
+  std::uint64_t order = 0;
 };
 
 /// The wait before retry `attempt` (1 for the first retry): `backoff` × 2^(attempt-1) scaled by
@@ -56,14 +61,20 @@ double random_jitter();
 /// - With per_host, a host never has more than per_host attempts running; a job that would exceed it
 ///   waits, and the first waiter for a host returns to the front of its queue when one ends there.
 /// - A backoff ends at its retry time on the clock; Retry-After sets that time like any delay.
+/// - With a HostTable (shared by a Downloader's loops), a host's attempts start no closer than its rate
+///   allows and not while it is paused: a job that would start early waits for its host (holding a slot
+///   only if it is begun) until the host's time, on the same timers as backoffs. A job whose host is
+///   unreachable is set aside for take_unreachable(), without a slot.
 class Scheduler {
  public:
   using Clock = std::chrono::steady_clock;
   using Now = std::function<Clock::time_point()>;
 
-  Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now = Clock::now);
+  /// `hosts` may be null (no politeness rules); else it outlives the scheduler.
+  Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now = Clock::now,
+            HostTable* hosts = nullptr);
 
-  /// A new job, Queued behind the others.
+  /// A new job, Queued behind the others (or set aside at once if its host is unreachable).
   void add(Scheduled& job);
 
   /// The next job to start an attempt, now Running (and holding a slot), or nullptr when none may.
@@ -71,14 +82,23 @@ class Scheduler {
   /// Whether next_start() would return a job without the clock moving.
   bool can_start() const noexcept;
 
-  /// Its attempt left libcurl: the host's count drops and its first waiter goes back in line.
-  void attempt_ended(Scheduled& job);
+  /// Its attempt left libcurl: the host's count drops and its first waiter goes back in line. With
+  /// `outcome` (what the attempt produced), the host table learns from it: failures, pauses.
+  void attempt_ended(Scheduled& job, const AttemptOutcome* outcome = nullptr);
   /// Running -> BackingOff until `delay` from now.
   void back_off(Scheduled& job, Clock::duration delay);
-  /// Jobs whose backoff has ended become due; they start before any new job.
+  /// Jobs whose backoff has ended become due (they start before any new job), and hosts whose time
+  /// came let their first waiter back in line.
   void release_due();
-  /// When the earliest backoff ends.
+  /// When the earliest backoff or host wait ends.
   std::optional<Clock::time_point> next_deadline() const;
+
+  /// Whether the job's host was found unreachable (its URLs end with ErrorKind::HostUnreachable).
+  bool host_unreachable(const Scheduled& job) const;
+  /// Jobs whose host is unreachable, out of line, in the order they waited: those next_start() or add()
+  /// set aside, and, once a host has newly become unreachable (here or on another loop sharing the
+  /// table), every waiting job of it. Their state is unchanged, for the caller to end them.
+  std::vector<Scheduled*> take_unreachable();
 
   /// Running -> Finishing: the result is decided. Frees the slot for a new start (see the class).
   void finishing(Scheduled& job);
@@ -99,20 +119,40 @@ class Scheduler {
   std::size_t slots() const noexcept { return slots_; }
 
  private:
+  /// A backoff's end (job set) or a host's time to let its first waiter go (job null): one heap of
+  /// timers, so the loop sleeps until the earliest of either.
+  struct Timer {
+    Clock::time_point at;
+    Scheduled* job = nullptr;
+    std::string host;
+  };
+  static bool later(const Timer& a, const Timer& b) noexcept { return a.at > b.at; }
+
   bool slot_free() const noexcept;
   std::size_t host_count(const std::string& host) const;
-  static bool later(const Scheduled* a, const Scheduled* b) noexcept { return a->retry_at > b->retry_at; }
+  void push_timer(Timer timer);
+  /// Into its host's waiting line, in submission order.
+  void wait_for_host(Scheduled& job);
+  /// The host's first waiter back to the front of the queue it came from.
+  void release_host(const std::string& host);
+  /// After a start on `host`: its next waiter gets a timer if only time holds it off.
+  void arm_host(const std::string& host);
 
   const std::size_t slots_;
   const std::size_t per_host_;
   const bool reuse_finishing_slots_;
   Now now_;
 
-  std::deque<Scheduled*> queued_;    // not begun, in submission order
-  std::deque<Scheduled*> due_;       // begun, ready for their next attempt
-  std::vector<Scheduled*> backoff_;  // a min-heap on retry_at
+  std::deque<Scheduled*> queued_;  // not begun, in submission order
+  std::deque<Scheduled*> due_;     // begun, ready for their next attempt
+  std::vector<Timer> timers_;      // a min-heap on `at`
   std::unordered_map<std::string, std::deque<Scheduled*>> host_waiting_;
   std::unordered_map<std::string, std::size_t> host_running_;
+  std::unordered_map<std::string, Clock::time_point> host_timers_;  // hosts with a timer pending
+  HostTable* hosts_;
+  std::vector<Scheduled*> unreachable_;  // set aside for take_unreachable()
+  std::uint64_t unreachable_seen_ = 0;   // the table's count at the last sweep
+  std::uint64_t next_order_ = 0;
   std::size_t unfinished_ = 0;
   std::size_t holding_ = 0;
   std::size_t finishing_ = 0;

@@ -42,7 +42,8 @@ TransferLoop::TransferLoop(const EngineContext& context, std::size_t slots, std:
       driver_(*context.settings),
       // Under Resume a part file is opened before its request (for the Range), so a slot is reused
       // only once its URL is published: at most max_workers part files are open.
-      scheduler_(slots, options_.per_host, options_.on_exists != OnExists::Resume) {}
+      scheduler_(slots, options_.per_host, options_.on_exists != OnExists::Resume, Clock::now,
+                 context.hosts) {}
 
 void TransferLoop::enqueue(JobPtr job) {
   bool was_empty = false;
@@ -133,7 +134,7 @@ void TransferLoop::start_ready() {
   while (!context_.cancelled->load()) {
     Scheduled* next = scheduler_.next_start();
     if (!next)
-      return;
+      break;
     Job& job = static_cast<Job&>(*next);
     if (!job.sink && !begin(job))
       continue;  // ended without a transfer (skip, duplicate, ...)
@@ -148,19 +149,43 @@ void TransferLoop::start_ready() {
     }
     start_attempt(job);
   }
+  end_unreachable();
+}
+
+/// URLs of hosts found unreachable end now, without a request (or without their retry).
+void TransferLoop::end_unreachable() {
+  for (Scheduled* s : scheduler_.take_unreachable()) {
+    Job& job = static_cast<Job&>(*s);
+    if (job.sink) {  // begun: it was backing off, or waiting for its host
+      complete(job, unreachable_outcome(job, job.result.message));
+      continue;
+    }
+    if (!set_running(job))
+      continue;
+    // A duplicate or a file already there needs no request, so its host does not matter.
+    std::optional<Ending> ending = ending_without_fetch(*context_.output, job.plan);
+    if (!ending) {
+      AttemptOutcome outcome = unreachable_outcome(job, {});
+      ending = Ending{DownloadStatus::Failed, outcome.error, std::move(outcome.message)};
+    }
+    deliver(job, std::move(*ending));
+  }
+}
+
+AttemptOutcome TransferLoop::unreachable_outcome(const Job& job, const std::string& after) const {
+  AttemptOutcome outcome{ErrorKind::HostUnreachable,
+                         unreachable_message(job.host, options_.unreachable_after, after)};
+  outcome.retryable = true;  // a later run may reach it: under Resume, a .part is kept for it
+  return outcome;
 }
 
 /// A URL's first step: whatever needs no request (plan errors, duplicates, files already there). False
 /// when the URL ended here.
 bool TransferLoop::begin(Job& job) {
-  if (!job.promise.set_running_or_notify_cancel()) {  // Future::cancel() came first
+  if (!set_running(job)) {
     scheduler_.attempt_ended(job);
-    drop_cancelled(job);
     return false;
   }
-  context_.counters->started.fetch_add(1, std::memory_order_relaxed);
-  job.start = Clock::now();
-  job.result.url = job.plan.url;
   std::optional<Ending> ending = ending_without_fetch(*context_.output, job.plan);
   if (!ending && job.promise.stop_requested())
     ending = Ending{DownloadStatus::Cancelled, ErrorKind::Cancelled, "cancelled"};
@@ -175,6 +200,19 @@ bool TransferLoop::begin(Job& job) {
     stop_seen_.store(true);
     wake();
   });
+  return true;
+}
+
+/// Its future turns Running and its result starts; false when Future::cancel() came first, and the
+/// URL has ended here.
+bool TransferLoop::set_running(Job& job) {
+  if (!job.promise.set_running_or_notify_cancel()) {
+    drop_cancelled(job);
+    return false;
+  }
+  context_.counters->started.fetch_add(1, std::memory_order_relaxed);
+  job.start = Clock::now();
+  job.result.url = job.plan.url;
   return true;
 }
 
@@ -196,7 +234,12 @@ void TransferLoop::read_completions() {
   driver_.for_each_completion([this](void* owner, CURLcode code) {
     Job& job = *static_cast<Job*>(owner);
     AttemptOutcome outcome = driver_.finish(job.active, code);
-    scheduler_.attempt_ended(job);
+    const auto hosts = context_.hosts;
+    const std::uint64_t unreachable = hosts ? hosts->unreachable_count() : 0;
+    scheduler_.attempt_ended(job, &outcome);  // the host table learns what it says of its host
+    if (hosts && hosts->unreachable_count() != unreachable && context_.wake_loops)
+      context_.wake_loops();  // their waiting URLs of that host end now, not at their turn
+
     if (hash_on_pool(job, outcome))
       return;  // back through take_hashed(), its slot held meanwhile as by a transfer
     if (!retries_after(job, outcome))
@@ -302,16 +345,21 @@ std::optional<AttemptOutcome> TransferLoop::announce_and_open(Job& job) {
 }
 
 bool TransferLoop::retries_after(const Job& job, const AttemptOutcome& outcome) const {
-  return detail::retries_after(outcome, job.result.attempts, options_.retries);
+  return detail::retries_after(outcome, job.result.attempts, options_.retries) &&
+         !scheduler_.host_unreachable(job);
 }
 
 /// After each attempt: done, or retried after a backoff.
 void TransferLoop::attempt_done(Job& job, AttemptOutcome outcome) {
   job.result.http_status = outcome.http_status;
   if (!retries_after(job, outcome)) {
+    // A retry its host's state forbids: the URL ends saying why, with its own failure.
+    if (detail::retries_after(outcome, job.result.attempts, options_.retries))
+      outcome = unreachable_outcome(job, outcome.message);
     complete(job, std::move(outcome));
     return;
   }
+  job.result.message = outcome.message;  // the last failure, for a message if its host turns unreachable
   if (auto failure = job.sink->prepare_retry(outcome.restart_from_scratch)) {
     complete(job, std::move(*failure));
     return;

@@ -17,6 +17,7 @@
 
 #include "body_sink.hpp"
 #include "curl_driver.hpp"
+#include "host_table.hpp"
 #include "plan.hpp"
 #include "scheduler.hpp"
 #include "transfer.hpp"
@@ -46,6 +47,10 @@ struct EngineContext {
   /// Where large bodies' digests are computed while the loop goes on (OutputRules::hash_after); null:
   /// on the loop.
   ThreadPoolExecutor* cpu_pool = nullptr;
+  /// Host state every loop shares (rate, pauses, unreachable hosts); may be null.
+  HostTable* hosts = nullptr;
+  /// Wakes every loop: a host found unreachable on one ends the waiting URLs of all.
+  std::function<void()> wake_loops;
 };
 
 /// One URL on a transfer loop, from its submission to its result. Heap-held and never moved:
@@ -93,6 +98,9 @@ class TransferLoop {
   void take_incoming(bool& closing);
   void start_ready();
   bool begin(Job& job);
+  bool set_running(Job& job);
+  void end_unreachable();
+  AttemptOutcome unreachable_outcome(const Job& job, const std::string& after) const;
   void start_attempt(Job& job);
   void read_completions();
   void take_hashed();

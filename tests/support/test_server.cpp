@@ -392,6 +392,7 @@ class Counters {
     std::lock_guard lock(mu_);
     ++requests_;
     ++hits_[req.path];
+    arrivals_.push_back({req.path, std::chrono::steady_clock::now()});
     auto user_agent = req.get_header_value("User-Agent");
     last_user_agent_ = user_agent;
     user_agents_.push_back(std::move(user_agent));
@@ -433,6 +434,7 @@ class Counters {
     user_agents_.clear();
     last_user_agent_.clear();
     range_headers_.clear();
+    arrivals_.clear();
     flaky_.clear();
   }
 
@@ -458,6 +460,7 @@ class Counters {
   std::vector<std::string> user_agents_;
   std::string last_user_agent_;
   std::vector<std::string> range_headers_;
+  std::vector<TestServer::Arrival> arrivals_;
   std::map<std::string, std::size_t> flaky_;
 };
 
@@ -1183,6 +1186,9 @@ std::string TestServer::last_user_agent() const {
 }
 std::vector<std::string> TestServer::range_headers() const {
   return impl_->counters.read([](const Counters& c) { return c.range_headers_; });
+}
+std::vector<TestServer::Arrival> TestServer::arrivals() const {
+  return impl_->counters.read([](const Counters& c) { return c.arrivals_; });
 }
 void TestServer::reset_counters() {
   impl_->counters.reset();

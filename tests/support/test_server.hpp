@@ -113,6 +113,13 @@ class TestServer {
   std::string last_user_agent() const;
   /// Range headers received, in arrival order (requests without one are not listed).
   std::vector<std::string> range_headers() const;
+  /// One request as the server saw it arrive: its path (no query) and when, on the steady clock.
+  struct Arrival {
+    std::string path;
+    std::chrono::steady_clock::time_point at;
+  };
+  /// Every request's arrival, in arrival order: spacing measured here is the server's, not the client's.
+  std::vector<Arrival> arrivals() const;
   /// Zeroes the counters and forgets /flaky keys.
   void reset_counters();
 

@@ -35,6 +35,8 @@ enum class ErrorKind {
   Network,            ///< any other transport failure (reset, protocol error)
   Write,              ///< the file could not be created or written (permissions, full disk)
   Cancelled,          ///< stopped on request
+  HostUnreachable,    ///< its host failed DownloadOptions::unreachable_after connects in a row: not
+                      ///< tried (or not retried); the message names the host
 };
 
 /// The result of one URL, complete whatever happened. Plain data: copy and share freely.
@@ -59,7 +61,7 @@ struct DownloadResult {
 [[nodiscard]] IMGDL_API std::string_view to_string(DownloadStatus status) noexcept;
 /// "none", "invalid_url", "dns", "connect", "tls", "timeout", "http_status", "too_many_redirects",
 /// "forbidden_redirect", "too_large", "not_image", "empty", "truncated", "network", "write",
-/// "cancelled". Thread-safe.
+/// "cancelled", "host_unreachable". Thread-safe.
 [[nodiscard]] IMGDL_API std::string_view to_string(ErrorKind kind) noexcept;
 
 }  // namespace imgdl

@@ -77,8 +77,26 @@ struct DownloadOptions {
   /// result, backoffs included, so at most this many part files are open. Unset means Python's
   /// executor default, min(32, hardware threads + 4).
   std::optional<std::size_t> max_workers;
-  /// Most concurrent transfers to one host (by host name); 0 means unlimited.
+  /// Most concurrent transfers to one host; 0 means unlimited. A host, here and in the options below,
+  /// is an origin: scheme, name and port, so two servers on one address are two hosts, and
+  /// http://a.example and https://a.example are too.
   std::size_t per_host = 0;
+  /// Most attempts started per second to one host (retries included); 0 means no limit; fractions are
+  /// allowed (0.5: one every 2 s). Fixed spacing, no bursts: each attempt starts at least 1/N seconds
+  /// after the previous one to its host, across all transfer threads. A URL waiting for its host's turn
+  /// holds no transfer slot (a retry keeps the one it has), so other hosts go on. Negative or not
+  /// finite: std::invalid_argument.
+  double per_host_rate = 0;
+  /// A 429 or 503 response with Retry-After pauses its whole host, not only its URL: no attempt to that
+  /// host starts, on any transfer thread, until the time given (capped by retry_max_delay); other
+  /// hosts go on. Attempts already running are not stopped.
+  bool retry_after_pauses_host = true;
+  /// After this many consecutive attempts to one host that fail to reach it (ErrorKind::Connect, or
+  /// ErrorKind::Timeout before any response), the host is unreachable for the Downloader's life: its
+  /// URLs still waiting (queued, or backing off for a retry) and those submitted later fail at once
+  /// with ErrorKind::HostUnreachable, instead of each waiting out its own timeouts. Any response from
+  /// the host resets the count. Attempts already running end on their own. 0 never gives up on a host.
+  std::size_t unreachable_after = 5;
   /// Threads that drive the transfers, each with its own libcurl multi handle and connection cache,
   /// sharing max_workers between them. 0 means one per 16 workers, at most one per hardware thread,
   /// and 1 when per_host is set. A second thread pays off on a long list of small files, where one
@@ -140,6 +158,11 @@ struct DownloaderStats {
 };
 
 /// Downloads URLs concurrently into one directory.
+///
+/// Hosts: per_host_rate, retry_after_pauses_host and unreachable_after keep one table of host state
+/// per Downloader, shared by its transfer threads under one mutex (held for a lookup per attempt start
+/// and end), so the rules hold across threads; two Downloaders do not share it. per_host is counted by
+/// each transfer thread, which is why it needs a single one.
 ///
 /// Threading: submit(), download_all(), download_stream() and cancel() are thread-safe. Every
 /// transfer runs in one of the Downloader's transfer loops, each a long-lived task on its executor
