@@ -110,7 +110,8 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   app.add_option("--per-host", dl.per_host,
                  "Most concurrent transfers to one host, a host being scheme, name and port (default: 0, "
                  "no limit)")
-      ->option_text("N");
+      ->option_text("N")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--per-host-rate", dl.per_host_rate,
                  "Most requests started per second to one host, evenly spaced; fractions allowed, e.g. 0.5 "
                  "(default: 0, no limit)")
@@ -119,7 +120,8 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   app.add_option("--unreachable-after", dl.unreachable_after,
                  "After N connect failures or timeouts in a row to one host, fail its remaining URLs at once "
                  "as host_unreachable (default: 5; 0: never)")
-      ->option_text("N");
+      ->option_text("N")
+      ->check(CLI::NonNegativeNumber);
   bool no_host_pause = false;
   app.add_flag("--no-host-pause", no_host_pause,
                "A 429/503 Retry-After delays only its URL (default: it pauses the whole host)");

@@ -686,6 +686,7 @@ TEST_CASE("a transfer that ends inside the call that started it is settled witho
   auto o = options_for(dir);
   o.max_workers = 1;
   o.retries = 0;
+  o.unreachable_after = 0;  // every refused URL must make its own attempt, not end as host_unreachable
   Downloader d(o);
   std::vector<imgdl::Future<DownloadResult>> fetched, refused;
   for (int i = 0; i < 20; ++i) {

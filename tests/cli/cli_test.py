@@ -146,6 +146,45 @@ def scenario_bad_flags(tmp):
         check(os.listdir(tmp) == [], "a usage error created files", os.listdir(tmp))
 
 
+def scenario_polite_to_hosts(tmp):
+    """--per-host-rate, --unreachable-after and --no-host-pause: in --help, checked, and the report names a
+    host given up on (host_unreachable) with a message saying why."""
+    code, out, err = run_imgdl(["--help"], tmp)
+    for needle in ["--per-host-rate N", "--unreachable-after N", "--no-host-pause", "scheme, name and port"]:
+        check(needle in out, f"--help lacks {needle!r}", out)
+    for args in (["--per-host-rate", "-1"], ["--per-host-rate", "fast"], ["--unreachable-after", "-2"]):
+        code, out, err = run_imgdl(args + ["http://127.0.0.1:1/a.jpg"], tmp)
+        check(code == 2, f"imgdl {' '.join(args)} exited {code}, expected 2", out, err)
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]  # nothing listens there once closed: connects are refused
+    dead = f"http://127.0.0.1:{dead_port}"
+    with Server(tmp) as server:
+        urls = [dead + f"/img/d{i}.jpg" for i in range(12)] + seed_urls(server, size=2000)[:3]
+        start = time.monotonic()
+        code, out, err = run_imgdl(urls + ["-o", "out", "-j", "2", "--retries", "0", "--unreachable-after", "2",
+                                           "--per-host-rate", "5", "--no-host-pause", "--report", "r.json"], tmp)
+        took = time.monotonic() - start
+    check(code == 1, f"exited {code}, expected 1", out, err)
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    results = report["results"]
+    live = [r for r in results if not r["url"].startswith(dead)]
+    check(len(live) == 3 and all(r["status"] == "ok" for r in live), "the live host's URLs did not all succeed", live)
+    given_up = [r for r in results if r["error"] == "host_unreachable"]
+    # Two refusals in a row make the host unreachable; at most the two workers' attempts were made.
+    check(len(given_up) >= 10, "the refused host's URLs were not given up on", results)
+    for r in given_up:
+        check(r["message"].startswith(f"host {dead} unreachable: 2 consecutive connect failures or timeouts; ")
+              and r["status"] == "failed", "unexpected host_unreachable entry", r)
+    check(any(r["attempts"] == 0 and r["message"].endswith("; not tried") for r in given_up),
+          "no URL of the unreachable host was left untried", given_up)
+    check(re.search(r"^FAILED d\d+\.jpg: host " + re.escape(dead) + r" unreachable: ", out, re.M),
+          "no FAILED line names the unreachable host", out)
+    # Three requests to the live host at 5 per second: at least 0.4 s between the first and the last.
+    check(took >= 0.4, f"--per-host-rate 5 fetched 3 URLs of one host in {took:.3f} s", out)
+
+
 def scenario_missing_input(tmp):
     code, out, err = run_imgdl(["-i", "no-such-list.txt", "-o", "out"], tmp)
     check(code == 2, f"exited {code}, expected 2", out, err)
@@ -563,6 +602,7 @@ SCENARIOS = {
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,
     "memory_bounded": scenario_memory_bounded,
+    "polite_to_hosts": scenario_polite_to_hosts,
 }
 
 
