@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -290,4 +291,28 @@ TEST_CASE("a response resets the count of failures: only K in a row make a host 
   }
   CHECK(server.hits("/img/ok3.jpg") == 0);
   CHECK(server.hits("/stall-headers") == 7);
+}
+
+TEST_CASE("URLs that make no request (files already there, duplicates) do not wait for their host's rate") {
+  TestServer server;
+  TempDir dir;
+  DownloadOptions options;
+  options.output_dir = dir.path;
+  options.max_workers = 2;
+  options.per_host_rate = 0.5;  // one request every 2 s
+  options.on_exists = imgdl::OnExists::Skip;
+  std::vector<std::string> urls = urls_of(server, "there", 5);
+  for (int i = 0; i < 5; ++i)
+    std::ofstream(dir.path / ("there" + std::to_string(i) + ".jpg")) << "x";
+  urls.push_back(server.url("/img/new.jpg?size=2000"));
+  urls.push_back(urls.back());  // a duplicate
+  Downloader downloader(options);
+  const auto start = Clock::now();
+  const auto results = downloader.download_all(urls);
+  for (const auto& r : results)
+    CHECK(r.ok());
+  CHECK(results[5].status == DownloadStatus::Ok);
+  CHECK(server.requests() == 1);
+  // Rate-limited, the seven would take 12 s.
+  CHECK(Clock::now() - start < 6s);
 }

@@ -487,3 +487,13 @@ TEST_CASE("a waiter let go and then cancelled leaves its host's next waiter a ti
   s.release_due();
   CHECK(start_all(s) == std::vector<Scheduled*>{&a3});
 }
+
+TEST_CASE("a job without a host (it makes no request) is held by no host rule") {
+  FakeClock clock;
+  HostTable hosts({.rate = 1.0});
+  Scheduler s(8, 1, true, clock.source(), &hosts);
+  Jobs jobs;
+  Scheduled& a = jobs.add(s, "");
+  Scheduled& b = jobs.add(s, "");
+  CHECK(start_all(s) == std::vector<Scheduled*>{&a, &b});
+}

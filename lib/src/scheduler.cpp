@@ -38,7 +38,7 @@ void Scheduler::add(Scheduled& job) {
   job.order = next_order_++;
   ++unfinished_;
   // A host already found unreachable: the URL ends at once rather than waiting for a slot.
-  if (hosts_ && hosts_->unreachable_count() != 0 && hosts_->unreachable(job.host)) {
+  if (hosts_ && hosts_->unreachable_count() != 0 && !job.host.empty() && hosts_->unreachable(job.host)) {
     unreachable_.push_back(&job);
     return;
   }
@@ -73,11 +73,12 @@ Scheduled* Scheduler::next_start() {
     } else {
       return nullptr;
     }
-    if (per_host_ != 0 && host_count(job->host) >= per_host_) {
+    // No host: a URL that makes no request (see Scheduled::host) owes no host anything.
+    if (per_host_ != 0 && !job->host.empty() && host_count(job->host) >= per_host_) {
       wait_for_host(*job);  // an attempt there ending lets it go
       continue;
     }
-    if (hosts_) {
+    if (hosts_ && !job->host.empty()) {
       const HostGate gate = hosts_->try_start(job->host, now_());
       if (gate.kind == HostGate::Unreachable) {
         unreachable_.push_back(job);
@@ -97,7 +98,8 @@ Scheduled* Scheduler::next_start() {
     if (per_host_ != 0)
       ++host_running_[job->host];
     job->state = JobState::Running;
-    arm_host(job->host);
+    if (!job->host.empty())
+      arm_host(job->host);
     return job;
   }
 }

@@ -31,6 +31,7 @@ enum class JobState : std::uint8_t {
 
 /// What the scheduler knows of a job. The transfer loop's jobs derive from it.
 struct Scheduled {
+  /// Its origin ("scheme://name:port"); empty for a URL that makes no request, which no host rule holds.
   std::string host;
   JobState state = JobState::Queued;
   /// Holds a transfer slot: from its first start to Done, backoffs and host waits included, as a

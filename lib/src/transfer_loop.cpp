@@ -122,8 +122,13 @@ void TransferLoop::take_incoming(bool& closing) {
     taken.swap(incoming_);
     closing = closing_;
   }
+  const bool host_rules = context_.hosts && context_.hosts->active();
   for (auto& job : taken) {
     Job& j = *job;
+    // A URL that will make no request (invalid, duplicate, file already there) must not wait for its
+    // host's rate or pause, nor fail with it: it has no host for the scheduler.
+    if (host_rules && ending_without_fetch(*context_.output, j.plan))
+      j.host.clear();
     jobs_.emplace(&j, std::move(job));
     scheduler_.add(j);
   }
