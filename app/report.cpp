@@ -23,6 +23,7 @@ void Totals::add(const DownloadResult& r) {
       break;
     case DownloadStatus::Failed:
       ++failed;
+      host_unreachable += r.error == ErrorKind::HostUnreachable;
       break;
     case DownloadStatus::Cancelled:
       ++cancelled;
@@ -67,6 +68,7 @@ nlohmann::ordered_json to_json(const Totals& t) {
       {"ok", t.ok},
       {"skipped", t.skipped},
       {"failed", t.failed},
+      {"host_unreachable", t.host_unreachable},
       {"cancelled", t.cancelled},
       {"invalid_lines", t.invalid_lines},
       {"bytes", t.bytes},

@@ -26,6 +26,7 @@ struct Totals {
   std::size_t ok = 0;
   std::size_t skipped = 0;
   std::size_t failed = 0;
+  std::size_t host_unreachable = 0;  ///< of the failed: their host was given up on (most not tried)
   std::size_t cancelled = 0;
   std::size_t invalid_lines = 0;  ///< list lines rejected before downloading; they count as failures
   std::uint64_t bytes = 0;        ///< bytes of the files downloaded in this run (Ok only)

@@ -104,6 +104,8 @@ void TerminalOutput::print_summary(const Totals& t, bool interrupted) {
   s += std::to_string(t.ok) + " ok, " + std::to_string(t.skipped) + " skipped, ";
   const std::string failed = std::to_string(t.failed) + " failed";
   s += t.failed > 0 ? paint(sgr_red, failed) : failed;
+  if (t.host_unreachable > 0)
+    s += " (" + std::to_string(t.host_unreachable) + " of them: host unreachable)";
   if (t.cancelled > 0)
     s += ", " + std::to_string(t.cancelled) + " cancelled";
   if (t.invalid_lines > 0) {

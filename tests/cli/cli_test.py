@@ -181,6 +181,9 @@ def scenario_polite_to_hosts(tmp):
           "no URL of the unreachable host was left untried", given_up)
     check(re.search(r"^FAILED d\d+\.jpg: host " + re.escape(dead) + r" unreachable: ", out, re.M),
           "no FAILED line names the unreachable host", out)
+    check(report["totals"]["host_unreachable"] == len(given_up), "report totals", report["totals"])
+    check(re.search(r"^Done: 3 ok, 0 skipped, 12 failed \(%d of them: host unreachable\) \(15 URLs\)" % len(given_up),
+                    out, re.M), "the summary does not say how many URLs their host's state failed", out)
     # Three requests to the live host at 5 per second: at least 0.4 s between the first and the last.
     check(took >= 0.4, f"--per-host-rate 5 fetched 3 URLs of one host in {took:.3f} s", out)
 
