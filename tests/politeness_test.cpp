@@ -110,16 +110,29 @@ TEST_CASE("per_host_rate spaces the requests each host receives, across transfer
     urls.push_back(from_a[static_cast<std::size_t>(i)]);
     urls.push_back(from_b[static_cast<std::size_t>(i)]);
   }
+  {
+    // A server's first request can reach its handler late (its first connection, under a sanitizer by
+    // a few hundred ms): have that happen before the measured run.
+    DownloadOptions warm = options;
+    warm.per_host_rate = 0;
+    (void)Downloader(warm).download_all({a.url("/img/warm.jpg?size=2000"), b.url("/img/warm.jpg?size=2000")});
+    a.reset_counters();
+    b.reset_counters();
+  }
   Downloader downloader(options);
   for (const auto& r : downloader.download_all(urls))
     CHECK_MESSAGE(r.ok(), r.url, ": ", r.message);
   for (const TestServer* server : {&a, &b}) {
     const auto times = arrivals(*server, "/img/");
     REQUIRE(times.size() == 5);
-    for (std::size_t i = 1; i < times.size(); ++i) {
-      // 250 ms at the client; a request can reach the server a little late, the next one on time.
-      CHECK(times[i] - times[i - 1] >= 200ms);
-    }
+    // Starts are 250 ms apart at the client; a request may still reach the server late and shorten one
+    // gap, so the typical gap and the whole span are checked: without spacing, both are near 0.
+    std::vector<Clock::duration> gaps;
+    for (std::size_t i = 1; i < times.size(); ++i)
+      gaps.push_back(times[i] - times[i - 1]);
+    std::sort(gaps.begin(), gaps.end());
+    CHECK(gaps[gaps.size() / 2] >= 200ms);
+    CHECK(times.back() - times.front() >= 800ms);
   }
   // The hosts are spaced apart, not after each other: b's first request did not wait for a's.
   CHECK(arrivals(b, "/img/").front() < arrivals(a, "/img/")[1]);
