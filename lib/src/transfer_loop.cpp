@@ -244,7 +244,6 @@ void TransferLoop::read_completions() {
     scheduler_.attempt_ended(job, &outcome);  // the host table learns what it says of its host
     if (hosts && hosts->unreachable_count() != unreachable && context_.wake_loops)
       context_.wake_loops();  // their waiting URLs of that host end now, not at their turn
-
     if (hash_on_pool(job, outcome))
       return;  // back through take_hashed(), its slot held meanwhile as by a transfer
     if (!retries_after(job, outcome))
