@@ -329,3 +329,38 @@ TEST_CASE("URLs that make no request (files already there, duplicates) do not wa
   // Rate-limited, the seven would take 12 s.
   CHECK(Clock::now() - start < 6s);
 }
+
+TEST_CASE("a host that accepts and never answers is given up on too; only its URLs fail, and leave no file") {
+  TestServer silent;  // answers nothing before the timeout
+  TestServer live;
+  TempDir dir;
+  DownloadOptions options;
+  options.output_dir = dir.path;
+  options.max_workers = 4;
+  options.transfer_threads = 2;
+  options.timeout = 500ms;
+  options.retries = 2;
+  options.retry_backoff = 50ms;
+  options.compute_sha256 = false;
+  std::vector<std::string> urls;
+  const auto live_urls = urls_of(live, "live", 10);
+  for (int i = 0; i < 20; ++i) {
+    urls.push_back(silent.url("/stall-headers?ms=5000&n=" + std::to_string(i)));
+    if (i % 2 == 0)
+      urls.push_back(live_urls[static_cast<std::size_t>(i / 2)]);
+  }
+  Downloader downloader(options);
+  int unreachable = 0;
+  for (const auto& r : downloader.download_all(urls)) {
+    if (r.url.starts_with(live.base_url())) {
+      CHECK_MESSAGE(r.ok(), r.url, ": ", r.message);
+      continue;
+    }
+    CHECK((r.error == ErrorKind::Timeout || r.error == ErrorKind::HostUnreachable));
+    unreachable += r.error == ErrorKind::HostUnreachable;
+  }
+  // The silent host saw about one wave of requests (5 in a row give it up), not 20 × 3 attempts.
+  CHECK(silent.hits("/stall-headers") <= 5 + 4);
+  CHECK(unreachable >= 12);
+  CHECK(dir.entries().size() == 10);  // the live host's files, nothing of the silent one's
+}
