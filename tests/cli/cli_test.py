@@ -28,7 +28,7 @@ import time
 ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
-RESULT_FIELDS = ["url", "path", "status", "http_status", "bytes", "image_type", "sha256", "attempts",
+RESULT_FIELDS = ["url", "path", "status", "http_status", "http_version", "bytes", "image_type", "sha256", "attempts",
                  "elapsed_s", "error", "message", "index"]
 
 ARGS = None
