@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -246,9 +247,12 @@ TEST_CASE("a GOAWAY mid-run fails or retries only the requests it cut off") {
     urls.push_back(server.url("/img/quick_" + std::to_string(i) + ".jpg"));
   for (int i = 0; i < 4; ++i)
     urls.push_back(server.url("/img/held_" + std::to_string(i) + ".jpg?hold=1"));
-  urls.push_back(server.url("/goaway/g.jpg?held=4"));
+  urls.push_back(server.url("/goaway/g.jpg?held=4&requests=9"));
 
-  SUBCASE("without retries exactly the cut-off URLs fail, as network or truncated") {
+  // libcurl itself may send a cut-off request again when nothing of its answer had arrived (a reused
+  // connection that died): then the server sees it twice and the URL succeeds in one attempt. What may
+  // never happen is a URL the GOAWAY did not cut off failing, or being asked for twice.
+  SUBCASE("without retries only cut-off URLs fail, as network or truncated") {
     TempDir dir;
     DownloadOptions o = options_for(dir);
     o.max_workers = urls.size();
@@ -257,20 +261,23 @@ TEST_CASE("a GOAWAY mid-run fails or retries only the requests it cut off") {
     REQUIRE(stats.goaways == 1);
     const std::set<std::string> killed(stats.killed.begin(), stats.killed.end());
     CHECK(killed.size() == 5);
-    std::set<std::string> failed;
     for (const auto& r : results) {
       CAPTURE(r.url);
       CAPTURE(r.message);
-      if (r.status == DownloadStatus::Failed) {
-        failed.insert(path_of(r.url));
+      const std::string path = path_of(r.url);
+      if (!killed.contains(path)) {
+        CHECK(r.status == DownloadStatus::Ok);
+        CHECK(stats.hits_for(path) == 1);
+      } else if (r.status == DownloadStatus::Failed) {
         CHECK((r.error == ErrorKind::Network || r.error == ErrorKind::Truncated));
+        CHECK(stats.hits_for(path) == 1);
+        CHECK(!std::filesystem::exists(dir.path / path.substr(path.rfind('/') + 1)));
       } else {
         CHECK(r.status == DownloadStatus::Ok);
+        CHECK(stats.hits_for(path) == 2);  // libcurl's own resend
       }
+      CHECK(r.attempts == 1);
     }
-    CHECK(failed == killed);
-    for (const auto& name : dir.entries())
-      CHECK_MESSAGE(!killed.contains("/img/" + name), name);
   }
   SUBCASE("with retries every URL succeeds, and only the cut-off ones are asked for twice") {
     TempDir dir;
@@ -286,10 +293,10 @@ TEST_CASE("a GOAWAY mid-run fails or retries only the requests it cut off") {
       CAPTURE(r.url);
       CHECK_MESSAGE(r.status == DownloadStatus::Ok, r.message);
       const bool cut = killed.contains(path_of(r.url));
-      CHECK(r.attempts == (cut ? 2 : 1));
+      CHECK(r.attempts <= (cut ? 2 : 1));
       CHECK(stats.hits_for(path_of(r.url)) == (cut ? 2u : 1u));
     }
-    CHECK(stats.tcp_connections >= 2);  // the retries went out on a new connection
+    CHECK(stats.tcp_connections >= 2);  // the second requests went out on a new connection
   }
 }
 
@@ -318,4 +325,15 @@ TEST_CASE("gzip and brotli bodies are decoded over HTTPS, and max_file_size coun
       CHECK(dir.entries().empty());
     }
   }
+}
+
+TEST_CASE("an encoded body larger than the image it decodes to is judged by the image's size") {
+  // Stored (uncompressed) gzip: Content-Length is the image plus gzip's framing, over the limit.
+  TlsServer server(certs());
+  TempDir dir;
+  DownloadOptions o = options_for(dir);
+  o.max_file_size = 30000;
+  const auto results = fetch(o, {server.url("/gzip/stored.jpg?size=30000&stored=1")});
+  CHECK_MESSAGE(results[0].status == DownloadStatus::Ok, results[0].message);
+  CHECK(read_file(dir.path / "stored.jpg") == TlsServer::image_bytes("/gzip/stored.jpg", 30000));
 }

@@ -19,15 +19,19 @@
 //                                response until a GOAWAY has been sent (at most 10 s), so it is in flight.
 //                                together=K holds it until K requests are in flight on its connection at
 //                                once (at most 10 s): only multiplexing can make K > 1 happen.
-//   /gzip/<name>?size=N          The same image with Content-Encoding: gzip.
+//   /gzip/<name>?size=N[&stored=1]
+//                                The same image with Content-Encoding: gzip; stored=1 does not compress
+//                                (level 0), so the encoded body is a little larger than the image.
 //   /br/<name>?size=N            The same image with Content-Encoding: br.
 //   /reset/<name>?fails=K        The first K (default 1) requests for this path are reset: RST_STREAM
 //                                (INTERNAL_ERROR) over h2, the TCP connection over HTTP/1.1. Then the image.
-//   /goaway/<name>?held=S        The first request for this path waits until S (default 1) requests with
-//                                hold=1, and no other, are in flight on its connection with it (at most
-//                                10 s), then the server sends GOAWAY (INTERNAL_ERROR) and drops the
-//                                connection, cutting off those requests and itself (listed in `killed`).
-//                                Later requests get the image. h2 only.
+//   /goaway/<name>?held=S&requests=R
+//                                The first request for this path waits until its connection has carried R
+//                                requests (default 1) and S (default 1) requests with hold=1 are in flight
+//                                on it (at most 10 s), then the server sends GOAWAY (INTERNAL_ERROR) and
+//                                drops the connection, cutting off every request on it not yet answered
+//                                (listed in `killed`; the others' answers go out before the GOAWAY). Later
+//                                requests for the path get the image. h2 only.
 //   anything else                404.
 'use strict';
 
@@ -83,8 +87,10 @@ function wake_goaway_waiters() {
 }
 reset_counters();
 
-// Requests in flight per connection (an h2 session, or an HTTP/1.1 socket): connection -> Set of paths.
+// Requests in flight per connection (an h2 session, or an HTTP/1.1 socket): connection -> Set of
+// {path, held, answered}; and requests each connection has carried.
 const in_flight = new Map();
+const carried = new WeakMap();
 const stream_waiters = new Set();  // {connection, ready(active set), wake}
 
 function connection_of(req) {
@@ -113,10 +119,11 @@ function with_timeout(register, ms) {
   });
 }
 
-function send_image(req, res, path, size, encoding) {
+function send_image(req, res, path, size, encoding, gzip_level) {
+  if (res.entry) res.entry.answered = true;
   let body = image_bytes(path, size);
   const headers = {'content-type': 'image/jpeg'};
-  if (encoding === 'gzip') body = zlib.gzipSync(body);
+  if (encoding === 'gzip') body = zlib.gzipSync(body, {level: gzip_level});
   if (encoding === 'br') body = zlib.brotliCompressSync(body);
   if (encoding) headers['content-encoding'] = encoding;
   headers['content-length'] = body.length;
@@ -138,8 +145,10 @@ async function handle(req, res) {
   let active = in_flight.get(connection);
   if (!active) in_flight.set(connection, active = new Set());
   const held = path.startsWith('/img/') && url.searchParams.get('hold') === '1';
-  const entry = {path, held};
+  const entry = {path, held, answered: false};
+  res.entry = entry;
   active.add(entry);
+  carried.set(connection, (carried.get(connection) || 0) + 1);
   counters.max_streams = Math.max(counters.max_streams, active.size);
   res.on('close', () => {
     active.delete(entry);
@@ -154,7 +163,7 @@ async function handle(req, res) {
     if (held && !goaway_sent) await with_timeout((wake) => goaway_waiters.push(wake), 10000);
     if (!res.destroyed) send_image(req, res, path, size, null);
   } else if (path.startsWith('/gzip/')) {
-    send_image(req, res, path, size, 'gzip');
+    send_image(req, res, path, size, 'gzip', url.searchParams.get('stored') === '1' ? 0 : 6);
   } else if (path.startsWith('/br/')) {
     send_image(req, res, path, size, 'br');
   } else if (path.startsWith('/reset/')) {
@@ -167,13 +176,14 @@ async function handle(req, res) {
     send_image(req, res, path, size, null);
   } else if (path.startsWith('/goaway/') && req.stream) {
     if (seen > 1) return send_image(req, res, path, size, null);
-    const wanted = Number(url.searchParams.get('held') || 1);
-    await wait_until(connection, (requests) => {
-      const all = [...requests];
-      return all.filter((e) => e.held).length >= wanted && all.every((e) => e.held || e === entry);
-    });
+    const wanted_held = Number(url.searchParams.get('held') || 1);
+    const wanted_requests = Number(url.searchParams.get('requests') || 1);
+    await wait_until(connection, (requests) => carried.get(connection) >= wanted_requests &&
+                                                [...requests].filter((e) => e.held).length >= wanted_held);
     const session = req.stream.session;
-    for (const e of in_flight.get(session) || []) counters.killed.push(e.path);
+    for (const e of in_flight.get(session) || []) {
+      if (!e.answered) counters.killed.push(e.path);
+    }
     ++counters.goaways;
     goaway_sent = true;
     session.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR);
