@@ -183,6 +183,24 @@ TEST_CASE("transfers started together to one h2 host share one connection") {
   CHECK(stats.requests_h2 == count);
 }
 
+TEST_CASE("with two transfer threads, an h2 host gets one connection per thread") {
+  TempDir dir;
+  TlsServer server(certs());
+  std::vector<std::string> urls;
+  for (int i = 0; i < 32; ++i)
+    urls.push_back(server.url("/img/two_" + std::to_string(i) + ".jpg?size=2000"));
+  DownloadOptions o = options_for(dir);
+  o.max_workers = 32;
+  o.transfer_threads = 2;  // each has its own multi handle, so its own connection cache
+  const auto results = fetch(o, urls);
+  for (const auto& r : results)
+    CHECK_MESSAGE(r.status == DownloadStatus::Ok, r.message);
+  const auto stats = server.stats();
+  CHECK(stats.requests_h2 == 32);
+  CHECK(stats.tcp_connections <= 2);
+  CHECK(stats.tls_handshakes == stats.tcp_connections);
+}
+
 TEST_CASE("many transfers to an HTTP/1.1-only HTTPS host still run side by side") {
   TempDir dir;
   TlsServer server(certs(), TlsServerOptions{.h1_only = true});
