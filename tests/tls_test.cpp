@@ -201,6 +201,30 @@ TEST_CASE("with two transfer threads, an h2 host gets one connection per thread"
   CHECK(stats.tls_handshakes == stats.tcp_connections);
 }
 
+TEST_CASE("the URLs of a host whose handshake stalls do not wait for each other's connections") {
+  // They wait for the first connection, to share it if it speaks h2; once it fails, the others start
+  // over at once on their own, rather than one after another, a connect timeout each.
+  TempDir dir;
+  TlsServer server(certs(), TlsServerOptions{.stall = true});
+  constexpr std::size_t count = 6;
+  std::vector<std::string> urls;
+  for (std::size_t i = 0; i < count; ++i)
+    urls.push_back(server.url("/img/stalled_" + std::to_string(i) + ".jpg"));
+  DownloadOptions o = options_for(dir);
+  o.max_workers = count;
+  o.connect_timeout = 1s;
+  const auto results = fetch(o, urls);
+  for (const auto& r : results) {
+    CHECK(r.error == ErrorKind::Timeout);
+    CHECK(r.attempts == 1);
+  }
+  const auto stats = server.stats();
+  CHECK(stats.max_open >= count - 1);  // all but the first were trying at once
+  // One more when libcurl had already let one of them try before they all started over.
+  CHECK(stats.tcp_connections <= count + 1);
+  CHECK(dir.entries().empty());
+}
+
 TEST_CASE("many transfers to an HTTP/1.1-only HTTPS host still run side by side") {
   TempDir dir;
   TlsServer server(certs(), TlsServerOptions{.h1_only = true});

@@ -333,10 +333,6 @@ CURLcode configure_attempt(CURL* easy, const std::string& url, Attempt& attempt,
   if (const CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, url.c_str()); code != CURLE_OK)
     return code;
   set(easy, CURLOPT_RANGE, range.empty() ? nullptr : range.c_str());
-  // Transfers started together to one HTTPS host wait for its first connection to learn whether it
-  // speaks h2, and then share it, instead of each opening its own. Plain http never multiplexes here
-  // (no h2c), so it does not wait.
-  set(easy, CURLOPT_PIPEWAIT, url.starts_with("https:") ? 1L : 0L);
   set(easy, CURLOPT_ERRORBUFFER, attempt.error_buffer);
   set(easy, CURLOPT_HEADERDATA, &attempt);
   set(easy, CURLOPT_WRITEDATA, &attempt);

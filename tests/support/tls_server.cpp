@@ -90,11 +90,17 @@ TlsServer::TlsServer(const TestCerts& certs, TlsServerOptions options) {
     close(in[1]);
     fail("pipe");
   }
-  std::vector<std::string> argv = {IMGDL_TEST_NODE, std::string(IMGDL_TEST_SUPPORT_DIR) + "/tls_server.js",
-                                   "--cert",        certs.file(options.cert + ".pem"),
-                                   "--key",         certs.file(options.cert + ".key")};
+  std::vector<std::string> argv = {IMGDL_TEST_NODE, std::string(IMGDL_TEST_SUPPORT_DIR) + "/tls_server.js"};
+  if (options.stall) {
+    argv.emplace_back("--stall");
+  } else {
+    for (const char* kind : {".pem", ".key"}) {
+      argv.emplace_back(kind == std::string_view(".pem") ? "--cert" : "--key");
+      argv.push_back(certs.file(options.cert + kind));
+    }
+  }
   if (options.h1_only)
-    argv.push_back("--h1");
+    argv.emplace_back("--h1");
   try {
     pid_ = spawn(argv, in[0], out[1]);
   } catch (...) {
@@ -156,6 +162,7 @@ TlsServerStats TlsServer::stats() {
   const auto j = nlohmann::json::parse(command("stats"));
   TlsServerStats s;
   s.tcp_connections = j.at("tcp_connections");
+  s.max_open = j.at("max_open");
   s.tls_handshakes = j.at("tls_handshakes");
   s.tls_resumed = j.at("tls_resumed");
   s.requests = j.at("requests");

@@ -42,11 +42,14 @@ struct TlsServerOptions {
   std::string cert = "good";
   /// HTTP/1.1 only (no h2 in ALPN).
   bool h1_only = false;
+  /// No TLS at all: accepts TCP connections and never answers (a handshake that stalls).
+  bool stall = false;
 };
 
 /// The server's counters since start or reset(); see tls_server.js.
 struct TlsServerStats {
   std::size_t tcp_connections = 0;
+  std::size_t max_open = 0;  ///< most TCP connections open at once
   std::size_t tls_handshakes = 0;
   std::size_t tls_resumed = 0;
   std::size_t requests = 0;

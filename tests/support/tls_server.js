@@ -3,10 +3,13 @@
 // or, with --h1, its https module (HTTP/1.1 only). It binds 127.0.0.1 only.
 //
 //   node tls_server.js --cert FILE --key FILE [--h1] [--port P]
+//   node tls_server.js --stall [--port P]
 //
+// --stall accepts TCP connections and never answers (a TLS handshake that stalls); its counters are
+// tcp_connections and max_open (most connections open at once).
 // Prints one line, {"port": P}, once it listens. Then reads commands on stdin, one per line, and answers
 // each with one JSON line on stdout:
-//   stats   the counters: tcp_connections, tls_handshakes, tls_resumed (sessions resumed), requests,
+//   stats   the counters: tcp_connections, max_open (most connections open at once), tls_handshakes, tls_resumed (sessions resumed), requests,
 //           requests_h2, requests_h1 (by negotiated protocol), max_streams (most requests in flight at
 //           once on one connection), resets, goaways, killed (paths of the requests a GOAWAY cut off, in
 //           order), hits ({path: requests})
@@ -36,22 +39,24 @@
 'use strict';
 
 const fs = require('fs');
+const net = require('net');
 const http2 = require('http2');
 const https = require('https');
 const readline = require('readline');
 const zlib = require('zlib');
 
 function parse_args(argv) {
-  const args = {h1: false, port: 0};
+  const args = {h1: false, stall: false, port: 0};
   for (let i = 2; i < argv.length; ++i) {
     const flag = argv[i];
     if (flag === '--h1') args.h1 = true;
+    else if (flag === '--stall') args.stall = true;
     else if (flag === '--cert') args.cert = argv[++i];
     else if (flag === '--key') args.key = argv[++i];
     else if (flag === '--port') args.port = Number(argv[++i]);
     else throw new Error('unknown flag ' + flag);
   }
-  if (!args.cert || !args.key) throw new Error('usage: tls_server.js --cert FILE --key FILE [--h1] [--port P]');
+  if (!args.stall && (!args.cert || !args.key)) throw new Error('usage: tls_server.js --cert FILE --key FILE [--h1] [--port P]');
   return args;
 }
 
@@ -74,7 +79,7 @@ let goaway_sent;   // resolves held requests
 let goaway_waiters;
 function reset_counters() {
   counters = {
-    tcp_connections: 0, tls_handshakes: 0, tls_resumed: 0, requests: 0, requests_h2: 0, requests_h1: 0,
+    tcp_connections: 0, max_open: 0, tls_handshakes: 0, tls_resumed: 0, requests: 0, requests_h2: 0, requests_h1: 0,
     max_streams: 0, resets: 0, goaways: 0, killed: [], hits: {},
   };
   keys = new Map();
@@ -199,8 +204,9 @@ async function handle(req, res) {
   }
 }
 
-function main() {
-  const args = parse_args(process.argv);
+function make_server(args) {
+  // Holds every connection and says nothing; reads (and drops) what comes, so a client's close is seen.
+  if (args.stall) return net.createServer((socket) => socket.resume());
   const tls_options = {cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key)};
   const on_request = (req, res) => {
     handle(req, res).catch((e) => {
@@ -208,16 +214,27 @@ function main() {
       res.destroy();
     });
   };
-  const server = args.h1 ? https.createServer(tls_options, on_request)
-                         : http2.createSecureServer({...tls_options, allowHTTP1: true}, on_request);
-  server.on('connection', () => ++counters.tcp_connections);
+  return args.h1 ? https.createServer(tls_options, on_request)
+                 : http2.createSecureServer({...tls_options, allowHTTP1: true}, on_request);
+}
+
+function main() {
+  const args = parse_args(process.argv);
+  const server = make_server(args);
+  let open = 0;
+  server.on('connection', (socket) => {
+    ++counters.tcp_connections;
+    counters.max_open = Math.max(counters.max_open, ++open);
+    socket.on('close', () => --open);
+    socket.on('error', () => {});
+  });
   server.on('secureConnection', (socket) => {
     ++counters.tls_handshakes;
     if (socket.isSessionReused()) ++counters.tls_resumed;
   });
   // A failed handshake (a client refusing the certificate) is what several tests provoke: not an error.
   server.on('tlsClientError', () => {});
-  if (!args.h1) {
+  if (!args.h1 && !args.stall) {
     server.on('sessionError', () => {});
     // A stream cut off by a reset or GOAWAY reports an error nobody needs to hear about.
     server.on('stream', (stream) => stream.on('error', () => {}));
