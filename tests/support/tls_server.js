@@ -5,14 +5,15 @@
 //   node tls_server.js --cert FILE --key FILE [--h1] [--port P]
 //   node tls_server.js --stall [--port P]
 //
-// --stall accepts TCP connections and never answers (a TLS handshake that stalls); its counters are
-// tcp_connections and max_open (most connections open at once).
+// --stall accepts TCP connections and never answers (a TLS handshake that stalls); only its connection
+// counters move.
+//
 // Prints one line, {"port": P}, once it listens. Then reads commands on stdin, one per line, and answers
 // each with one JSON line on stdout:
-//   stats   the counters: tcp_connections, max_open (most connections open at once), tls_handshakes, tls_resumed (sessions resumed), requests,
-//           requests_h2, requests_h1 (by negotiated protocol), max_streams (most requests in flight at
-//           once on one connection), resets, goaways, killed (paths of the requests a GOAWAY cut off, in
-//           order), hits ({path: requests})
+//   stats   the counters: tcp_connections, max_open (most connections open at once), tls_handshakes,
+//           tls_resumed (sessions resumed), requests, requests_h2, requests_h1 (by negotiated protocol),
+//           max_streams (most requests in flight at once on one connection), resets, goaways, killed
+//           (paths of the requests a GOAWAY cut off, in order), hits ({path: requests})
 //   reset   zeroes the counters and forgets per-key state; answers {"ok": true}
 // It exits when stdin closes, so a test that dies takes its server with it.
 //
@@ -56,7 +57,8 @@ function parse_args(argv) {
     else if (flag === '--port') args.port = Number(argv[++i]);
     else throw new Error('unknown flag ' + flag);
   }
-  if (!args.stall && (!args.cert || !args.key)) throw new Error('usage: tls_server.js --cert FILE --key FILE [--h1] [--port P]');
+  if (!args.stall && (!args.cert || !args.key))
+    throw new Error('usage: tls_server.js --cert FILE --key FILE [--h1] [--port P] | --stall [--port P]');
   return args;
 }
 
