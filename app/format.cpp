@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 namespace imgdl::app {
 
@@ -20,6 +21,19 @@ std::string format_bytes(std::uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f %s", value, units[unit]);
   return buf;
+}
+
+std::string cli_message(std::string_view message) {
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 2> flags = {{
+      {"DownloadOptions::ca_file", "--cacert FILE"},
+      {"DownloadOptions::insecure", "--insecure"},
+  }};
+  std::string out(message);
+  for (const auto& [option, flag] : flags) {
+    for (auto at = out.find(option); at != std::string::npos; at = out.find(option, at + flag.size()))
+      out.replace(at, option.size(), flag);
+  }
+  return out;
 }
 
 std::string format_rate(double bytes, double seconds) {

@@ -20,6 +20,9 @@ std::string format_clock(double seconds);
 double to_seconds(std::chrono::steady_clock::duration d);
 /// Display columns of UTF-8 text: one per code point; CSI escape sequences (colours) count none.
 std::size_t display_width(std::string_view text);
+/// A library message as the CLI shows it: the DownloadOptions a message names to fix a failure
+/// (e.g. "DownloadOptions::ca_file") become the flags that set them ("--cacert FILE").
+std::string cli_message(std::string_view message);
 /// Cuts `text` to at most `width` columns, ending in "..." when cut (never inside a UTF-8 sequence).
 std::string fit_width(std::string_view text, std::size_t width);
 

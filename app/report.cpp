@@ -47,13 +47,14 @@ nlohmann::ordered_json to_json(const DownloadResult& r, std::size_t index) {
       {"path", r.path.string()},
       {"status", std::string(to_string(r.status))},
       {"http_status", r.http_status},
+      {"http_version", r.http_version},
       {"bytes", r.bytes},
       {"image_type", std::string(to_string(r.image_type))},
       {"sha256", r.sha256},
       {"attempts", r.attempts},
       {"elapsed_s", to_seconds(r.elapsed)},
       {"error", std::string(to_string(r.error))},
-      {"message", r.message},
+      {"message", cli_message(r.message)},
       {"index", index},
   };
 }

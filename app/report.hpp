@@ -40,8 +40,9 @@ struct Totals {
 Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t invalid_lines,
                       double elapsed_s);
 
-/// Every DownloadResult field: url, path, status, http_status, bytes, image_type, sha256, attempts,
-/// elapsed_s, error, message; then "index", the URL's position in the input (URL arguments first).
+/// Every DownloadResult field: url, path, status, http_status, http_version, bytes, image_type, sha256,
+/// attempts, elapsed_s, error, message (naming CLI flags, see cli_message); then "index", the URL's position
+/// in the input (URL arguments first).
 nlohmann::ordered_json to_json(const DownloadResult& result, std::size_t index);
 nlohmann::ordered_json to_json(const UrlLineError& error);
 nlohmann::ordered_json to_json(const Totals& totals);

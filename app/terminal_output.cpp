@@ -127,7 +127,8 @@ std::string TerminalOutput::finished_line(const DownloadResult& r) {
     case DownloadStatus::Skipped:
       return name + " skipped" + (r.message.empty() ? std::string() : ": " + r.message);
     case DownloadStatus::Failed:
-      return "FAILED " + name + ": " + (r.message.empty() ? std::string(to_string(r.error)) : r.message);
+      return "FAILED " + name + ": " +
+             (r.message.empty() ? std::string(to_string(r.error)) : cli_message(r.message));
     case DownloadStatus::Cancelled:
       return name + " cancelled";
   }

@@ -10,6 +10,7 @@ packages=(
   clang libclang-rt-14-dev   # sanitizer and libFuzzer runtimes
   bsdutils                   # `script`, which drives the CLI under a pseudo-terminal in tests
   time                       # /usr/bin/time, which measures the CLI's peak RSS in tests
+  nodejs python3-cryptography  # the HTTPS/HTTP/2 test server (tests/support/tls_server.js) and its certificates
 )
 # Extra groups on request, e.g. `install-deps.sh bench` for the benchmark's peers.
 for group in "$@"; do

@@ -437,7 +437,7 @@ TEST_CASE(
        .error = ErrorKind::Tls,
        .message =
            "TLS verification failed: SSL certificate problem: self-signed certificate (trust the server's CA "
-           "with a CA file, or opt in to insecure mode)",
+           "with DownloadOptions::ca_file, or skip verification with DownloadOptions::insecure)",
        .http_status = 0},
       {.fault = "self-signed, trusted through ca_file",
        .url = tls.url("/img/tls.jpg"),

@@ -16,6 +16,7 @@ struct AttemptOutcome {
   ErrorKind error = ErrorKind::None;
   std::string message;
   long http_status = 0;
+  std::string http_version;  // "1.1", "2", ...; empty when no response arrived
   bool retryable = false;
   std::optional<std::chrono::milliseconds> retry_after;  // from a Retry-After header
   ImageType image_type = ImageType::Unknown;

@@ -5,6 +5,26 @@
 
 namespace imgdl::detail {
 
+namespace {
+
+/// "https://host:port" of an https URL (as the planner normalised it); empty for any other scheme,
+/// which never multiplexes here (no h2c).
+std::string https_origin(const std::string& url) {
+  constexpr std::string_view scheme = "https://";
+  if (!url.starts_with(scheme))
+    return {};
+  return url.substr(0, url.find_first_of("/?#", scheme.size()));
+}
+
+/// The attempt failed before any response: its connection never got set up.
+bool connection_failed(const AttemptOutcome& outcome) {
+  return outcome.http_status == 0 &&
+         (outcome.error == ErrorKind::Connect || outcome.error == ErrorKind::Timeout ||
+          outcome.error == ErrorKind::Tls || outcome.error == ErrorKind::Dns);
+}
+
+}  // namespace
+
 CurlDriver::CurlDriver(const TransferSettings& settings) : settings_(settings) {}
 
 CurlEasy CurlDriver::take_easy() {
@@ -35,7 +55,13 @@ std::optional<AttemptOutcome> CurlDriver::start(ActiveAttempt& active, void* own
   }
   curl_easy_setopt(handle, CURLOPT_PRIVATE, owner);
   active.attempt = std::move(std::get<AttemptPtr>(begun));
+  std::string origin = https_origin(url);
+  const bool wait = !origin.empty() && !unreachable_.contains(origin);
+  curl_easy_setopt(handle, CURLOPT_PIPEWAIT, wait ? 1L : 0L);
+  if (!origin.empty())
+    https_.insert_or_assign(handle, Https{std::move(origin), wait});
   if (const CURLMcode code = curl_multi_add_handle(multi_.get(), handle); code != CURLM_OK) {
+    https_.erase(handle);
     detach_attempt(handle);
     active.attempt.reset();
     idle_.push_back(std::move(*easy));
@@ -49,8 +75,36 @@ AttemptOutcome CurlDriver::finish(ActiveAttempt& active, CURLcode code) {
   CURL* handle = active.easy->get();
   curl_multi_remove_handle(multi_.get(), handle);
   AttemptOutcome outcome = end_attempt(handle, *active.attempt, code);
+  judge_connection(handle, outcome);
   release(active);
   return outcome;
+}
+
+void CurlDriver::judge_connection(CURL* handle, const AttemptOutcome& outcome) {
+  const auto mine = https_.find(handle);
+  if (mine == https_.end())
+    return;
+  const std::string& origin = mine->second.origin;
+  if (!connection_failed(outcome)) {
+    if (outcome.http_status != 0)
+      unreachable_.erase(origin);
+    return;
+  }
+  unreachable_.insert(origin);
+  for (auto& [other, https] : https_) {
+    if (other == handle || !https.waits || https.origin != origin)
+      continue;
+    // Still waiting (no request sent yet): start it over on a connection of its own. One whose request
+    // went out on a connection that works is left alone.
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(other, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    if (pretransfer != 0)
+      continue;
+    curl_multi_remove_handle(multi_.get(), other);
+    curl_easy_setopt(other, CURLOPT_PIPEWAIT, 0L);
+    curl_multi_add_handle(multi_.get(), other);
+    https.waits = false;
+  }
 }
 
 void CurlDriver::abort(ActiveAttempt& active) {
@@ -60,6 +114,7 @@ void CurlDriver::abort(ActiveAttempt& active) {
 
 void CurlDriver::release(ActiveAttempt& active) {
   CURL* handle = active.easy->get();
+  https_.erase(handle);
   detach_attempt(handle);  // the handle goes idle: libcurl keeps no pointer into the attempt
   curl_easy_setopt(handle, CURLOPT_PRIVATE, static_cast<void*>(nullptr));
   active.attempt.reset();

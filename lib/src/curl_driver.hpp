@@ -6,6 +6,8 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "curl_handles.hpp"
@@ -54,6 +56,19 @@ class CurlDriver {
  private:
   CurlEasy take_easy();
   void release(ActiveAttempt& active);
+  void judge_connection(CURL* handle, const AttemptOutcome& outcome);
+
+  // Attempts at https origins wait for an origin's connection being set up (CURLOPT_PIPEWAIT), to
+  // share it if it speaks h2, instead of each opening its own. libcurl lets them try one at a time
+  // when that connection fails, so a host that never completes a handshake would cost each of them a
+  // whole connect timeout in turn: after such a failure, the origin's attempts still waiting start
+  // over without waiting, and its later ones do not wait until it answers again.
+  struct Https {
+    std::string origin;  // "https://host:port"
+    bool waits = false;  // CURLOPT_PIPEWAIT is set
+  };
+  std::unordered_map<CURL*, Https> https_;       // the running attempts at https URLs
+  std::unordered_set<std::string> unreachable_;  // origins whose last connection failed to set up
 
   const TransferSettings& settings_;
   // The multi handle outlives the easy handles; SocketEvents detaches from it first.

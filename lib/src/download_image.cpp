@@ -113,6 +113,7 @@ Ending fetch(Call& call, const detail::OutputRules& rules, const detail::Transfe
     ++result.attempts;
     AttemptOutcome outcome = perform_attempt(easy->get(), settings, plan.fetch_url, sink, stop, report);
     result.http_status = outcome.http_status;
+    result.http_version = outcome.http_version;
     if (!detail::retries_after(outcome, result.attempts, options.retries))
       return sink.finish(std::move(outcome), result);
     if (auto failure = sink.prepare_retry(outcome.restart_from_scratch))

@@ -117,6 +117,7 @@ struct Attempt {
   std::optional<std::uint64_t> content_length;
   std::string content_type;
   std::string content_range;
+  bool encoded = false;  // a Content-Encoding libcurl decodes: Content-Length counts the encoded bytes
   std::optional<std::chrono::milliseconds> retry_after;
 
   bool body_started = false;
@@ -130,8 +131,9 @@ struct Attempt {
   std::string abort_message;
   bool restart_from_scratch = false;
 
+  /// The decoded size the body will have, when the headers tell it.
   std::optional<std::uint64_t> expected_total() const {
-    if (!content_length)
+    if (!content_length || encoded)
       return std::nullopt;
     return (status == 206 ? start_offset : 0) + *content_length;
   }
@@ -164,6 +166,7 @@ struct Attempt {
       content_length.reset();
       content_type.clear();
       content_range.clear();
+      encoded = false;
       retry_after.reset();
       return;
     }
@@ -181,6 +184,8 @@ struct Attempt {
       content_type = std::string(value.substr(0, value.find(';')));
     } else if (is("content-range")) {
       content_range = std::string(value);
+    } else if (is("content-encoding")) {
+      encoded = !value.empty() && !(value.size() == 8 && iequals_prefix(value, "identity"));
     } else if (is("retry-after")) {
       retry_after = parse_retry_after(value);
     }
@@ -365,8 +370,32 @@ ErrorKind classify(CURLcode code, long redirects) {
       return ErrorKind::Truncated;
     case CURLE_ABORTED_BY_CALLBACK:
       return ErrorKind::Cancelled;
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+      // What a multiplexed connection loses (a stream reset, a GOAWAY, the connection under its
+      // streams) is transient: Network, so each affected URL is retried on its own.
+      return ErrorKind::Network;
     default:
       return ErrorKind::Network;
+  }
+}
+
+std::string http_version_of(CURL* easy) {
+  long version = CURL_HTTP_VERSION_NONE;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+  switch (version) {
+    case CURL_HTTP_VERSION_1_0:
+      return "1.0";
+    case CURL_HTTP_VERSION_1_1:
+      return "1.1";
+    case CURL_HTTP_VERSION_2_0:
+      return "2";
+    case CURL_HTTP_VERSION_3:
+      return "3";
+    default:
+      return {};
   }
 }
 
@@ -474,6 +503,7 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   outcome.http_status = status;
+  outcome.http_version = http_version_of(easy);
   outcome.retry_after = attempt.retry_after;
 
   if (code == CURLE_OK && attempt.abort_kind == ErrorKind::None) {
@@ -502,8 +532,10 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(code);
     switch (outcome.error) {
       case ErrorKind::Tls:
+        // Names the options that fix it; the CLI shows its flags in their place (app/format.cpp).
         outcome.message = "TLS verification failed: " + detail +
-                          " (trust the server's CA with a CA file, or opt in to insecure mode)";
+                          " (trust the server's CA with DownloadOptions::ca_file, or skip verification "
+                          "with DownloadOptions::insecure)";
         break;
       case ErrorKind::ForbiddenRedirect:
         outcome.message = "refused a redirect to a scheme other than http or https: " + detail;

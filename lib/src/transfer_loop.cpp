@@ -356,6 +356,7 @@ bool TransferLoop::retries_after(const Job& job, const AttemptOutcome& outcome) 
 /// After each attempt: done, or retried after a backoff.
 void TransferLoop::attempt_done(Job& job, AttemptOutcome outcome) {
   job.result.http_status = outcome.http_status;
+  job.result.http_version = outcome.http_version;
   if (!retries_after(job, outcome)) {
     // A retry its host's state forbids: the URL ends saying why, with its own failure.
     if (detail::retries_after(outcome, job.result.attempts, options_.retries))

@@ -2,8 +2,9 @@
 """End-to-end tests of the `imgdl` program against the loopback test server.
 
 One scenario per CTest test (see tests/cli/CMakeLists.txt):
-    cli_test.py --imgdl PATH --server PATH [--expect-version X.Y.Z] SCENARIO
-Each scenario starts its own `imgdl-testserver --port 0` when it needs one, works in a fresh temporary
+    cli_test.py --imgdl PATH --server PATH [--expect-version X.Y.Z] [--node PATH] SCENARIO
+Each scenario starts its own `imgdl-testserver --port 0` (the HTTPS ones tests/support/tls_server.js under
+--node) when it needs one, works in a fresh temporary
 directory and exits non-zero with a message on the first failed check. Standard library only.
 """
 
@@ -28,7 +29,7 @@ import time
 ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
-RESULT_FIELDS = ["url", "path", "status", "http_status", "bytes", "image_type", "sha256", "attempts",
+RESULT_FIELDS = ["url", "path", "status", "http_status", "http_version", "bytes", "image_type", "sha256", "attempts",
                  "elapsed_s", "error", "message", "index"]
 
 ARGS = None
@@ -586,6 +587,84 @@ def scenario_no_color(tmp):
     check("FAILED 404: HTTP 404 Not Found" in text, "no FAILED line", repr(text))
 
 
+# ----------------------------------------------------------------------------- HTTPS (tls_server.js)
+
+def tls_servers(tmp, *kinds):
+    """TlsServers for (cert, h1) pairs, sharing one fresh set of certificates; needs --node."""
+    check(ARGS.node, "this scenario needs --node (Node.js runs the TLS test server)")
+    certs = testlib.make_certs(os.path.join(tmp, "certs"))
+    return certs, [testlib.TlsServer(ARGS.node, certs, cert=cert, h1=h1) for cert, h1 in kinds]
+
+
+def scenario_tls_untrusted(tmp):
+    certs, (server,) = tls_servers(tmp, ("good", False))
+    with server:
+        url = server.url("/img/untrusted.jpg")
+        code, out, err = run_imgdl([url, "-o", "out", "--report", "r.json", "--retries", "0"], tmp)
+    check(code == 1, f"exited {code}, expected 1", out, err)
+    line = re.search(r"^FAILED untrusted\.jpg: TLS verification failed: .*$", out, re.M)
+    check(line, "no FAILED line naming the TLS failure", out)
+    check("--cacert FILE" in line.group(0) and "--insecure" in line.group(0),
+          "the failure should name the flags that fix it", line.group(0))
+    check("DownloadOptions" not in out + err, "the CLI should not show library option names", out)
+    result = json.load(open(os.path.join(tmp, "r.json")))["results"][0]
+    check(result["error"] == "tls" and "--cacert FILE" in result["message"] and "--insecure" in result["message"],
+          "the report's entry", result)
+    check(result["http_version"] == "", "no response, no HTTP version", result)
+    check(not os.listdir(os.path.join(tmp, "out")), "nothing should be written", os.listdir(os.path.join(tmp, "out")))
+
+
+def scenario_tls_cacert(tmp):
+    certs, (h2, h1) = tls_servers(tmp, ("good", False), ("good", True))
+    with h2, h1:
+        urls = [h2.url("/img/over_h2.jpg"), h1.url("/img/over_h1.jpg"), h2.url("/br/decoded.jpg?size=200000")]
+        code, out, err = run_imgdl(urls + ["-o", "out", "--report", "r.json", "--cacert",
+                                           os.path.join(certs, "ca.pem")], tmp)
+        h2_stats, h1_stats = h2.stats(), h1.stats()
+        limited = run_imgdl([urls[2], "-o", "limited", "--report", "limited.json", "--max-size", "100K",
+                             "--cacert", os.path.join(certs, "ca.pem")], tmp)
+    check(code == 0, f"exited {code}, expected 0", out, err)
+    report = json.load(open(os.path.join(tmp, "r.json")))
+    check_files_match_report(report, tmp)
+    by_url = {r["url"]: r for r in report["results"]}
+    check(by_url[urls[0]]["http_version"] == "2", "h2 where offered", by_url[urls[0]])
+    check(by_url[urls[1]]["http_version"] == "1.1", "HTTP/1.1 where h2 is not offered", by_url[urls[1]])
+    check(h2_stats["requests_h2"] == 2 and h1_stats["requests_h1"] == 1, "the servers' protocol counts",
+          h2_stats, h1_stats)
+    for name, path, size in [("over_h2.jpg", "/img/over_h2.jpg", 20000), ("over_h1.jpg", "/img/over_h1.jpg", 20000),
+                             ("decoded.jpg", "/br/decoded.jpg", 200000)]:
+        with open(os.path.join(tmp, "out", name), "rb") as f:
+            check(f.read() == testlib.tls_image_bytes(path, size), f"{name}: content differs from the server's")
+    # The brotli body is a few KB on the wire but 200000 bytes decoded: over a 100K limit.
+    code, out, err = limited
+    check(code == 1, f"--max-size run exited {code}, expected 1", out, err)
+    result = json.load(open(os.path.join(tmp, "limited.json")))["results"][0]
+    check(result["error"] == "too_large", "--max-size counts decoded bytes", result)
+
+
+def scenario_tls_bad_certs(tmp):
+    certs, servers = tls_servers(tmp, ("other", False), ("expired", False), ("self", False))
+    try:
+        urls = [s.url("/img/%s.jpg" % cert) for s, cert in zip(servers, ["other", "expired", "self"])]
+        ca = ["--cacert", os.path.join(certs, "ca.pem")]
+        refused = run_imgdl(urls + ["-o", "refused", "--report", "refused.json", "--retries", "0"] + ca, tmp)
+        accepted = run_imgdl(urls + ["-o", "accepted", "--report", "accepted.json", "--insecure"], tmp)
+    finally:
+        for s in servers:
+            s.stop()
+    code, out, err = refused
+    check(code == 1, f"exited {code} without --insecure, expected 1", out, err)
+    for r in json.load(open(os.path.join(tmp, "refused.json")))["results"]:
+        check(r["status"] == "failed" and r["error"] == "tls", "a bad certificate must fail as tls", r)
+    check(not os.listdir(os.path.join(tmp, "refused")), "nothing should be written")
+    code, out, err = accepted
+    check(code == 0, f"exited {code} with --insecure, expected 0", out, err)
+    report = json.load(open(os.path.join(tmp, "accepted.json")))
+    check_files_match_report(report, tmp)
+    check(all(r["status"] == "ok" and r["http_version"] == "2" for r in report["results"]),
+          "--insecure accepts them", report["results"])
+
+
 SCENARIOS = {
     "help": scenario_help,
     "version": scenario_version,
@@ -606,6 +685,9 @@ SCENARIOS = {
     "no_color": scenario_no_color,
     "memory_bounded": scenario_memory_bounded,
     "polite_to_hosts": scenario_polite_to_hosts,
+    "tls_untrusted": scenario_tls_untrusted,
+    "tls_cacert": scenario_tls_cacert,
+    "tls_bad_certs": scenario_tls_bad_certs,
 }
 
 
@@ -615,6 +697,7 @@ def main():
     parser.add_argument("--imgdl", required=True)
     parser.add_argument("--server", required=True)
     parser.add_argument("--expect-version")
+    parser.add_argument("--node", help="Node.js, for the HTTPS scenarios' server (tests/support/tls_server.js)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("scenario", choices=sorted(SCENARIOS) + ["all"])
     ARGS = parser.parse_args()

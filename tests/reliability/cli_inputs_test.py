@@ -461,7 +461,7 @@ def fault_rows(server, tls, ca_file):
 
     rows.append(FaultRow("self-signed, default options", tls_url, "tls",
                          "TLS verification failed: SSL certificate problem: self-signed certificate (trust the "
-                         "server's CA with a CA file, or opt in to insecure mode)", http_status=0))
+                         "server's CA with --cacert FILE, or skip verification with --insecure)", http_status=0))
     rows.append(FaultRow("self-signed, trusted through --cacert", tls_url, http_status=200, ok_name="tls.jpg",
                          args=("--cacert", ca_file), reference=tls_reference))
     rows.append(FaultRow("self-signed, --insecure", tls_url, http_status=200, ok_name="tls.jpg",

@@ -3,6 +3,7 @@
 Standard library only.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +80,70 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+SUPPORT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_certs(directory):
+    """The certificates of make_certs.py (ca.pem; good, other, expired, self) in `directory`, made now."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    proc = subprocess.run([sys.executable, os.path.join(SUPPORT_DIR, "make_certs.py"), directory],
+                          capture_output=True)
+    if proc.returncode != 0:
+        raise CheckFailed("make_certs.py failed (is python3-cryptography installed?): " +
+                          proc.stderr.decode(errors="replace"))
+    return directory
+
+
+def tls_image_bytes(path, size):
+    """The body tls_server.js serves for an image path ("/img/a.jpg") and size."""
+    size = max(size, 8)
+    seed = sum(path.encode()) % 251
+    middle = bytes((i * 131 + seed) % 251 for i in range(4, size - 2))
+    return b"\xff\xd8\xff\xe0" + middle + b"\xff\xd9"
+
+
+class TlsServer:
+    """tls_server.js (HTTPS, h2 with HTTP/1.1 fallback, or HTTP/1.1 only with h1=True) under Node, presenting
+    the `cert` leaf ("good", "other", "expired", "self") from a make_certs() directory."""
+
+    def __init__(self, node, certs, cert="good", h1=False, startup_timeout=30):
+        cmd = [node, os.path.join(SUPPORT_DIR, "tls_server.js"), "--cert", os.path.join(certs, cert + ".pem"),
+               "--key", os.path.join(certs, cert + ".key")]
+        if h1:
+            cmd.append("--h1")
+        # Its stdin is its command channel: it exits when that closes, whatever happens to this process.
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise CheckFailed("tls_server.js exited early (exit %s)" % self.proc.wait(timeout=startup_timeout))
+        self.port = json.loads(line)["port"]
+        self.base = "https://127.0.0.1:%d" % self.port
+
+    def url(self, path):
+        return self.base + path
+
+    def stats(self):
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
 
     def __enter__(self):
         return self

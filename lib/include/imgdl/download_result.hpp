@@ -44,7 +44,9 @@ struct DownloadResult {
   std::string url;             ///< as given
   std::filesystem::path path;  ///< the final file (or the planned one when none was kept)
   DownloadStatus status = DownloadStatus::Failed;
-  long http_status = 0;     ///< the last response's status, 0 if none arrived
+  long http_status = 0;  ///< the last response's status, 0 if none arrived
+  /// The HTTP version the last response came over: "1.0", "1.1", "2" or "3"; empty if none arrived.
+  std::string http_version;
   std::uint64_t bytes = 0;  ///< bytes in the final file (or received, on failure)
   ImageType image_type = ImageType::Unknown;
   std::string sha256;  ///< hex SHA-256 of the kept file; empty when none was kept or hashing is off
