@@ -103,7 +103,7 @@ int exif_orientation(std::string_view app1) {
     return 0;
   const TiffReader r{tiff, little};
   const std::uint32_t ifd = r.u32(4);
-  if (ifd < 8 || ifd + 2 > tiff.size())
+  if (ifd < 8 || std::uint64_t{ifd} + 2 > tiff.size())
     return 0;
   const std::uint32_t entries = r.u16(ifd);
   for (std::uint32_t i = 0; i < entries; ++i) {

@@ -83,7 +83,6 @@ class ImageInspector {
   std::string buf_;                           // the bytes being gathered
   std::uint64_t pos_ = 0;                     // bytes fed
   std::optional<std::uint64_t> complete_at_;  // where the format's end mark was (or the structure ended)
-  bool trailing_ = false;                     // past the end mark: further bytes are ignored
   std::uint64_t expected_end_ = 0;            // formats that state their length: the byte count they claim
   bool little_endian_ = false;                // TIFF byte order
   std::uint32_t count_ = 0;                   // ICO directory entries, TIFF IFD entries, JPEG segment length
