@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <map>
 #include <stdexcept>
 #include <system_error>
+#include <tuple>
 
 #include "imgdl/executor.hpp"
 #include "imgdl/version.hpp"
@@ -80,6 +82,29 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   if (!(value >= 0.0) || value >= std::ldexp(1.0, 63))
     return std::nullopt;
   return static_cast<std::uint64_t>(std::llround(value));
+}
+
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_dimensions(std::string_view text) {
+  std::size_t sep = text.find_first_of("xX");
+  std::size_t sep_len = 1;
+  if (sep == std::string_view::npos) {
+    sep = text.find("\u00d7");
+    sep_len = std::string_view("\u00d7").size();
+  }
+  if (sep == std::string_view::npos)
+    return std::nullopt;
+  auto side = [](std::string_view digits) -> std::optional<std::uint32_t> {
+    std::uint32_t value = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size())
+      return std::nullopt;
+    return value;
+  };
+  const auto width = side(text.substr(0, sep));
+  const auto height = side(text.substr(sep + sep_len));
+  if (!width || !height)
+    return std::nullopt;
+  return std::pair(*width, *height);
 }
 
 ParseOutcome parse_command_line(int argc, char** argv) {
@@ -157,6 +182,22 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       ->excludes(resume_opt);
   bool any_type = false;
   app.add_flag("--any-type", any_type, "Keep bodies that are not images (default: refuse them)");
+  std::string min_size;
+  app.add_option("--min-size", min_size, "Refuse images narrower or shorter than WxH (e.g. 256x256)")
+      ->option_text("WxH")
+      ->check(
+          [](const std::string& s) {
+            return parse_dimensions(s) ? std::string() : "not WxH (e.g. 256x256): " + s;
+          },
+          "WxH");
+  app.add_option("--max-pixels", dl.max_pixels,
+                 "Refuse images of more than N pixels, width x height (default: 178956970; 0: no limit)")
+      ->option_text("N")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-aspect", dl.max_aspect,
+                 "Refuse images whose longer side is over R times the shorter (e.g. 3; default: none)")
+      ->option_text("R")
+      ->check(CLI::Range(1.0, 1e9));
   std::string ca_file;
   app.add_option("--cacert", ca_file, "Trust these PEM CA certificates instead of the system's")
       ->option_text("FILE")
@@ -206,6 +247,8 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   if (no_clobber)
     dl.on_exists = OnExists::Skip;
   dl.require_image = !any_type;
+  if (!min_size.empty())
+    std::tie(dl.min_width, dl.min_height) = *parse_dimensions(min_size);
   return settings;
 }
 

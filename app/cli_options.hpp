@@ -7,6 +7,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -49,6 +50,9 @@ ParseOutcome parse_command_line(int argc, char** argv);
 /// "10M" -> 10485760: a non-negative number (decimals allowed) with an optional K, M, G or T suffix
 /// (powers of 1024; "KiB", "MB" and lowercase forms are accepted too). nullopt if malformed or too big.
 std::optional<std::uint64_t> parse_size(std::string_view text);
+
+/// "256x192" (or "256X192", "256×192") -> {256, 192}; each side 0 to 2^32-1. nullopt if malformed.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_dimensions(std::string_view text);
 
 /// The URLs of a run, pulled one at a time so a list of any length costs only its current line:
 /// the positional URLs first, then the lines of settings.input (a file, or stdin for "-") read with

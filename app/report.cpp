@@ -48,12 +48,16 @@ nlohmann::ordered_json to_json(const DownloadResult& r, std::size_t index) {
       {"http_status", r.http_status},
       {"bytes", r.bytes},
       {"image_type", std::string(to_string(r.image_type))},
+      {"width", r.width},
+      {"height", r.height},
+      {"orientation", r.orientation},
       {"sha256", r.sha256},
       {"attempts", r.attempts},
       {"elapsed_s", to_seconds(r.elapsed)},
       {"error", std::string(to_string(r.error))},
       {"message", r.message},
       {"index", index},
+      {"format", std::string(to_string(r.image_type))},  // image_type's other name, as dataset tools call it
   };
 }
 

@@ -28,8 +28,8 @@ import time
 ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
-RESULT_FIELDS = ["url", "path", "status", "http_status", "bytes", "image_type", "sha256", "attempts",
-                 "elapsed_s", "error", "message", "index"]
+RESULT_FIELDS = ["url", "path", "status", "http_status", "bytes", "image_type", "width", "height", "orientation",
+                 "sha256", "attempts", "elapsed_s", "error", "message", "index"]
 
 ARGS = None
 # Sanitizer builds (set by CMake) run slower: time bounds are multiplied by this.
@@ -135,6 +135,9 @@ def scenario_bad_flags(tmp):
         (["--on-exists", "maybe", "http://127.0.0.1:1/a.jpg"], "on-exists"),
         (["--max-size", "10Q", "http://127.0.0.1:1/a.jpg"], "max-size"),
         (["--progress", "fancy", "http://127.0.0.1:1/a.jpg"], "progress"),
+        (["--min-size", "256", "http://127.0.0.1:1/a.jpg"], "min-size"),
+        (["--max-aspect", "0.5", "http://127.0.0.1:1/a.jpg"], "max-aspect"),
+        (["--max-pixels", "-1", "http://127.0.0.1:1/a.jpg"], "max-pixels"),
         (["--sequential", "--compare", "http://127.0.0.1:1/a.jpg"], "compare"),
         (["-c", "--no-clobber", "http://127.0.0.1:1/a.jpg"], "clobber"),
         ([], "no URLs"),
@@ -163,7 +166,7 @@ def scenario_all_ok(tmp):
         code, out, err = run_imgdl(["-i", "list.txt", "-o", "downloads", "--report", "report.json"], tmp)
     check(code == 0, f"exited {code}, expected 0", out, err)
     for name in SEED_NAMES:
-        check(re.search(r"^" + re.escape(name) + r" was downloaded \(48\.8 KiB in \d+\.\d\d s\)$", out, re.M),
+        check(re.search(r"^" + re.escape(name) + r" was downloaded \(48\.8 KiB, 1×1, in \d+\.\d\d s\)$", out, re.M),
               f"no 'was downloaded' line for {name}", out)
     check(CLOSING_LINE.search(out), "no closing 'It took N.NNN second(s) to finish.' line", out)
     check(re.search(r"^Done: 5 ok, 0 skipped, 0 failed \(5 URLs\); 244\.1 KiB in ", out, re.M), "no summary", out)
@@ -390,9 +393,36 @@ def scenario_piped_plain(tmp):
     check(not ANSI.search(out) and not ANSI.search(err), "escape sequences in piped output", repr(out), repr(err))
     lines = out.splitlines()
     check(len(lines) == 8, "expected 6 file lines, the summary and the closing line", out)
-    check(all(re.fullmatch(r"\S+ was downloaded \(19\.5 KiB in \d+\.\d\d s\)|FAILED 404: HTTP 404 Not Found", l)
+    check(all(re.fullmatch(r"\S+ was downloaded \(19\.5 KiB, 1×1, in \d+\.\d\d s\)|FAILED 404: HTTP 404 Not Found", l)
               for l in lines[:6]), "unexpected per-file lines", out)
     check(CLOSING_LINE.fullmatch(lines[-1]), "the last line is not the closing line", out)
+
+
+def scenario_image_checks(tmp):
+    with Server(tmp) as server:
+        # The test server's BMPs are 1024 pixels wide and a few high; its JPEGs 1×1.
+        urls = [server.url("/img/a.jpg"), server.url("/img/wide.bmp"), server.url("/img/cut.png?cut=5000")]
+        code, out, err = run_imgdl(urls + ["-o", "out", "--max-aspect", "4", "--retries", "0",
+                                           "--report", "report.json"], tmp)
+        check(code == 1, f"exited {code}, expected 1", out, err)
+        check(re.search(r"^a\.jpg was downloaded \(19\.5 KiB, 1×1, in \d+\.\d\d s\)$", out, re.M),
+              "no finished line with the image's size", out)
+        check(re.search(r"^FAILED wide\.bmp: filtered: 1024x\d+ has an aspect ratio of \d+, over the limit of 4$",
+                        out, re.M), "the wide image was not filtered", out)
+        check("FAILED cut.png: incomplete image: PNG ends before its IEND chunk (cut at 5000 bytes)" in out,
+              "the cut image was not refused as incomplete", out)
+        check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["a.jpg"], "only the whole image may be kept",
+              os.listdir(os.path.join(tmp, "out")))
+        report = json.load(open(os.path.join(tmp, "report.json")))
+        by_name = {r["url"].split("/")[-1].split("?")[0]: r for r in report["results"]}
+        check(by_name["a.jpg"]["width"] == 1 and by_name["a.jpg"]["format"] == "jpeg", "a.jpg's size", by_name)
+        check(by_name["wide.bmp"]["error"] == "filtered" and by_name["wide.bmp"]["width"] == 1024,
+              "wide.bmp's report entry", by_name["wide.bmp"])
+        check(by_name["cut.png"]["error"] == "corrupt_image", "cut.png's report entry", by_name["cut.png"])
+
+        code, out, err = run_imgdl([server.url("/img/tiny.jpg"), "-o", "out2", "--min-size", "2x2"], tmp)
+        check(code == 1 and "FAILED tiny.jpg: filtered: 1x1 is smaller than the minimum 2x2" in out,
+              "--min-size did not filter a 1×1 image", out, err)
 
 
 def scenario_json_stdout(tmp):
@@ -559,6 +589,7 @@ SCENARIOS = {
     "invalid_lines": scenario_invalid_lines,
     "piped_plain": scenario_piped_plain,
     "json_stdout": scenario_json_stdout,
+    "image_checks": scenario_image_checks,
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,

@@ -49,7 +49,8 @@ struct DownloadResult {
   ImageType image_type = ImageType::Unknown;
   std::uint32_t width = 0;   ///< from the image's header; 0 when unknown (or no image arrived)
   std::uint32_t height = 0;  ///< from the image's header; 0 when unknown
-  int orientation = 0;       ///< a JPEG's EXIF orientation (1–8, as stored: width and height are not swapped), else 0
+  int orientation =
+      0;  ///< a JPEG's EXIF orientation (1–8, as stored: width and height are not swapped), else 0
   std::string sha256;  ///< hex SHA-256 of the kept file; empty when none was kept or hashing is off
   int attempts = 0;    ///< transfers tried (1 + retries used)
   std::chrono::steady_clock::duration elapsed{};  ///< from the first attempt's start to the end
