@@ -187,3 +187,33 @@ TEST_CASE("an oversized image stops at its header: the rest of its body is never
   CHECK(r.bytes < 5'000'000);
   CHECK(dir.entries().empty());
 }
+
+TEST_CASE("a resumed file is checked whole, the prefix it kept included") {
+  TestServer server;
+  TempDir dir;
+  const std::string expected = TestServer::image_bytes("png", 20000, "/img/r.png");
+  std::ofstream(dir.path / "r.png.part", std::ios::binary) << expected.substr(0, 5000);
+  auto o = options_for(dir);
+  o.on_exists = imgdl::OnExists::Resume;
+  const auto r = Downloader(o).submit(server.url("/img/r.png?size=20000")).result();
+  CHECK(r.status == DownloadStatus::Ok);
+  CHECK(r.width == 1);
+  REQUIRE(server.range_headers().size() == 1);
+  CHECK(server.range_headers()[0] == "bytes=5000-");
+  CHECK(imgdl::test::read_file(dir.path / "r.png") == expected);
+}
+
+TEST_CASE("a kept prefix that breaks its format is dropped, and the body fetched whole") {
+  TestServer server;
+  TempDir dir;
+  const std::string expected = TestServer::image_bytes("png", 20000, "/img/b.png");
+  std::string broken = expected.substr(0, 5000);
+  broken.replace(37, 4, "1234");  // the type of the chunk after IHDR: not letters
+  std::ofstream(dir.path / "b.png.part", std::ios::binary) << broken;
+  auto o = options_for(dir);
+  o.on_exists = imgdl::OnExists::Resume;
+  const auto r = Downloader(o).submit(server.url("/img/b.png?size=20000")).result();
+  CHECK(r.status == DownloadStatus::Ok);
+  CHECK(server.range_headers().empty());
+  CHECK(imgdl::test::read_file(dir.path / "b.png") == expected);
+}
