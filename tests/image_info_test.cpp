@@ -177,6 +177,17 @@ TEST_CASE("a JPEG reads the same whatever the order of its segments, with fill b
   CHECK(!inspector.incompleteness());
 }
 
+TEST_CASE("a JPEG whose height comes later (a DNL segment) is whole, with its height unknown") {
+  std::string jpeg = read_image("baseline.jpg");
+  const std::size_t sof = jpeg.find("\xFF\xC0");
+  REQUIRE(sof != std::string::npos);
+  jpeg[sof + 5] = jpeg[sof + 6] = '\0';  // the frame header's height
+  const auto inspector = inspect(jpeg, 11);
+  CHECK(inspector.facts().width == 64);
+  CHECK(inspector.facts().height == 0);
+  CHECK(!inspector.incompleteness());
+}
+
 TEST_CASE("bytes that break the format are refused as soon as they arrive") {
   SUBCASE("a JPEG with garbage where a marker belongs") {
     std::string jpeg = read_image("baseline.jpg");

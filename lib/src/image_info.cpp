@@ -490,7 +490,7 @@ void ImageInspector::on_jpeg(Step s) {
       if (m == 0xFF)
         return expect(1, Step::JpegMarker);  // fill byte
       if (m == 0xD9) {
-        if (!has_dimensions())
+        if (!seen_first_chunk_)
           return fail("JPEG has no frame header (SOF) before its EOI marker");
         mark_complete();
         step_ = Step::Done;
@@ -517,7 +517,7 @@ void ImageInspector::on_jpeg(Step s) {
         return expect(payload, Step::JpegSof);
       }
       if (marker_ == 0xDA) {
-        if (!has_dimensions())
+        if (!seen_first_chunk_)
           return fail("JPEG scan (SOS) before any frame header (SOF)");
         return payload == 0 ? fail("JPEG scan header (SOS) is empty") : expect(payload, Step::JpegSos);
       }
@@ -527,7 +527,8 @@ void ImageInspector::on_jpeg(Step s) {
       return;
     }
     case Step::JpegSof:
-      if (!has_dimensions()) {
+      if (!seen_first_chunk_) {
+        seen_first_chunk_ = true;
         facts_.height = be16(b, 1);
         facts_.width = be16(b, 3);
         if (facts_.width == 0)

@@ -87,7 +87,7 @@ class ImageInspector {
   bool little_endian_ = false;                // TIFF byte order
   std::uint32_t count_ = 0;                   // ICO directory entries, TIFF IFD entries, JPEG segment length
   std::uint8_t marker_ = 0;                   // the JPEG segment being read
-  bool seen_first_chunk_ = false;             // PNG's IHDR, WebP's first chunk, ISOBMFF's ftyp
+  bool seen_first_chunk_ = false;             // JPEG's SOF, PNG's IHDR, WebP's first chunk, ISOBMFF's ftyp
   std::uint64_t mdat_end_ = 0;                // ISOBMFF: where the (last) mdat box ends
   std::string svg_tail_;                      // an SVG's last bytes, for its end tag
 };
