@@ -72,7 +72,11 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   // for stdin until it ends.
   std::optional<std::size_t> planned = settings.urls.size();
   if (settings.input) {
-    const auto lines = style.bars ? count_list_lines(*settings.input) : std::nullopt;
+    const InputFormat format = settings.table.format == InputFormat::Auto
+                                   ? input_format_for_name(*settings.input)
+                                   : settings.table.format;
+    const auto lines =
+        style.bars && format == InputFormat::Lines ? count_list_lines(*settings.input) : std::nullopt;
     planned = lines ? std::optional(*lines + settings.urls.size()) : std::nullopt;
   }
 

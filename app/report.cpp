@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include "cli_options.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -130,8 +132,19 @@ void ReportWriter::begin(std::string_view mode, std::size_t workers,
   write(text + ",\n  \"results\": [");
 }
 
-void ReportWriter::add_result(std::size_t index, const DownloadResult& result) {
-  write(std::string(element_prefix(results_++ == 0)) + dump(to_json(result, index)));
+void ReportWriter::add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras) {
+  auto entry = to_json(result, index);
+  if (extras != nullptr) {
+    if (extras->caption)
+      entry["caption"] = *extras->caption;
+    if (!extras->columns.empty()) {
+      nlohmann::ordered_json columns = nlohmann::ordered_json::object();
+      for (const auto& [name, value] : extras->columns)
+        columns[name] = value;
+      entry["columns"] = std::move(columns);
+    }
+  }
+  write(std::string(element_prefix(results_++ == 0)) + dump(entry));
 }
 
 void ReportWriter::add_invalid_line(const UrlLineError& error) {

@@ -105,8 +105,9 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
         },
         [&](std::size_t index, DownloadResult&& r) {
           outcome.totals.add(r);
+          const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
-            ctx.report->add_result(index, r);
+            ctx.report->add_result(index, r, extras ? &*extras : nullptr);
         },
         mode);
   });

@@ -26,7 +26,8 @@ struct Read {
 Read read_table(const std::string& bytes, std::string_view name, UrlTableOptions options = {}) {
   std::istringstream in(bytes);
   Read out;
-  UrlTableReader reader(in, std::move(options), name, [&](const UrlLineError& e) { out.errors.push_back(e); });
+  UrlTableReader reader(in, std::move(options), name,
+                        [&](const UrlLineError& e) { out.errors.push_back(e); });
   while (auto row = reader.next())
     out.rows.push_back(std::move(*row));
   return out;
@@ -82,7 +83,8 @@ TEST_CASE("a CSV's rows give their URL, caption and every other column, with quo
   CHECK(read.rows[0].url == "http://h/a.jpg");
   CHECK(read.rows[0].caption == "a cat, \"Tom\"");
   CHECK(read.rows[0].line_number == 2);
-  CHECK(read.rows[0].columns == std::vector<std::pair<std::string, std::string>>{{"id", "1"}, {"width", "640"}});
+  CHECK(read.rows[0].columns ==
+        std::vector<std::pair<std::string, std::string>>{{"id", "1"}, {"width", "640"}});
   CHECK(read.rows[1].caption == "two\nlines");
   CHECK(read.rows[2].line_number == 6);  // the blank line counts; the quoted line break too
   CHECK(read.rows[2].url == "http://h/c.jpg");
@@ -146,7 +148,8 @@ TEST_CASE("a missing URL or caption column is refused before any row, naming the
   o.caption_column = "caption";
   std::istringstream again("link,text\nhttp://h/a.jpg,x\n");
   CHECK_THROWS_WITH_AS(UrlTableReader(again, o, "x.csv", {}),
-                       "no caption column 'caption' in the header (its columns: link, text)", std::invalid_argument);
+                       "no caption column 'caption' in the header (its columns: link, text)",
+                       std::invalid_argument);
   std::istringstream jsonl("{\"link\": \"http://h/a.jpg\"}\n");
   CHECK_THROWS_AS(UrlTableReader(jsonl, {}, "x.jsonl", {}), std::invalid_argument);
 }

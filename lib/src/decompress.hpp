@@ -38,9 +38,9 @@ class DecompressingBuf : public std::streambuf {
   std::istream& source_;
   Compression compression_ = Compression::None;
   std::unique_ptr<Codec> codec_;
-  std::string in_;   // compressed bytes read, not yet consumed
+  std::string in_;  // compressed bytes read, not yet consumed
   std::size_t in_pos_ = 0;
-  std::string out_;  // what get() hands out
+  std::string out_;             // what get() hands out
   std::uint64_t consumed_ = 0;  // compressed bytes consumed, for messages
   bool source_done_ = false;
   bool finished_ = false;  // the last frame ended exactly at the end of the input

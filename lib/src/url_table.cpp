@@ -21,7 +21,9 @@ std::string lowercase(std::string_view s) {
 }
 
 std::string_view trim(std::string_view s) noexcept {
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+  auto blank = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+  };
   while (!s.empty() && blank(s.front()))
     s.remove_prefix(1);
   while (!s.empty() && blank(s.back()))
@@ -248,8 +250,8 @@ struct UrlTableReader::Impl {
         ++line;
     } else {
       source.put_back(std::string_view(raw).substr(first_break + 1));
-      line = line - static_cast<std::size_t>(std::count(raw.begin() + static_cast<std::ptrdiff_t>(first_break) + 1,
-                                                        raw.end(), '\n'));
+      line = line - static_cast<std::size_t>(std::count(
+                        raw.begin() + static_cast<std::ptrdiff_t>(first_break) + 1, raw.end(), '\n'));
     }
     return Read::Bad;
   }
@@ -264,7 +266,8 @@ struct UrlTableReader::Impl {
         throw std::invalid_argument("no header row: the input is empty");
       }
       if (r == Read::Bad)
-        throw std::invalid_argument("the header row (line " + std::to_string(first_line) + ") is bad: " + error);
+        throw std::invalid_argument("the header row (line " + std::to_string(first_line) +
+                                    ") is bad: " + error);
       if (header.size() == 1 && trim(header[0]).empty())
         continue;  // blank lines before the header
       break;
@@ -396,8 +399,9 @@ struct UrlTableReader::Impl {
           std::string keys;
           for (const auto& [key, v] : value.items())
             keys += (keys.empty() ? "" : ", ") + key;
-          throw std::invalid_argument("no URL field '" + options.url_column + "' in the first JSON object (line " +
-                                      std::to_string(line) + "; its fields: " + keys + ")");
+          throw std::invalid_argument("no URL field '" + options.url_column +
+                                      "' in the first JSON object (line " + std::to_string(line) +
+                                      "; its fields: " + keys + ")");
         }
         report(line, body, "no '" + options.url_column + "' field");
         continue;

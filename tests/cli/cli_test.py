@@ -425,6 +425,42 @@ def scenario_image_checks(tmp):
               "--min-size did not filter a 1×1 image", out, err)
 
 
+def scenario_table_input(tmp):
+    import gzip
+    with Server(tmp) as server:
+        a, b, c = (server.url(f"/img/{n}") for n in ("a.jpg", "b.png", "c.gif"))
+        csv = (f'id,url,caption,lang\r\n1,{a},"a cat, ""Tom""",en\r\n2,not a url,x,fr\r\n'
+               f'3,"{b}","two\nlines",de\r\n4,"{c},never closed\r\n5,{c},last,en\r\n')
+        with gzip.open(os.path.join(tmp, "list.csv.gz"), "wt", newline="") as f:
+            f.write(csv)
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--caption-col", "caption", "--keep-cols", "lang",
+                                    "-o", "out", "--report", "report.json"], tmp)
+        check(code == 1, f"exited {code}, expected 1 (two bad rows)", out, err)
+        check("list.csv.gz:3: skipped invalid line \"not a url\"" in err, "bad URL row not reported", err)
+        check("list.csv.gz:6: skipped invalid line: unterminated quoted field" in err,
+              "unterminated quote not reported with its line", err)
+        check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["a.jpg", "b.png", "c.gif"], "files",
+              os.listdir(os.path.join(tmp, "out")))
+        report = json.load(open(os.path.join(tmp, "report.json")))
+        rows = sorted(report["results"], key=lambda r: r["index"])
+        check([r.get("caption") for r in rows] == ['a cat, "Tom"', "two\nlines", "last"], "captions", rows)
+        check([r.get("columns") for r in rows] == [{"lang": "en"}, {"lang": "de"}, {"lang": "en"}], "columns", rows)
+        check([e["line"] for e in report["invalid_lines"]] == [3, 6], "invalid lines", report["invalid_lines"])
+
+        with open(os.path.join(tmp, "list.jsonl"), "w") as f:
+            f.write(json.dumps({"url": a, "caption": "cat", "w": 640}) + "\n[1]\n")
+        code, out, err = run_imgdl(["-i", "list.jsonl", "-o", "out2", "--json"], tmp)
+        check(code == 1 and "list.jsonl:2: skipped invalid line \"[1]\": not a JSON object" in err,
+              "a JSON line that is not an object", out, err)
+        check(json.loads(out)["results"][0]["columns"] == {"caption": "cat", "w": "640"}, "JSON columns", out)
+
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--url-col", "link", "-o", "out3"], tmp)
+        check(code == 2, f"a missing URL column exited {code}, expected 2", out, err)
+        check("no URL column 'link' in the header (its columns: id, url, caption, lang)" in err,
+              "the missing column is not named", err)
+        check(not os.path.exists(os.path.join(tmp, "out3")), "a usage error fetched or created files")
+
+
 def scenario_json_stdout(tmp):
     with Server(tmp) as server:
         urls = seed_urls(server)[:3]
@@ -590,6 +626,7 @@ SCENARIOS = {
     "piped_plain": scenario_piped_plain,
     "json_stdout": scenario_json_stdout,
     "image_checks": scenario_image_checks,
+    "table_input": scenario_table_input,
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,

@@ -19,7 +19,7 @@ namespace imgdl {
 
 /// How an input list is laid out.
 enum class InputFormat {
-  Auto,   ///< by the name's suffix (".csv", ".tsv", ".jsonl"/".ndjson", each maybe + ".gz"/".zst"), else Lines
+  Auto,  ///< by the name's suffix (".csv", ".tsv", ".jsonl"/".ndjson", each maybe + ".gz"/".zst"), else Lines
   Lines,  ///< one URL per line (UrlListReader's rules)
   Csv,    ///< RFC 4180: a header row, comma-separated, quoted fields with "" and line breaks
   Tsv,    ///< as Csv, tab-separated
