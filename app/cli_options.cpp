@@ -204,6 +204,16 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       app.add_option("--keep-cols", keep_cols,
                      "Columns kept with each result, comma-separated (default: every other column; '' none)")
           ->option_text("LIST");
+  std::string output_format = "files";
+  auto* output_format_opt =
+      app.add_option("--output-format", output_format,
+                     "files (default: one file per URL), webdataset (tar shards of --shard-size samples)")
+          ->option_text("FORMAT")
+          ->check(CLI::IsMember({"files", "webdataset"}));
+  std::size_t shard_size = 10000;
+  app.add_option("--shard-size", shard_size, "Samples per WebDataset shard (default: 10000)")
+      ->option_text("N")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
   std::string min_size;
   app.add_option("--min-size", min_size, "Refuse images narrower or shorter than WxH (e.g. 256x256)")
       ->option_text("WxH")
@@ -271,6 +281,8 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   dl.require_image = !any_type;
   if (!min_size.empty())
     std::tie(dl.min_width, dl.min_height) = *parse_dimensions(min_size);
+  if (output_format_opt->count() > 0 && output_format == "webdataset")
+    settings.shard_size = shard_size;
   if (keep_cols_opt->count() > 0) {
     settings.table.keep_all_columns = false;
     std::string_view rest = keep_cols;

@@ -31,10 +31,11 @@ enum class ProgressMode { Auto, Bars, Lines, None };
 
 /// Everything the command line asked for.
 struct AppSettings {
-  DownloadOptions download;          ///< observer left null: main() installs it
-  std::vector<std::string> urls;     ///< positional URLs, in order
-  std::optional<std::string> input;  ///< -i FILE; "-" is stdin
-  UrlTableOptions table;             ///< --input-format, --url-col, --caption-col, --keep-cols
+  DownloadOptions download;               ///< observer left null: main() installs it
+  std::vector<std::string> urls;          ///< positional URLs, in order
+  std::optional<std::string> input;       ///< -i FILE; "-" is stdin
+  UrlTableOptions table;                  ///< --input-format, --url-col, --caption-col, --keep-cols
+  std::optional<std::size_t> shard_size;  ///< --output-format webdataset: samples per shard
   bool sequential = false;
   bool compare = false;
   std::optional<std::filesystem::path> report_file;

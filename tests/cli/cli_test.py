@@ -461,6 +461,30 @@ def scenario_table_input(tmp):
         check(not os.path.exists(os.path.join(tmp, "out3")), "a usage error fetched or created files")
 
 
+def scenario_webdataset(tmp):
+    import tarfile
+    with Server(tmp) as server:
+        rows = [f"{server.url('/img/i' + str(i) + '.jpg')},cap {i},{i}" for i in range(5)]
+        rows.append(f"{server.url('/status/404')},missing,5")
+        with open(os.path.join(tmp, "list.csv"), "w") as f:
+            f.write("url,caption,id\n" + "\n".join(rows) + "\n")
+        code, out, err = run_imgdl(["-i", "list.csv", "--caption-col", "caption", "-o", "shards",
+                                    "--output-format", "webdataset", "--shard-size", "4"], tmp)
+    check(code == 1, f"exited {code}, expected 1 (one 404)", out, err)
+    shards = os.path.join(tmp, "shards")
+    check(sorted(os.listdir(shards)) == ["00000.tar", "00000_stats.json", "00001.tar", "00001_stats.json"],
+          "expected two whole shards and their stats, nothing else", os.listdir(shards))
+    with tarfile.open(os.path.join(shards, "00000.tar")) as t:
+        names = t.getnames()
+        check(names == [f"00000000{i}.{e}" for i in range(4) for e in ("jpg", "json", "txt")], "shard 0", names)
+        sample = json.loads(t.extractfile("000000002.json").read())
+        check(sample["caption"] == "cap 2" and sample["id"] == "2" and sample["width"] == 1
+              and len(sample["sha256"]) == 64, "a sample's JSON", sample)
+        check(t.extractfile("000000002.txt").read() == b"cap 2", "a sample's caption")
+    stats = json.load(open(os.path.join(shards, "00001_stats.json")))
+    check(stats["ok"] == 1 and stats["failed"] == 1 and stats["errors"] == {"http_status": 1}, "stats", stats)
+
+
 def scenario_json_stdout(tmp):
     with Server(tmp) as server:
         urls = seed_urls(server)[:3]
@@ -627,6 +651,7 @@ SCENARIOS = {
     "json_stdout": scenario_json_stdout,
     "image_checks": scenario_image_checks,
     "table_input": scenario_table_input,
+    "webdataset": scenario_webdataset,
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,
