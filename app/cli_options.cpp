@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <map>
 #include <stdexcept>
 #include <system_error>
+#include <tuple>
 
 #include "imgdl/executor.hpp"
 #include "imgdl/version.hpp"
@@ -82,6 +84,29 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return static_cast<std::uint64_t>(std::llround(value));
 }
 
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_dimensions(std::string_view text) {
+  std::size_t sep = text.find_first_of("xX");
+  std::size_t sep_len = 1;
+  if (sep == std::string_view::npos) {
+    sep = text.find("\u00d7");
+    sep_len = std::string_view("\u00d7").size();
+  }
+  if (sep == std::string_view::npos)
+    return std::nullopt;
+  auto side = [](std::string_view digits) -> std::optional<std::uint32_t> {
+    std::uint32_t value = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size())
+      return std::nullopt;
+    return value;
+  };
+  const auto width = side(text.substr(0, sep));
+  const auto height = side(text.substr(sep + sep_len));
+  if (!width || !height)
+    return std::nullopt;
+  return std::pair(*width, *height);
+}
+
 ParseOutcome parse_command_line(int argc, char** argv) {
   AppSettings settings;
   DownloadOptions& dl = settings.download;
@@ -94,7 +119,9 @@ ParseOutcome parse_command_line(int argc, char** argv) {
 
   app.add_option("URL", settings.urls, "URLs to download, before those of --input")->option_text("...");
   std::string input;
-  auto* input_opt = app.add_option("-i,--input", input, "Read URLs from FILE, one per line ('-' reads stdin)")
+  auto* input_opt = app.add_option("-i,--input", input,
+                                   "Read URLs from FILE: a list, one per line, or a table (--input-format); "
+                                   "gzip or zstd compressed or not ('-' reads stdin)")
                         ->option_text("FILE");
   std::string output_dir = ".";
   app.add_option("-o,--output-dir", output_dir, "Save files in DIR, created if missing (default: .)")
@@ -173,6 +200,52 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       ->excludes(resume_opt);
   bool any_type = false;
   app.add_flag("--any-type", any_type, "Keep bodies that are not images (default: refuse them)");
+  const std::map<std::string, InputFormat> format_names = {{"auto", InputFormat::Auto},
+                                                           {"lines", InputFormat::Lines},
+                                                           {"csv", InputFormat::Csv},
+                                                           {"tsv", InputFormat::Tsv},
+                                                           {"jsonl", InputFormat::Jsonl}};
+  app.add_option(
+         "--input-format", settings.table.format,
+         "auto (by the file's suffix: .csv, .tsv, .jsonl, each maybe .gz or .zst; else lines), lines, "
+         "csv, tsv, jsonl")
+      ->option_text("FORMAT")
+      ->transform(CLI::CheckedTransformer(format_names, CLI::ignore_case).description(""));
+  app.add_option("--url-col", settings.table.url_column, "The URL column of a table (default: url)")
+      ->option_text("NAME");
+  app.add_option("--caption-col", settings.table.caption_column, "A table's caption column (default: none)")
+      ->option_text("NAME");
+  std::string keep_cols;
+  auto* keep_cols_opt =
+      app.add_option("--keep-cols", keep_cols,
+                     "Columns kept with each result, comma-separated (default: every other column; '' none)")
+          ->option_text("LIST");
+  std::string output_format = "files";
+  auto* output_format_opt =
+      app.add_option("--output-format", output_format,
+                     "files (default: one file per URL), webdataset (tar shards of --shard-size samples)")
+          ->option_text("FORMAT")
+          ->check(CLI::IsMember({"files", "webdataset"}));
+  std::size_t shard_size = 10000;
+  app.add_option("--shard-size", shard_size, "Samples per WebDataset shard (default: 10000)")
+      ->option_text("N")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
+  std::string min_size;
+  app.add_option("--min-size", min_size, "Refuse images narrower or shorter than WxH (e.g. 256x256)")
+      ->option_text("WxH")
+      ->check(
+          [](const std::string& s) {
+            return parse_dimensions(s) ? std::string() : "not WxH (e.g. 256x256): " + s;
+          },
+          "WxH");
+  app.add_option("--max-pixels", dl.max_pixels,
+                 "Refuse images of more than N pixels, width x height (default: 178956970; 0: no limit)")
+      ->option_text("N")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-aspect", dl.max_aspect,
+                 "Refuse images whose longer side is over R times the shorter (e.g. 3; default: none)")
+      ->option_text("R")
+      ->check(CLI::Range(1.0, 1e9));
   std::string ca_file;
   app.add_option("--cacert", ca_file, "Trust these PEM CA certificates instead of the system's")
       ->option_text("FILE")
@@ -223,6 +296,20 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     dl.on_exists = OnExists::Skip;
   dl.require_image = !any_type;
   dl.retry_after_pauses_host = !no_host_pause;
+  if (!min_size.empty())
+    std::tie(dl.min_width, dl.min_height) = *parse_dimensions(min_size);
+  if (output_format_opt->count() > 0 && output_format == "webdataset")
+    settings.shard_size = shard_size;
+  if (keep_cols_opt->count() > 0) {
+    settings.table.keep_all_columns = false;
+    std::string_view rest = keep_cols;
+    while (!rest.empty()) {
+      const std::size_t comma = std::min(rest.find(','), rest.size());
+      if (comma > 0)
+        settings.table.keep_columns.emplace_back(rest.substr(0, comma));
+      rest.remove_prefix(std::min(comma + 1, rest.size()));
+    }
+  }
   return settings;
 }
 
@@ -248,13 +335,22 @@ UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidH
     file_ = std::move(file);
     in_ = file_.get();
   }
-  reader_ = std::make_unique<UrlListReader>(*in_, [this](const UrlLineError& e) {
-    errors_ << "imgdl: " << display_ << ":" << e.line_number << ": skipped invalid line \"" << e.text
-            << "\": " << e.message << "\n";
+  keep_extras_ = !settings.compare;  // --compare reads the whole list first, and reports no columns
+  auto on_error = [this](const UrlLineError& e) {
+    errors_ << "imgdl: " << display_ << ":" << e.line_number << ": skipped invalid line";
+    if (!e.text.empty())
+      errors_ << " \"" << e.text << "\"";
+    errors_ << ": " << e.message << "\n";
     ++invalid_count_;
     if (on_invalid_)
       on_invalid_(e);
-  });
+  };
+  try {
+    reader_ = std::make_unique<UrlTableReader>(*in_, settings.table, input, on_error);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(display_ + ": " + e.what() +
+                             " (choose the columns with --url-col and --caption-col)");
+  }
 }
 
 UrlSource::~UrlSource() = default;
@@ -264,12 +360,26 @@ std::optional<std::string> UrlSource::next() {
     return std::move(positional_[next_positional_++]);
   if (!reader_)
     return std::nullopt;
-  if (auto line = reader_->next())
-    return std::move(line->url);
+  if (auto row = reader_->next()) {
+    if (keep_extras_ && (row->caption || !row->columns.empty()))
+      extras_.emplace(next_positional_ + pulled_,
+                      RowExtras{std::move(row->caption), std::move(row->columns)});
+    ++pulled_;
+    return std::move(row->url);
+  }
   if (in_->bad() && read_error_.empty())
     read_error_ = "cannot read '" + display_ + "': read error";
   reader_.reset();  // the list has ended: never read past it again
   return std::nullopt;
+}
+
+std::optional<RowExtras> UrlSource::take_extras(std::size_t index) {
+  const auto it = extras_.find(index);
+  if (it == extras_.end())
+    return std::nullopt;
+  RowExtras extras = std::move(it->second);
+  extras_.erase(it);
+  return extras;
 }
 
 std::optional<std::size_t> count_list_lines(const std::string& input) {
@@ -287,6 +397,8 @@ std::optional<std::size_t> count_list_lines(const std::string& input) {
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     std::string_view chunk(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    if (first_chunk && (chunk.starts_with("\x1f\x8b") || chunk.starts_with("\x28\xb5\x2f\xfd")))
+      return std::nullopt;  // compressed: counting would need a second decompression
     if (first_chunk && chunk.starts_with("\xEF\xBB\xBF"))
       chunk.remove_prefix(3);
     first_chunk = false;

@@ -9,11 +9,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "imgdl/downloader.hpp"
 #include "imgdl/url_list.hpp"
+#include "imgdl/url_table.hpp"
 
 namespace imgdl::app {
 
@@ -28,9 +31,11 @@ enum class ProgressMode { Auto, Bars, Lines, None };
 
 /// Everything the command line asked for.
 struct AppSettings {
-  DownloadOptions download;          ///< observer left null: main() installs it
-  std::vector<std::string> urls;     ///< positional URLs, in order
-  std::optional<std::string> input;  ///< -i FILE; "-" is stdin
+  DownloadOptions download;               ///< observer left null: main() installs it
+  std::vector<std::string> urls;          ///< positional URLs, in order
+  std::optional<std::string> input;       ///< -i FILE; "-" is stdin
+  UrlTableOptions table;                  ///< --input-format, --url-col, --caption-col, --keep-cols
+  std::optional<std::size_t> shard_size;  ///< --output-format webdataset: samples per shard
   bool sequential = false;
   bool compare = false;
   std::optional<std::filesystem::path> report_file;
@@ -50,10 +55,21 @@ ParseOutcome parse_command_line(int argc, char** argv);
 /// (powers of 1024; "KiB", "MB" and lowercase forms are accepted too). nullopt if malformed or too big.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
-/// The URLs of a run, pulled one at a time so a list of any length costs only its current line:
-/// the positional URLs first, then the lines of settings.input (a file, or stdin for "-") read with
-/// imgdl::UrlListReader. Each invalid line is printed on `errors` as "imgdl: FILE:LINE: skipped
-/// invalid line ...: MESSAGE" and passed to `on_invalid` as it is read.
+/// "256x192" (or "256X192", "256×192") -> {256, 192}; each side 0 to 2^32-1. nullopt if malformed.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_dimensions(std::string_view text);
+
+/// A row's caption and kept columns, carried from the list to the URL's report entry.
+struct RowExtras {
+  std::optional<std::string> caption;
+  std::vector<std::pair<std::string, std::string>> columns;
+};
+
+/// The URLs of a run, pulled one at a time so a list of any length costs only its current row:
+/// the positional URLs first, then the rows of settings.input (a file, or stdin for "-": a list, CSV,
+/// TSV or JSON Lines, maybe compressed) read with imgdl::UrlTableReader. Each invalid row is printed
+/// on `errors` as "imgdl: FILE:LINE: skipped invalid line ...: MESSAGE" and passed to `on_invalid` as
+/// it is read. A row's caption and columns wait in take_extras() until its result is reported, so
+/// memory holds only the rows in flight.
 class UrlSource {
  public:
   using InvalidHandler = std::function<void(const UrlLineError&)>;
@@ -68,6 +84,9 @@ class UrlSource {
   /// The next URL, or nullopt at the end. A read error also ends the list (see read_error()).
   std::optional<std::string> next();
 
+  /// The caption and columns of the `index`-th URL next() gave (from 0), once; nullopt when it had none.
+  std::optional<RowExtras> take_extras(std::size_t index);
+
   std::size_t invalid_count() const noexcept { return invalid_count_; }
   /// "cannot read 'FILE': read error" once reading failed mid-way; empty otherwise.
   const std::string& read_error() const noexcept { return read_error_; }
@@ -80,7 +99,10 @@ class UrlSource {
   InvalidHandler on_invalid_;
   std::unique_ptr<std::istream> file_;  // null for stdin
   std::istream* in_ = nullptr;
-  std::unique_ptr<UrlListReader> reader_;  // reset at the end of the list
+  std::unique_ptr<UrlTableReader> reader_;  // reset at the end of the list
+  bool keep_extras_ = false;
+  std::size_t pulled_ = 0;
+  std::unordered_map<std::size_t, RowExtras> extras_;  // rows in flight with a caption or columns
   std::size_t invalid_count_ = 0;
   std::string read_error_;
 };

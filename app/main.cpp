@@ -72,7 +72,11 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   // for stdin until it ends.
   std::optional<std::size_t> planned = settings.urls.size();
   if (settings.input) {
-    const auto lines = style.bars ? count_list_lines(*settings.input) : std::nullopt;
+    const InputFormat format = settings.table.format == InputFormat::Auto
+                                   ? input_format_for_name(*settings.input)
+                                   : settings.table.format;
+    const auto lines =
+        style.bars && format == InputFormat::Lines ? count_list_lines(*settings.input) : std::nullopt;
     planned = lines ? std::optional(*lines + settings.urls.size()) : std::nullopt;
   }
 
@@ -104,6 +108,14 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   RunContext ctx{settings.download, *source, report ? &*report : nullptr, *output, watcher, planned};
   ctx.options.observer = output;
   ctx.options.compute_sha256 = report.has_value();  // only the report shows digests
+  if (settings.shard_size) {
+    if (settings.compare) {
+      std::cerr << "imgdl: --output-format webdataset does not combine with --compare\n";
+      return exit_usage;
+    }
+    ctx.shard_size = settings.shard_size;
+    ctx.options.compute_sha256 = true;  // each sample's JSON records it
+  }
   RunOutcome outcome;
   try {
     outcome = settings.compare      ? run_compare(ctx)

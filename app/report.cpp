@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include "cli_options.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -50,12 +52,16 @@ nlohmann::ordered_json to_json(const DownloadResult& r, std::size_t index) {
       {"http_version", r.http_version},
       {"bytes", r.bytes},
       {"image_type", std::string(to_string(r.image_type))},
+      {"width", r.width},
+      {"height", r.height},
+      {"orientation", r.orientation},
       {"sha256", r.sha256},
       {"attempts", r.attempts},
       {"elapsed_s", to_seconds(r.elapsed)},
       {"error", std::string(to_string(r.error))},
       {"message", cli_message(r.message)},
       {"index", index},
+      {"format", std::string(to_string(r.image_type))},  // image_type's other name, as dataset tools call it
   };
 }
 
@@ -129,8 +135,19 @@ void ReportWriter::begin(std::string_view mode, std::size_t workers,
   write(text + ",\n  \"results\": [");
 }
 
-void ReportWriter::add_result(std::size_t index, const DownloadResult& result) {
-  write(std::string(element_prefix(results_++ == 0)) + dump(to_json(result, index)));
+void ReportWriter::add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras) {
+  auto entry = to_json(result, index);
+  if (extras != nullptr) {
+    if (extras->caption)
+      entry["caption"] = *extras->caption;
+    if (!extras->columns.empty()) {
+      nlohmann::ordered_json columns = nlohmann::ordered_json::object();
+      for (const auto& [name, value] : extras->columns)
+        columns[name] = value;
+      entry["columns"] = std::move(columns);
+    }
+  }
+  write(std::string(element_prefix(results_++ == 0)) + dump(entry));
 }
 
 void ReportWriter::add_invalid_line(const UrlLineError& error) {

@@ -20,6 +20,8 @@
 
 namespace imgdl::app {
 
+struct RowExtras;  // cli_options.hpp
+
 /// Counts over one run's results.
 struct Totals {
   std::size_t urls = 0;  ///< results (valid list lines and URL arguments)
@@ -68,7 +70,8 @@ class ReportWriter {
 
   /// `mode`: "pooled", "sequential" or "compare".
   void begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir);
-  void add_result(std::size_t index, const DownloadResult& result);
+  /// One result; a table row's caption and kept columns go with it ("caption", "columns").
+  void add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras = nullptr);
   void add_invalid_line(const UrlLineError& error);
   /// Ends the report; `compare` is the --compare table. False if any stream failed along the way.
   bool finish(const Totals& totals, bool interrupted, int exit_code,

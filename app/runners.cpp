@@ -7,6 +7,7 @@
 
 #include "imgdl/download_image.hpp"
 #include "imgdl/executor.hpp"
+#include "imgdl/webdataset.hpp"
 
 #include "format.hpp"
 
@@ -86,10 +87,23 @@ TimedRun run_thread_per_url(RunContext& ctx, const DownloadOptions& options,
 
 namespace {
 
-/// The list streamed through one Downloader: each result is counted and reported as it completes.
+/// Where WebDataset output downloads each file before it moves into its shard: inside the output
+/// directory (same filesystem, so nothing is written elsewhere), removed at the end when empty.
+std::filesystem::path scratch_dir(const DownloadOptions& options) {
+  return options.output_dir / ".imgdl-downloading";
+}
+
+/// The list streamed through one Downloader: each result is counted and reported as it completes
+/// (and, for WebDataset output, packed into its shard).
 RunOutcome run_streamed(RunContext& ctx, Mode mode) {
   RunOutcome outcome;
-  outcome.totals.elapsed_s = run_downloader(ctx, ctx.options, ctx.planned, [&](Downloader& d) {
+  std::optional<WebDatasetWriter> shards;
+  DownloadOptions options = ctx.options;
+  if (ctx.shard_size) {
+    shards.emplace(ctx.options.output_dir, *ctx.shard_size);
+    options.output_dir = scratch_dir(ctx.options);
+  }
+  outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
       ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir);
@@ -105,11 +119,21 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
         },
         [&](std::size_t index, DownloadResult&& r) {
           outcome.totals.add(r);
+          const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
-            ctx.report->add_result(index, r);
+            ctx.report->add_result(index, r, extras ? &*extras : nullptr);
+          if (shards) {
+            static const std::vector<std::pair<std::string, std::string>> none;
+            shards->add(index, r, extras ? extras->caption : std::nullopt, extras ? extras->columns : none);
+          }
         },
         mode);
   });
+  if (shards) {
+    shards->finish();
+    std::error_code ignored;
+    std::filesystem::remove(scratch_dir(ctx.options), ignored);  // only when empty
+  }
   return outcome;
 }
 

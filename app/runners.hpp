@@ -26,7 +26,8 @@ struct RunContext {
   ReportWriter* report = nullptr;  ///< null without --report and --json
   TerminalOutput& output;
   InterruptWatcher& watcher;
-  std::optional<std::size_t> planned;  ///< the overall bar's total, when known up front
+  std::optional<std::size_t> planned;     ///< the overall bar's total, when known up front
+  std::optional<std::size_t> shard_size;  ///< WebDataset output: samples per shard
 };
 
 /// What a runner leaves for main(): the summary's totals and, from --compare, the table.

@@ -122,8 +122,10 @@ std::string TerminalOutput::finished_line(const DownloadResult& r) {
   const std::string name = display_name(r);
   switch (r.status) {
     case DownloadStatus::Ok:
-      return name + " was downloaded (" + format_bytes(r.bytes) + " in " +
-             format_seconds(to_seconds(r.elapsed)) + " s)";
+      return name + " was downloaded (" + format_bytes(r.bytes) +
+             (r.width != 0 ? ", " + std::to_string(r.width) + "\u00d7" + std::to_string(r.height) + ","
+                           : "") +
+             " in " + format_seconds(to_seconds(r.elapsed)) + " s)";
     case DownloadStatus::Skipped:
       return name + " skipped" + (r.message.empty() ? std::string() : ": " + r.message);
     case DownloadStatus::Failed:

@@ -60,8 +60,9 @@ class TerminalOutput final : public DownloadObserver {
                    std::string_view reason) override;
   void on_finished(const Transfer& t, const DownloadResult& result) override;
 
-  /// The line printed for a finished file, without colour: "img_1.jpg was downloaded (48.8 KiB in
-  /// 0.21 s)", "FAILED img_2.jpg: HTTP 404 Not Found", "img_3.jpg skipped: ...".
+  /// The line printed for a finished file, without colour: "img_1.jpg was downloaded (48.8 KiB, 640×480,
+  /// in 0.21 s)" (the size when the header gave one), "FAILED img_2.jpg: HTTP 404 Not Found",
+  /// "img_3.jpg skipped: ...".
   static std::string finished_line(const DownloadResult& result);
 
  private:

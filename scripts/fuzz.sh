@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 bash scripts/install-deps.sh
 cmake --preset fuzz
-cmake --build --preset fuzz --target fuzz_filename fuzz_url_list
-for target in fuzz_filename fuzz_url_list; do
+cmake --build --preset fuzz --target fuzz_filename fuzz_url_list fuzz_image_info
+for target in fuzz_filename fuzz_url_list fuzz_image_info; do
   corpus="build/fuzz/corpus/$target"
   mkdir -p "$corpus"
   # Committed seeds (read only: new inputs go to the first directory) start the search at real URLs.

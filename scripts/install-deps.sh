@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev doctest-dev
-  libcpp-httplib-dev libssl-dev
+  libcpp-httplib-dev libssl-dev zlib1g-dev libzstd-dev
   clang libclang-rt-14-dev   # sanitizer and libFuzzer runtimes
   bsdutils                   # `script`, which drives the CLI under a pseudo-terminal in tests
   time                       # /usr/bin/time, which measures the CLI's peak RSS in tests

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,9 @@ struct AttemptOutcome {
   bool retryable = false;
   std::optional<std::chrono::milliseconds> retry_after;  // from a Retry-After header
   ImageType image_type = ImageType::Unknown;
+  std::uint32_t width = 0;  // from the image's header, when it arrived
+  std::uint32_t height = 0;
+  int orientation = 0;
   /// Content-Range did not continue our part file, or the server refused the range: start over.
   bool restart_from_scratch = false;
   /// On success, the end of the body not yet in the part file (all of it for a small file): the caller

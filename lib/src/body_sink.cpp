@@ -159,10 +159,13 @@ Ending BodySink::finish(AttemptOutcome outcome, DownloadResult& result) {
   if (auto error = write_held_body(outcome, part_, hashes_while_streaming() ? &hash_ : nullptr))
     outcome = {ErrorKind::Write, "cannot write " + part_.name() + ": " + error.message()};
   result.bytes = part_.size();
+  result.width = outcome.width;  // a filtered image's size is worth reporting too
+  result.height = outcome.height;
+  result.orientation = outcome.orientation;
   if (outcome.error != ErrorKind::None) {
     // Under Resume, a transfer cut short stays as .part for the next run to continue.
     const bool keep =
-        resume_ && part_.size() > 0 &&
+        resume_ && part_.size() > 0 && !outcome.restart_from_scratch &&
         (outcome.retryable || outcome.error == ErrorKind::Cancelled || outcome.error == ErrorKind::Timeout);
     if (keep)
       part_.keep();

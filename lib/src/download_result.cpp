@@ -40,6 +40,10 @@ std::string_view to_string(ErrorKind kind) noexcept {
       return "too_large";
     case ErrorKind::NotImage:
       return "not_image";
+    case ErrorKind::CorruptImage:
+      return "corrupt_image";
+    case ErrorKind::Filtered:
+      return "filtered";
     case ErrorKind::Empty:
       return "empty";
     case ErrorKind::Truncated:

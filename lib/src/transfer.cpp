@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "body_sink.hpp"
+#include "image_info.hpp"
 #include "image_type.hpp"
 
 namespace imgdl::detail {
@@ -124,6 +125,8 @@ struct Attempt {
   std::string head;  // body bytes held back until the image type can be told
   ImageType type = ImageType::Unknown;
   bool sniffed = false;
+  std::optional<ImageInspector> inspector;  // reads the image's structure once its type is known
+  bool size_checked = false;
   Clock::time_point last_report{};
 
   // Set by a callback that aborts the transfer; libcurl then reports CURLE_WRITE_ERROR.
@@ -227,6 +230,8 @@ struct Attempt {
       hash = Sha256();
       head.clear();
       start_offset = 0;
+      if (inspector)
+        inspector.emplace(type);  // the body starts over from its first byte
     }
     return true;
   }
@@ -241,6 +246,28 @@ struct Attempt {
       return fail(ErrorKind::NotImage,
                   "not an image (server sent " +
                       (content_type.empty() ? std::string("no Content-Type") : content_type) + ")");
+    }
+    if (type == ImageType::Unknown)
+      return true;
+    inspector.emplace(type);
+    return inspect(head);
+  }
+
+  /// Reads the image's structure from its next bytes: a broken one, or one whose header puts it outside
+  /// the size limits, is refused as soon as that shows, and the transfer stops.
+  bool inspect(std::string_view data) {
+    if (!inspector)
+      return true;
+    inspector->feed(data);
+    if (const auto& broken = inspector->broken()) {
+      restart_from_scratch = true;  // a retry, or a resume, must not continue these bytes
+      return fail(ErrorKind::CorruptImage, "corrupt image: " + *broken);
+    }
+    if (!size_checked && inspector->has_dimensions()) {
+      size_checked = true;
+      const ImageLimits limits{options.min_width, options.min_height, options.max_pixels, options.max_aspect};
+      if (auto refusal = size_refusal(inspector->facts(), limits))
+        return fail(ErrorKind::Filtered, "filtered: " + *refusal);
     }
     return true;
   }
@@ -261,6 +288,8 @@ struct Attempt {
     const std::uint64_t received = part.size() + head.size() + data.size();
     if (options.max_file_size != 0 && received > options.max_file_size)
       return fail(ErrorKind::TooLarge, too_large_message(received));
+    if (sniffed && !inspect(data))
+      return false;
     const bool hold = !part.is_open() || (hold_small_bodies && received <= held_body_limit);
     if (hold || !sniffed) {
       head.append(data);
@@ -400,8 +429,9 @@ std::string http_version_of(CURL* easy) {
 }
 
 bool retryable_kind(ErrorKind kind) {
+  // A cut image is usually a cut connection: worth another try.
   return kind == ErrorKind::Connect || kind == ErrorKind::Timeout || kind == ErrorKind::Truncated ||
-         kind == ErrorKind::Network;
+         kind == ErrorKind::Network || kind == ErrorKind::CorruptImage;
 }
 
 }  // namespace
@@ -461,6 +491,30 @@ void configure_handle(CURL* easy, const TransferSettings& settings) {
   set(easy, CURLOPT_XFERINFOFUNCTION, &progress_callback);
 }
 
+namespace {
+
+/// A resumed part file's bytes are read once through the image inspector, which then goes on with the
+/// body; a prefix that is already broken is dropped and the body fetched whole.
+std::optional<AttemptOutcome> inspect_resumed_part(Attempt& attempt) {
+  if (attempt.type == ImageType::Unknown)
+    return std::nullopt;
+  attempt.inspector.emplace(attempt.type);
+  if (auto error = attempt.part.read_all([&](std::string_view chunk) { attempt.inspector->feed(chunk); }))
+    return AttemptOutcome{ErrorKind::Write, "cannot read " + attempt.part.name() + ": " + error.message()};
+  if (!attempt.inspector->broken())
+    return std::nullopt;
+  if (auto error = attempt.part.truncate())
+    return AttemptOutcome{ErrorKind::Write, "cannot truncate: " + error.message()};
+  attempt.hash = Sha256();
+  attempt.start_offset = 0;
+  attempt.use_range = false;
+  attempt.sniffed = false;
+  attempt.inspector.reset();
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const TransferSettings& settings,
                                                        const std::string& url, BodySink& sink,
                                                        std::stop_token stop, const ProgressReport& report) {
@@ -485,6 +539,8 @@ std::variant<AttemptPtr, AttemptOutcome> begin_attempt(CURL* easy, const Transfe
       if (attempt->type == ImageType::Unknown && options.require_image)
         return AttemptOutcome{ErrorKind::NotImage,
                               "not an image (the partial file " + part.name() + " is not one)"};
+      if (auto outcome = inspect_resumed_part(*attempt))
+        return std::move(*outcome);
     }
   }
   const std::string range = attempt->use_range ? std::to_string(attempt->start_offset) + "-" : std::string();
@@ -518,6 +574,12 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     } else if (!attempt.sniff(true)) {
       outcome.error = attempt.abort_kind;
       outcome.message = attempt.abort_message;
+      outcome.restart_from_scratch = attempt.restart_from_scratch;
+    } else if (attempt.inspector) {
+      if (auto missing = attempt.inspector->incompleteness()) {
+        outcome.error = ErrorKind::CorruptImage;
+        outcome.message = "incomplete image: " + *missing;
+      }
     }
   } else if (attempt.abort_kind != ErrorKind::None) {
     outcome.error = attempt.abort_kind;
@@ -554,6 +616,11 @@ AttemptOutcome end_attempt(CURL* easy, Attempt& attempt, CURLcode code) {
     outcome.retryable = retryable_status(status);
   } else {
     outcome.retryable = retryable_kind(outcome.error) || outcome.restart_from_scratch;
+  }
+  if (attempt.inspector) {
+    outcome.width = attempt.inspector->facts().width;
+    outcome.height = attempt.inspector->facts().height;
+    outcome.orientation = attempt.inspector->facts().orientation;
   }
   if (outcome.error == ErrorKind::None) {
     attempt.maybe_report(true);

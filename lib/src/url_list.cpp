@@ -4,6 +4,7 @@
 #include <limits>
 #include <sstream>
 
+#include "display_text.hpp"
 #include "naming.hpp"
 
 namespace imgdl {
@@ -23,7 +24,10 @@ std::string_view trim(std::string_view s) noexcept {
   return s;
 }
 
-// A display-safe excerpt: a CLI prints it to a terminal, so no raw control bytes (escape sequences).
+}  // namespace
+
+namespace detail {
+
 std::string display_text(std::string_view s) {
   constexpr std::size_t kMax = 200;
   static constexpr char kHex[] = "0123456789abcdef";
@@ -45,7 +49,9 @@ std::string display_text(std::string_view s) {
   return out;
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::display_text;
 
 UrlListReader::UrlListReader(std::istream& in, ErrorHandler on_error)
     : in_(in), on_error_(std::move(on_error)), buffer_(max_line_bytes + 2, '\0') {}

@@ -29,8 +29,8 @@ import time
 ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CLOSING_LINE = re.compile(r"^It took \d+\.\d{3} second\(s\) to finish\.$", re.M)
-RESULT_FIELDS = ["url", "path", "status", "http_status", "http_version", "bytes", "image_type", "sha256", "attempts",
-                 "elapsed_s", "error", "message", "index"]
+RESULT_FIELDS = ["url", "path", "status", "http_status", "http_version", "bytes", "image_type", "width", "height",
+                 "orientation", "sha256", "attempts", "elapsed_s", "error", "message", "index"]
 
 ARGS = None
 # Sanitizer builds (set by CMake) run slower: time bounds are multiplied by this.
@@ -136,6 +136,9 @@ def scenario_bad_flags(tmp):
         (["--on-exists", "maybe", "http://127.0.0.1:1/a.jpg"], "on-exists"),
         (["--max-size", "10Q", "http://127.0.0.1:1/a.jpg"], "max-size"),
         (["--progress", "fancy", "http://127.0.0.1:1/a.jpg"], "progress"),
+        (["--min-size", "256", "http://127.0.0.1:1/a.jpg"], "min-size"),
+        (["--max-aspect", "0.5", "http://127.0.0.1:1/a.jpg"], "max-aspect"),
+        (["--max-pixels", "-1", "http://127.0.0.1:1/a.jpg"], "max-pixels"),
         (["--sequential", "--compare", "http://127.0.0.1:1/a.jpg"], "compare"),
         (["-c", "--no-clobber", "http://127.0.0.1:1/a.jpg"], "clobber"),
         ([], "no URLs"),
@@ -206,7 +209,7 @@ def scenario_all_ok(tmp):
         code, out, err = run_imgdl(["-i", "list.txt", "-o", "downloads", "--report", "report.json"], tmp)
     check(code == 0, f"exited {code}, expected 0", out, err)
     for name in SEED_NAMES:
-        check(re.search(r"^" + re.escape(name) + r" was downloaded \(48\.8 KiB in \d+\.\d\d s\)$", out, re.M),
+        check(re.search(r"^" + re.escape(name) + r" was downloaded \(48\.8 KiB, 1×1, in \d+\.\d\d s\)$", out, re.M),
               f"no 'was downloaded' line for {name}", out)
     check(CLOSING_LINE.search(out), "no closing 'It took N.NNN second(s) to finish.' line", out)
     check(re.search(r"^Done: 5 ok, 0 skipped, 0 failed \(5 URLs\); 244\.1 KiB in ", out, re.M), "no summary", out)
@@ -433,9 +436,96 @@ def scenario_piped_plain(tmp):
     check(not ANSI.search(out) and not ANSI.search(err), "escape sequences in piped output", repr(out), repr(err))
     lines = out.splitlines()
     check(len(lines) == 8, "expected 6 file lines, the summary and the closing line", out)
-    check(all(re.fullmatch(r"\S+ was downloaded \(19\.5 KiB in \d+\.\d\d s\)|FAILED 404: HTTP 404 Not Found", l)
+    check(all(re.fullmatch(r"\S+ was downloaded \(19\.5 KiB, 1×1, in \d+\.\d\d s\)|FAILED 404: HTTP 404 Not Found", l)
               for l in lines[:6]), "unexpected per-file lines", out)
     check(CLOSING_LINE.fullmatch(lines[-1]), "the last line is not the closing line", out)
+
+
+def scenario_image_checks(tmp):
+    with Server(tmp) as server:
+        # The test server's BMPs are 1024 pixels wide and a few high; its JPEGs 1×1.
+        urls = [server.url("/img/a.jpg"), server.url("/img/wide.bmp"), server.url("/img/cut.png?cut=5000")]
+        code, out, err = run_imgdl(urls + ["-o", "out", "--max-aspect", "4", "--retries", "0",
+                                           "--report", "report.json"], tmp)
+        check(code == 1, f"exited {code}, expected 1", out, err)
+        check(re.search(r"^a\.jpg was downloaded \(19\.5 KiB, 1×1, in \d+\.\d\d s\)$", out, re.M),
+              "no finished line with the image's size", out)
+        check(re.search(r"^FAILED wide\.bmp: filtered: 1024x\d+ has an aspect ratio of \d+, over the limit of 4$",
+                        out, re.M), "the wide image was not filtered", out)
+        check("FAILED cut.png: incomplete image: PNG ends before its IEND chunk (cut at 5000 bytes)" in out,
+              "the cut image was not refused as incomplete", out)
+        check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["a.jpg"], "only the whole image may be kept",
+              os.listdir(os.path.join(tmp, "out")))
+        report = json.load(open(os.path.join(tmp, "report.json")))
+        by_name = {r["url"].split("/")[-1].split("?")[0]: r for r in report["results"]}
+        check(by_name["a.jpg"]["width"] == 1 and by_name["a.jpg"]["format"] == "jpeg", "a.jpg's size", by_name)
+        check(by_name["wide.bmp"]["error"] == "filtered" and by_name["wide.bmp"]["width"] == 1024,
+              "wide.bmp's report entry", by_name["wide.bmp"])
+        check(by_name["cut.png"]["error"] == "corrupt_image", "cut.png's report entry", by_name["cut.png"])
+
+        code, out, err = run_imgdl([server.url("/img/tiny.jpg"), "-o", "out2", "--min-size", "2x2"], tmp)
+        check(code == 1 and "FAILED tiny.jpg: filtered: 1x1 is smaller than the minimum 2x2" in out,
+              "--min-size did not filter a 1×1 image", out, err)
+
+
+def scenario_table_input(tmp):
+    import gzip
+    with Server(tmp) as server:
+        a, b, c = (server.url(f"/img/{n}") for n in ("a.jpg", "b.png", "c.gif"))
+        csv = (f'id,url,caption,lang\r\n1,{a},"a cat, ""Tom""",en\r\n2,not a url,x,fr\r\n'
+               f'3,"{b}","two\nlines",de\r\n4,"{c},never closed\r\n5,{c},last,en\r\n')
+        with gzip.open(os.path.join(tmp, "list.csv.gz"), "wt", newline="") as f:
+            f.write(csv)
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--caption-col", "caption", "--keep-cols", "lang",
+                                    "-o", "out", "--report", "report.json"], tmp)
+        check(code == 1, f"exited {code}, expected 1 (two bad rows)", out, err)
+        check("list.csv.gz:3: skipped invalid line \"not a url\"" in err, "bad URL row not reported", err)
+        check("list.csv.gz:6: skipped invalid line: unterminated quoted field" in err,
+              "unterminated quote not reported with its line", err)
+        check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["a.jpg", "b.png", "c.gif"], "files",
+              os.listdir(os.path.join(tmp, "out")))
+        report = json.load(open(os.path.join(tmp, "report.json")))
+        rows = sorted(report["results"], key=lambda r: r["index"])
+        check([r.get("caption") for r in rows] == ['a cat, "Tom"', "two\nlines", "last"], "captions", rows)
+        check([r.get("columns") for r in rows] == [{"lang": "en"}, {"lang": "de"}, {"lang": "en"}], "columns", rows)
+        check([e["line"] for e in report["invalid_lines"]] == [3, 6], "invalid lines", report["invalid_lines"])
+
+        with open(os.path.join(tmp, "list.jsonl"), "w") as f:
+            f.write(json.dumps({"url": a, "caption": "cat", "w": 640}) + "\n[1]\n")
+        code, out, err = run_imgdl(["-i", "list.jsonl", "-o", "out2", "--json"], tmp)
+        check(code == 1 and "list.jsonl:2: skipped invalid line \"[1]\": not a JSON object" in err,
+              "a JSON line that is not an object", out, err)
+        check(json.loads(out)["results"][0]["columns"] == {"caption": "cat", "w": "640"}, "JSON columns", out)
+
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--url-col", "link", "-o", "out3"], tmp)
+        check(code == 2, f"a missing URL column exited {code}, expected 2", out, err)
+        check("no URL column 'link' in the header (its columns: id, url, caption, lang)" in err,
+              "the missing column is not named", err)
+        check(not os.path.exists(os.path.join(tmp, "out3")), "a usage error fetched or created files")
+
+
+def scenario_webdataset(tmp):
+    import tarfile
+    with Server(tmp) as server:
+        rows = [f"{server.url('/img/i' + str(i) + '.jpg')},cap {i},{i}" for i in range(5)]
+        rows.append(f"{server.url('/status/404')},missing,5")
+        with open(os.path.join(tmp, "list.csv"), "w") as f:
+            f.write("url,caption,id\n" + "\n".join(rows) + "\n")
+        code, out, err = run_imgdl(["-i", "list.csv", "--caption-col", "caption", "-o", "shards",
+                                    "--output-format", "webdataset", "--shard-size", "4"], tmp)
+    check(code == 1, f"exited {code}, expected 1 (one 404)", out, err)
+    shards = os.path.join(tmp, "shards")
+    check(sorted(os.listdir(shards)) == ["00000.tar", "00000_stats.json", "00001.tar", "00001_stats.json"],
+          "expected two whole shards and their stats, nothing else", os.listdir(shards))
+    with tarfile.open(os.path.join(shards, "00000.tar")) as t:
+        names = t.getnames()
+        check(names == [f"00000000{i}.{e}" for i in range(4) for e in ("jpg", "json", "txt")], "shard 0", names)
+        sample = json.loads(t.extractfile("000000002.json").read())
+        check(sample["caption"] == "cap 2" and sample["id"] == "2" and sample["width"] == 1
+              and len(sample["sha256"]) == 64, "a sample's JSON", sample)
+        check(t.extractfile("000000002.txt").read() == b"cap 2", "a sample's caption")
+    stats = json.load(open(os.path.join(shards, "00001_stats.json")))
+    check(stats["ok"] == 1 and stats["failed"] == 1 and stats["errors"] == {"http_status": 1}, "stats", stats)
 
 
 def scenario_json_stdout(tmp):
@@ -680,6 +770,9 @@ SCENARIOS = {
     "invalid_lines": scenario_invalid_lines,
     "piped_plain": scenario_piped_plain,
     "json_stdout": scenario_json_stdout,
+    "image_checks": scenario_image_checks,
+    "table_input": scenario_table_input,
+    "webdataset": scenario_webdataset,
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,

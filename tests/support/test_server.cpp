@@ -698,7 +698,11 @@ struct TestServer::Impl {
   }
 
   // Route helpers.
-  void serve_image(const httplib::Request& req, httplib::Response& res, ImageKind kind, std::size_t size);
+  void serve_image(const httplib::Request& req, httplib::Response& res, ImageKind kind, std::size_t size,
+                   std::size_t cut = 0);
+
+  std::mutex files_mu;
+  std::map<std::string, std::string> files;  // /file/<name> bodies, set by serve_file()
   void serve_cut(const httplib::Request& req, httplib::Response& res, bool reset);
 };
 
@@ -788,7 +792,7 @@ void TestServer::Impl::stop() {
 }
 
 void TestServer::Impl::serve_image(const httplib::Request& req, httplib::Response& res, ImageKind kind,
-                                   std::size_t size) {
+                                   std::size_t size, std::size_t cut) {
   const std::shared_ptr<InFlight> token = t_request;
   if (const auto latency = ms_param(req, "latency_ms", options.latency); latency.count() > 0) {
     if (!stop_signal.sleep_for(latency)) {
@@ -829,6 +833,8 @@ void TestServer::Impl::serve_image(const httplib::Request& req, httplib::Respons
                                           std::to_string(gen->size()));
     }
   }
+  if (cut != 0 && cut < end)
+    end = std::max(begin, cut);  // a whole response holding a cut image, as a closed connection leaves it
   if (req.method == "HEAD" && token) {
     token->release();  // no body will be written
   }
@@ -920,7 +926,24 @@ void TestServer::Impl::add_routes() {
 
   route(R"(/img/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     serve_image(req, res, image_kind_from_path(req.path).value_or(ImageKind::Jpeg),
-                size_param(req, "size", kDefaultImageSize));
+                size_param(req, "size", kDefaultImageSize), size_param(req, "cut", 0));
+  });
+
+  route(R"(/file/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string body;
+    {
+      std::lock_guard lock(files_mu);
+      const auto it = files.find(req.matches[1]);
+      if (it == files.end()) {
+        res.status = 404;
+        res.set_content("no such file\n", "text/plain");
+        return;
+      }
+      body = it->second;
+    }
+    if (const std::size_t cut = size_param(req, "cut", 0); cut != 0 && cut < body.size())
+      body.resize(cut);
+    res.set_content(body, "application/octet-stream");
   });
 
   route(R"(/status/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
@@ -943,6 +966,11 @@ void TestServer::Impl::add_routes() {
   route(R"(/flaky/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::size_t attempt = counters.next_flaky(req.matches[1]);
     if (attempt <= size_param(req, "fails", 1)) {
+      if (req.has_param("cut")) {  // a failure that is a cut image, not a status
+        serve_image(req, res, image_kind_from_path(req.path).value_or(ImageKind::Jpeg),
+                    size_param(req, "size", kDefaultImageSize), size_param(req, "cut", 0));
+        return;
+      }
       res.status = static_cast<int>(std::clamp<std::size_t>(size_param(req, "code", 503), 200, 599));
       add_retry_after(req, res);
       res.set_content("flaky: attempt " + std::to_string(attempt) + " fails\n", "text/plain");
@@ -1139,6 +1167,11 @@ int TestServer::port() const {
 std::string TestServer::base_url() const {
   return impl_->base;
 }
+void TestServer::serve_file(std::string name, std::string bytes) {
+  std::lock_guard lock(impl_->files_mu);
+  impl_->files[std::move(name)] = std::move(bytes);
+}
+
 std::string TestServer::url(std::string_view path) const {
   return impl_->base + std::string(path);
 }

@@ -11,6 +11,9 @@
 //                              for no Content-Length. Single ranges "bytes=a-", "a-b", "-n" get a 206 with
 //                              Content-Range (a 416 past the end) unless ignore_range=1 or chunked=1. Bytes
 //                              are TestServer::image_bytes(type, size, <path>), e.g. seed "/img/a.jpg".
+//                              cut=M sends a whole response of only the image's first M bytes (what a
+//                              connection-delimited body closed early leaves); /flaky takes cut=M too, for
+//                              its failing requests.
 //   GET /status/<code>         That status with a small HTML body. retry_after=S adds "Retry-After: S";
 //                              with retry_after_date=1 it is an HTTP-date S seconds ahead.
 //   GET /flaky/<key>           The first fails=N (default 1) requests for <key> get code=C (default 503, with
@@ -37,6 +40,8 @@
 //   GET /list                  text/plain list of n=N (default 10) image URLs on this server:
 //                              <base>/img/<prefix>_<i>.<ext>?size=S[&latency_ms=L] (prefix=img, ext=jpg,
 //                              size=20000); alternate_hosts=1 alternates 127.0.0.1 and localhost.
+//   GET /file/<name>           The bytes given to serve_file(name, ...) (a 404 before); cut=M sends only
+//                              the first M.
 //   GET /echo-headers          The request line and headers as text/plain.
 //   Anything else is a 404.
 // Waits (latency, stalls, drips, unbounded) end early when the server stops, so destruction is prompt.
@@ -91,6 +96,9 @@ class TestServer {
   std::vector<std::string> escaping_urls() const;
   /// PEM file of the self-signed certificate, to pass as a CA file; empty without tls. Thread-safe.
   const std::string& ca_file() const;
+
+  /// Serves `bytes` at /file/<name> from now on (replacing any earlier body). Thread-safe.
+  void serve_file(std::string name, std::string bytes);
 
   // Counters. All thread-safe; reset_counters() zeroes them (peaks restart from the current values).
 

@@ -30,6 +30,8 @@ enum class ErrorKind {
   ForbiddenRedirect,  ///< a redirect to a scheme other than http or https
   TooLarge,           ///< Content-Length or the streamed body exceeded max_file_size
   NotImage,           ///< the body's magic bytes are not a known image format
+  CorruptImage,       ///< the image's own structure is cut short or broken (transient: retried)
+  Filtered,           ///< the image's size is outside min_width/min_height, max_pixels or max_aspect
   Empty,              ///< the server sent no body
   Truncated,          ///< the connection ended before the announced body did
   Network,            ///< any other transport failure (reset, protocol error)
@@ -49,6 +51,10 @@ struct DownloadResult {
   std::string http_version;
   std::uint64_t bytes = 0;  ///< bytes in the final file (or received, on failure)
   ImageType image_type = ImageType::Unknown;
+  std::uint32_t width = 0;   ///< from the image's header; 0 when unknown (or no image arrived)
+  std::uint32_t height = 0;  ///< from the image's header; 0 when unknown
+  int orientation =
+      0;  ///< a JPEG's EXIF orientation (1–8, as stored: width and height are not swapped), else 0
   std::string sha256;  ///< hex SHA-256 of the kept file; empty when none was kept or hashing is off
   int attempts = 0;    ///< transfers tried (1 + retries used)
   std::chrono::steady_clock::duration elapsed{};  ///< from the first attempt's start to the end
@@ -62,8 +68,8 @@ struct DownloadResult {
 /// "ok", "skipped", "failed", "cancelled". Thread-safe.
 [[nodiscard]] IMGDL_API std::string_view to_string(DownloadStatus status) noexcept;
 /// "none", "invalid_url", "dns", "connect", "tls", "timeout", "http_status", "too_many_redirects",
-/// "forbidden_redirect", "too_large", "not_image", "empty", "truncated", "network", "write",
-/// "cancelled", "host_unreachable". Thread-safe.
+/// "forbidden_redirect", "too_large", "not_image", "corrupt_image", "filtered", "empty", "truncated",
+/// "network", "write", "cancelled", "host_unreachable". Thread-safe.
 [[nodiscard]] IMGDL_API std::string_view to_string(ErrorKind kind) noexcept;
 
 }  // namespace imgdl

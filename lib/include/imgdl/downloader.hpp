@@ -127,6 +127,15 @@ struct DownloadOptions {
   OnExists on_exists = OnExists::Rename;
   /// Refuse bodies whose magic bytes are not a known image format (ErrorKind::NotImage).
   bool require_image = true;
+  /// Size limits, read from each image's header as it arrives (the transfer stops there): an image
+  /// outside them fails as ErrorKind::Filtered, is not retried and leaves no file. An image whose size
+  /// is unknown (an SVG sized in relative units) passes them. 0 turns each off.
+  std::uint32_t min_width = 0;
+  std::uint32_t min_height = 0;
+  /// Most pixels (width × height): the bound common decoders use against decompression bombs.
+  std::uint64_t max_pixels = 178'956'970;
+  /// Largest ratio of the longer side to the shorter one.
+  double max_aspect = 0;
   /// Compute each kept file's SHA-256 (DownloadResult::sha256) while it streams. About 1 CPU-second
   /// per GB: turn it off when nobody reads the digest.
   bool compute_sha256 = true;

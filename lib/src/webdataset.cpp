@@ -1,0 +1,267 @@
+#include "imgdl/webdataset.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <system_error>
+
+#include "image_type.hpp"
+#include "output_dir.hpp"
+
+namespace imgdl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kBlock = 512;
+
+/// Writes `value` as `width - 1` octal digits and a NUL, or for sizes that do not fit, as GNU tar's
+/// base-256 (a leading 0x80 byte, then big-endian binary), which GNU tar and Python's tarfile read.
+void put_number(char* field, std::size_t width, std::uint64_t value) {
+  if (value < (std::uint64_t{1} << (3 * (width - 1)))) {
+    std::snprintf(field, width, "%0*llo", static_cast<int>(width - 1),
+                  static_cast<unsigned long long>(value));
+    return;
+  }
+  field[0] = static_cast<char>(0x80);
+  for (std::size_t i = width - 1; i > 0; --i, value >>= 8)
+    field[i] = static_cast<char>(value & 0xff);
+}
+
+/// A ustar header for a regular file `name` (short: keys and extensions) of `size` bytes.
+std::string tar_header(std::string_view name, std::uint64_t size, std::time_t mtime) {
+  std::string h(kBlock, '\0');
+  name.copy(h.data(), std::min<std::size_t>(name.size(), 99));
+  put_number(&h[100], 8, 0644);
+  put_number(&h[108], 8, 0);
+  put_number(&h[116], 8, 0);
+  put_number(&h[124], 12, size);
+  put_number(&h[136], 12, static_cast<std::uint64_t>(mtime));
+  h[156] = '0';
+  std::string_view(
+      "ustar\0"
+      "00",
+      8)
+      .copy(&h[257], 8);
+  std::memset(&h[148], ' ', 8);  // the checksum counts its own field as spaces
+  unsigned sum = 0;
+  for (const char c : h)
+    sum += static_cast<unsigned char>(c);
+  std::snprintf(&h[148], 7, "%06o", sum);
+  h[154] = '\0';
+  h[155] = ' ';
+  return h;
+}
+
+std::system_error shard_error(std::error_code code, const std::string& what) {
+  return std::system_error(code, what);
+}
+
+}  // namespace
+
+struct WebDatasetWriter::Impl {
+  struct Shard {
+    detail::PartFile part;
+    std::size_t results = 0;
+    std::size_t ok = 0;
+    std::size_t failed = 0;
+    std::map<std::string, std::size_t> errors;  // by error kind
+    std::uint64_t bytes = 0;                    // image bytes
+    Clock::time_point started = Clock::now();
+  };
+
+  detail::OutputDir dir;
+  std::size_t shard_size;
+  std::map<std::size_t, Shard> open;  // by shard number; a few at most (the results in flight)
+  std::size_t written = 0;
+  std::time_t mtime = std::time(nullptr);
+
+  Impl(const std::filesystem::path& path, std::size_t size) : dir(path), shard_size(size) {}
+
+  static std::string shard_name(std::size_t number) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%05zu", number);
+    return name;
+  }
+
+  Shard& shard_for(std::size_t number) {
+    auto it = open.find(number);
+    if (it != open.end())
+      return it->second;
+    std::error_code error;
+    auto part = dir.open_part(shard_name(number) + ".tar", false, error);
+    if (error)
+      throw shard_error(error, "cannot create shard " + shard_name(number) + ".tar.part");
+    Shard shard;
+    shard.part = std::move(part);
+    return open.emplace(number, std::move(shard)).first->second;
+  }
+
+  void write(Shard& shard, std::string_view data) {
+    if (auto error = shard.part.write(data))
+      throw shard_error(error, "cannot write " + shard.part.name());
+  }
+
+  void add_member(Shard& shard, const std::string& name, std::string_view data) {
+    write(shard, tar_header(name, data.size(), mtime));
+    write(shard, data);
+    write(shard, std::string((kBlock - data.size() % kBlock) % kBlock, '\0'));
+  }
+
+  /// Copies the downloaded file into the shard; false (nothing written) when it cannot be read.
+  bool add_file_member(Shard& shard, const std::string& name, const std::filesystem::path& path) {
+    detail::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return false;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    write(shard, tar_header(name, size, mtime));
+    std::string buffer(1 << 18, '\0');
+    std::uint64_t copied = 0;
+    while (copied < size) {
+      const ssize_t n =
+          ::read(fd.get(), buffer.data(), std::min<std::uint64_t>(buffer.size(), size - copied));
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR)
+          continue;
+        // The file shrank under us: the member's declared size must still be met.
+        throw shard_error(std::error_code(n < 0 ? errno : EIO, std::generic_category()),
+                          "cannot read " + path.string() + " into " + shard.part.name());
+      }
+      write(shard, std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+      copied += static_cast<std::uint64_t>(n);
+    }
+    write(shard, std::string((kBlock - size % kBlock) % kBlock, '\0'));
+    shard.bytes += size;
+    return true;
+  }
+
+  void add(std::size_t index, const DownloadResult& r, const std::optional<std::string>& caption,
+           const std::vector<std::pair<std::string, std::string>>& columns) {
+    const std::size_t number = index / shard_size;
+    Shard& shard = shard_for(number);
+    const std::string key = WebDatasetWriter::key(index, shard_size);
+    bool kept = false;
+    if (r.status == DownloadStatus::Ok && !r.path.empty()) {
+      std::string ext(extension_for(r.image_type));
+      if (ext.empty())
+        ext = r.path.has_extension() ? r.path.extension().string() : ".bin";
+      kept = add_file_member(shard, key + ext, r.path);
+    }
+    if (kept) {
+      nlohmann::ordered_json json{{"key", key},       {"url", r.url},
+                                  {"status", "ok"},   {"format", std::string(to_string(r.image_type))},
+                                  {"width", r.width}, {"height", r.height},
+                                  {"bytes", r.bytes}, {"sha256", r.sha256}};
+      if (caption)
+        json["caption"] = *caption;
+      for (const auto& [name, value] : columns)
+        json[name] = value;
+      add_member(shard, key + ".json", json.dump());
+      if (caption)
+        add_member(shard, key + ".txt", *caption);
+      ++shard.ok;
+    } else {
+      ++shard.failed;
+      ++shard.errors[std::string(r.ok() ? "missing_file" : to_string(r.error))];
+    }
+    std::error_code ignored;
+    if (!r.path.empty() && r.status == DownloadStatus::Ok)
+      std::filesystem::remove(r.path, ignored);  // in the shard now (or unreadable): not left behind
+    if (++shard.results == shard_size)
+      publish(number);
+  }
+
+  void publish_file(detail::PartFile& part, const std::string& name) {
+    if (::fsync(part.fd()) != 0)
+      throw shard_error(std::error_code(errno, std::generic_category()), "cannot sync " + part.name());
+    std::error_code error;
+    static const std::function<bool(const std::string&)> none = [](const std::string&) { return false; };
+    dir.publish(part, name, OnExists::Overwrite, none, error);
+    if (error)
+      throw shard_error(error, "cannot publish " + name);
+  }
+
+  void publish(std::size_t number) {
+    auto node = open.extract(number);
+    Shard& shard = node.mapped();
+    write(shard, std::string(2 * kBlock, '\0'));  // the tar's end
+    const std::string base = shard_name(number);
+    publish_file(shard.part, base + ".tar");
+    nlohmann::ordered_json errors = nlohmann::ordered_json::object();
+    for (const auto& [kind, count] : shard.errors)
+      errors[kind] = count;
+    const nlohmann::ordered_json stats{
+        {"shard", base + ".tar"},
+        {"count", shard.results},
+        {"ok", shard.ok},
+        {"failed", shard.failed},
+        {"errors", errors},
+        {"bytes", shard.bytes},
+        {"elapsed_s", std::chrono::duration<double>(Clock::now() - shard.started).count()}};
+    std::error_code error;
+    auto part = dir.open_part(base + "_stats.json", false, error);
+    if (error)
+      throw shard_error(error, "cannot create " + base + "_stats.json.part");
+    if (auto e = part.write(stats.dump(2) + "\n"))
+      throw shard_error(e, "cannot write " + part.name());
+    publish_file(part, base + "_stats.json");
+    ++written;
+  }
+
+  void finish() {
+    while (!open.empty())
+      publish(open.begin()->first);
+  }
+};
+
+WebDatasetWriter::WebDatasetWriter(std::filesystem::path dir, std::size_t shard_size) {
+  if (shard_size == 0)
+    throw std::invalid_argument("shard_size must be at least 1");
+  impl_ = std::make_unique<Impl>(dir, shard_size);
+}
+
+WebDatasetWriter::~WebDatasetWriter() {
+  try {
+    impl_->finish();
+  } catch (...) {
+    // A shard that cannot be finished stays a .part file: never a half-written tar under a final name.
+  }
+}
+
+void WebDatasetWriter::add(std::size_t index, const DownloadResult& result,
+                           const std::optional<std::string>& caption,
+                           const std::vector<std::pair<std::string, std::string>>& columns) {
+  impl_->add(index, result, caption, columns);
+}
+
+void WebDatasetWriter::finish() {
+  impl_->finish();
+}
+
+std::string WebDatasetWriter::key(std::size_t index, std::size_t shard_size) {
+  // Positions get as many digits as the shard size needs, at least 4 (as img2dataset's keys).
+  std::size_t digits = 4;
+  for (std::size_t n = shard_size - 1; n >= 10000; n /= 10)
+    ++digits;
+  auto padded = [](std::size_t value, std::size_t width) {
+    std::string s = std::to_string(value);
+    return s.size() < width ? std::string(width - s.size(), '0') + s : s;
+  };
+  return padded(index / shard_size, 5) + padded(index % shard_size, digits);
+}
+
+std::size_t WebDatasetWriter::shards_written() const noexcept {
+  return impl_->written;
+}
+
+}  // namespace imgdl

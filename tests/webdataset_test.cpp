@@ -1,0 +1,119 @@
+// WebDataset shards: whole tars that GNU tar and Python's tarfile read back, published only when full.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "imgdl/webdataset.hpp"
+#include "support/test_files.hpp"
+
+namespace fs = std::filesystem;
+using imgdl::DownloadResult;
+using imgdl::DownloadStatus;
+using imgdl::ErrorKind;
+using imgdl::ImageType;
+using imgdl::WebDatasetWriter;
+using imgdl::test::read_file;
+using imgdl::test::TempDir;
+
+namespace {
+
+/// A downloaded file as the Downloader leaves it, and its result.
+DownloadResult downloaded(const fs::path& dir, const std::string& name, const std::string& bytes) {
+  fs::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+  DownloadResult r;
+  r.url = "http://h/" + name;
+  r.path = dir / name;
+  r.status = DownloadStatus::Ok;
+  r.bytes = bytes.size();
+  r.image_type = ImageType::Png;
+  r.width = 3;
+  r.height = 2;
+  r.sha256 = "ab";
+  return r;
+}
+
+DownloadResult failed(const std::string& url, ErrorKind kind) {
+  DownloadResult r;
+  r.url = url;
+  r.status = DownloadStatus::Failed;
+  r.error = kind;
+  return r;
+}
+
+int run(const std::string& command) {
+  return std::system(command.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("a sample's key is its shard and its position in it") {
+  CHECK(WebDatasetWriter::key(10005, 10000) == "000010005");
+  CHECK(WebDatasetWriter::key(7, 10000) == "000000007");
+  CHECK(WebDatasetWriter::key(250001, 100000) == "0000250001");
+}
+
+TEST_CASE("results become whole tar shards that GNU tar and Python's tarfile read back") {
+  TempDir dir;
+  const fs::path scratch = dir.path / "scratch";
+  const fs::path out = dir.path / "shards";
+  WebDatasetWriter writer(out, 2);
+  const std::string big(70000, 'x');  // spans several tar blocks, not a multiple of 512
+  writer.add(1, downloaded(scratch, "b.png", big), std::string("a \"cat\""), {{"lang", "en"}});
+  CHECK(fs::exists(out / "00000.tar.part"));
+  CHECK_FALSE(fs::exists(out / "00000.tar"));  // not whole yet: position 0 has no result
+  writer.add(0, downloaded(scratch, "a.png", "PNGDATA"));
+  CHECK(fs::exists(out / "00000.tar"));
+  CHECK_FALSE(fs::exists(out / "00000.tar.part"));
+  CHECK_FALSE(fs::exists(scratch / "a.png"));  // moved into the shard
+  writer.add(3, failed("http://h/404", ErrorKind::HttpStatus));
+  writer.add(4, downloaded(scratch, "e.png", "E"));
+  writer.finish();  // the list ended: shard 1 (position 2 never came) and shard 2 are published as they are
+  CHECK(writer.shards_written() == 3);
+  CHECK(fs::is_regular_file(out / "00001.tar"));
+  CHECK(fs::is_regular_file(out / "00002.tar"));
+
+  // GNU tar extracts exactly the members written.
+  const fs::path extracted = dir.path / "x";
+  fs::create_directories(extracted);
+  REQUIRE(run("tar -xf '" + (out / "00000.tar").string() + "' -C '" + extracted.string() + "'") == 0);
+  CHECK(dir.entries().count("x/000000000.png") == 1);
+  CHECK(read_file(extracted / "000000001.png") == big);
+  CHECK(read_file(extracted / "000000000.png") == "PNGDATA");
+  CHECK(read_file(extracted / "000000001.txt") == "a \"cat\"");
+  const std::string json = read_file(extracted / "000000001.json");
+  CHECK(json.find("\"url\":\"http://h/b.png\"") != std::string::npos);
+  CHECK(json.find("\"width\":3") != std::string::npos);
+  CHECK(json.find("\"lang\":\"en\"") != std::string::npos);
+  CHECK(json.find("\"caption\":\"a \\\"cat\\\"\"") != std::string::npos);
+
+  // Python's tarfile agrees, member by member, and finds shard 1 empty of images.
+  const std::string check =
+      "python3 -c \"import tarfile,sys; t=tarfile.open(sys.argv[1]); "
+      "assert sorted(m.name for m in t) == "
+      "['000000000.json','000000000.png','000000001.json','000000001.png',"
+      "'000000001.txt'], [m.name for m in t]; "
+      "assert t.extractfile('000000001.png').read() == b'x'*70000; "
+      "assert tarfile.open(sys.argv[2]).getnames() == []\" '" +
+      (out / "00000.tar").string() + "' '" + (out / "00001.tar").string() + "'";
+  CHECK(run(check) == 0);
+
+  const std::string stats = read_file(out / "00001_stats.json");
+  CHECK(stats.find("\"failed\": 1") != std::string::npos);
+  CHECK(stats.find("\"http_status\": 1") != std::string::npos);
+  CHECK(read_file(out / "00000_stats.json").find("\"ok\": 2") != std::string::npos);
+}
+
+TEST_CASE("a writer that goes away unfinished publishes what it has, never a half-written tar") {
+  TempDir dir;
+  {
+    WebDatasetWriter writer(dir.path / "shards", 10);
+    writer.add(0, downloaded(dir.path / "s", "a.png", "A"));
+  }
+  CHECK(fs::exists(dir.path / "shards" / "00000.tar"));
+  CHECK(run("tar -tf '" + (dir.path / "shards" / "00000.tar").string() + "' > /dev/null") == 0);
+  CHECK_THROWS_AS(WebDatasetWriter(dir.path / "x", 0), std::invalid_argument);
+}
