@@ -519,7 +519,10 @@ def scenario_webdataset(tmp):
           "expected two whole shards and their stats, nothing else", os.listdir(shards))
     with tarfile.open(os.path.join(shards, "00000.tar")) as t:
         names = t.getnames()
-        check(names == [f"00000000{i}.{e}" for i in range(4) for e in ("jpg", "json", "txt")], "shard 0", names)
+        # Samples in completion order, each one's members together.
+        check(sorted(names) == [f"00000000{i}.{e}" for i in range(4) for e in ("jpg", "json", "txt")], "shard 0", names)
+        check(all(names[k].split(".")[0] == names[k - k % 3].split(".")[0] for k in range(len(names))),
+              "a sample's members are not together", names)
         sample = json.loads(t.extractfile("000000002.json").read())
         check(sample["caption"] == "cap 2" and sample["id"] == "2" and sample["width"] == 1
               and len(sample["sha256"]) == 64, "a sample's JSON", sample)

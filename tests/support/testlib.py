@@ -104,10 +104,12 @@ def make_certs(directory):
 
 def tls_image_bytes(path, size):
     """The body tls_server.js serves for an image path ("/img/a.jpg") and size."""
-    size = max(size, 8)
+    head = bytes([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00,
+                  0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00])  # a whole 1x1 JPEG's headers
+    size = max(size, len(head) + 2)
     seed = sum(path.encode()) % 251
-    middle = bytes((i * 131 + seed) % 251 for i in range(4, size - 2))
-    return b"\xff\xd8\xff\xe0" + middle + b"\xff\xd9"
+    middle = bytes((i * 131 + seed) % 251 for i in range(len(head), size - 2))
+    return head + middle + b"\xff\xd9"
 
 
 class TlsServer:

@@ -181,17 +181,17 @@ void TlsServer::reset() {
 }
 
 std::string TlsServer::image_bytes(std::string_view path, std::size_t size) {
-  // As tls_server.js's image_bytes().
-  size = std::max<std::size_t>(size, 8);
+  // As tls_server.js's image_bytes(): a whole 1x1 JPEG's headers, pattern scan data, the end marker.
+  static constexpr std::string_view head("\xFF\xD8\xFF\xC0\x00\x0B\x08\x00\x01\x00\x01\x01\x01\x11\x00"
+                                         "\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00",
+                                         25);
+  size = std::max<std::size_t>(size, head.size() + 2);
   unsigned seed = 0;
   for (const char c : path)
     seed = (seed + static_cast<unsigned char>(c)) % 251;
   std::string body(size, '\0');
-  body[0] = '\xFF';
-  body[1] = '\xD8';
-  body[2] = '\xFF';
-  body[3] = '\xE0';
-  for (std::size_t i = 4; i < size - 2; ++i)
+  head.copy(body.data(), head.size());
+  for (std::size_t i = head.size(); i < size - 2; ++i)
     body[i] = static_cast<char>((i * 131 + seed) % 251);
   body[size - 2] = '\xFF';
   body[size - 1] = '\xD9';

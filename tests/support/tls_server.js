@@ -62,15 +62,20 @@ function parse_args(argv) {
   return args;
 }
 
-// The image body for (path, size): JPEG magic, a pattern seeded by the path, the JPEG end marker.
-// Deterministic and compressible; tests rebuild it (tls_server.hpp, testlib.py) to check the files.
+// A whole 1x1 JPEG's structure (SOI, a frame header, a scan header) before its scan data.
+const JPEG_HEAD = [0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00,
+                   0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00];
+
+// The image body for (path, size): a JPEG whose scan data is a pattern seeded by the path (never 0xFF,
+// so the structure holds), then the end marker. Deterministic and compressible; tests rebuild it
+// (tls_server.cpp, testlib.py) to check the files.
 function image_bytes(path, size) {
-  size = Math.max(size, 8);
+  size = Math.max(size, JPEG_HEAD.length + 2);
   let seed = 0;
   for (const c of Buffer.from(path)) seed = (seed + c) % 251;
   const body = Buffer.alloc(size);
-  body[0] = 0xff, body[1] = 0xd8, body[2] = 0xff, body[3] = 0xe0;
-  for (let i = 4; i < size - 2; ++i) body[i] = (i * 131 + seed) % 251;
+  Buffer.from(JPEG_HEAD).copy(body);
+  for (let i = JPEG_HEAD.length; i < size - 2; ++i) body[i] = (i * 131 + seed) % 251;
   body[size - 2] = 0xff, body[size - 1] = 0xd9;
   return body;
 }
