@@ -121,6 +121,19 @@ PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_c
   // (a second Downloader on this directory, or another imgdl process) can tell a live part file from a
   // stale one, and never truncates, appends to or unlinks the first writer's.
   for (int attempt = 0; attempt < 4; ++attempt) {
+    // A new part file appears under its name already locked: an unnamed file is locked, then linked
+    // there, so no other writer ever finds it unlocked and takes it as stale.
+    if (!no_tmpfile_.load(std::memory_order_relaxed)) {
+      UniqueFd unnamed(::openat(fd_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644));
+      if (unnamed && ::flock(unnamed.get(), LOCK_EX | LOCK_NB) == 0) {
+        if (link_unnamed(unnamed.get(), part_name))
+          return PartFile(fd_.get(), part_name, std::move(unnamed), 0);
+        if (errno != EEXIST)
+          no_tmpfile_.store(true, std::memory_order_relaxed);  // no way to link it: create it by name
+      } else if (!unnamed && (errno == EOPNOTSUPP || errno == EISDIR)) {
+        no_tmpfile_.store(true, std::memory_order_relaxed);
+      }
+    }
     UniqueFd fresh(
         ::openat(fd_.get(), part_name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0644));
     if (fresh) {
