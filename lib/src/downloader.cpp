@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -104,7 +106,7 @@ class Downloader::Impl {
       counters->callback_errors.fetch_add(1, std::memory_order_relaxed);
     });
     Future<DownloadResult> future = promise.get_future();
-    TransferLoop& loop = mode == Mode::Sequential ? *loops_.front() : least_loaded();
+    TransferLoop& loop = mode == Mode::Sequential ? *loops_.front() : loop_for(p);
     loop.enqueue(std::make_unique<Job>(std::move(p), std::move(promise)));
     counters_.queued.fetch_add(1, std::memory_order_relaxed);
     return future;
@@ -315,6 +317,20 @@ class Downloader::Impl {
   TransferLoop& least_loaded() {
     return **std::min_element(loops_.begin(), loops_.end(),
                               [](const auto& a, const auto& b) { return a->unfinished() < b->unfinished(); });
+  }
+
+  /// The loop of the URL's origin, so that one host's URLs meet its kept-alive connection (and
+  /// its TLS session) in one connection cache instead of two; the least loaded loop instead when
+  /// the origin's loop has more than a loop's share of workers queued beyond it, so one busy host
+  /// still keeps every loop working.
+  TransferLoop& loop_for(const Plan& p) {
+    if (loops_.size() == 1)
+      return *loops_.front();
+    const std::size_t hash = std::hash<std::string_view>{}(detail::origin_of(p.fetch_url));
+    TransferLoop& home = *loops_[hash % loops_.size()];
+    TransferLoop& lightest = least_loaded();
+    const std::size_t slack = *options_.max_workers / loops_.size() + 1;
+    return home.unfinished() > lightest.unfinished() + slack ? lightest : home;
   }
 
   static constexpr std::chrono::milliseconds batch_wait{20};
