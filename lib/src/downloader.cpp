@@ -5,16 +5,16 @@
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "body_sink.hpp"
 #include "curl_handles.hpp"
+#include "loop_router.hpp"
 #include "naming.hpp"
 #include "observer_call.hpp"
 #include "output_dir.hpp"
@@ -60,9 +60,10 @@ class Downloader::Impl {
     // max_workers split as evenly as it goes: the loops together never run more.
     const std::size_t workers = *options_.max_workers;
     loops_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i)
-      loops_.push_back(
-          std::make_unique<TransferLoop>(context_, workers / threads + (i < workers % threads), i));
+    for (std::size_t i = 0; i < threads; ++i) {
+      loop_slots_.push_back(workers / threads + (i < workers % threads));
+      loops_.push_back(std::make_unique<TransferLoop>(context_, loop_slots_.back(), i));
+    }
     loop_tasks_.reserve(threads);
     try {
       for (auto& loop : loops_)
@@ -319,18 +320,14 @@ class Downloader::Impl {
                               [](const auto& a, const auto& b) { return a->unfinished() < b->unfinished(); });
   }
 
-  /// The loop of the URL's origin, so that one host's URLs meet its kept-alive connection (and
-  /// its TLS session) in one connection cache instead of two; the least loaded loop instead when
-  /// the origin's loop has more than a loop's share of workers queued beyond it, so one busy host
-  /// still keeps every loop working.
+  /// The loop for a URL: see LoopRouter.
   TransferLoop& loop_for(const Plan& p) {
     if (loops_.size() == 1)
       return *loops_.front();
-    const std::size_t hash = std::hash<std::string_view>{}(detail::origin_of(p.fetch_url));
-    TransferLoop& home = *loops_[hash % loops_.size()];
-    TransferLoop& lightest = least_loaded();
-    const std::size_t slack = *options_.max_workers / loops_.size() + 1;
-    return home.unfinished() > lightest.unfinished() + slack ? lightest : home;
+    std::vector<detail::LoopLoad> loads(loops_.size());
+    for (std::size_t i = 0; i < loops_.size(); ++i)
+      loads[i] = {loops_[i]->unfinished(), loop_slots_[i]};
+    return *loops_[router_.route(detail::origin_of(p.fetch_url), loads)];
   }
 
   static constexpr std::chrono::milliseconds batch_wait{20};
@@ -349,6 +346,13 @@ class Downloader::Impl {
   std::recursive_mutex observer_mutex_;
   detail::EngineCounters counters_;
   const detail::EngineContext context_;
+  // A host is busy when it has more than a quarter of a loop's workers among the last window of URLs
+  // (run_window keeps 2 x max_workers in flight).
+  detail::LoopRouter router_{
+      2 * *options_.max_workers,
+      std::max<std::size_t>(2,
+                            *options_.max_workers / std::max<std::size_t>(options_.transfer_threads, 1) / 4)};
+  std::vector<std::size_t> loop_slots_;
   std::vector<std::unique_ptr<TransferLoop>> loops_;  // after the executor: destroyed once their tasks end
   std::vector<Future<void>> loop_tasks_;
 };
