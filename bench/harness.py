@@ -103,10 +103,18 @@ SCENARIOS = {
         n=2000, size=20_000, latency_ms=0, workers=64, reps=5, https=dict(proto="h2", hosts=500, rtt_ms=20),
         tools=HTTPS_TOOLS, quick=dict(n=400, https=dict(proto="h2", hosts=100, rtt_ms=20), reps=2),
     ),
+    "https-hosts-bundle": dict(
+        desc="HTTPS, h2 offered, 200 hosts, 400 x 20 KB in host rotation, 64 workers, trusting a system-sized "
+             "CA file (the system bundle plus the bench's CA, as a real run trusts the system's CAs)",
+        n=400, size=20_000, latency_ms=0, workers=64, reps=3,
+        https=dict(proto="h2", hosts=200, rtt_ms=0, system_bundle=True),
+        tools=HTTPS_TOOLS, quick=dict(n=100, https=dict(proto="h2", hosts=50, rtt_ms=0, system_bundle=True), reps=2),
+    ),
 }
 # The HTTPS scenarios run only when named (`--scenario https` names them all): they need nginx.
 ORDER = ("seed", "many-small", "large", "long", "executor")
-HTTPS_ORDER = ("https-small-h1", "https-small-h2", "https-large-h2", "https-hosts", "https-hosts-rtt")
+HTTPS_ORDER = ("https-small-h1", "https-small-h2", "https-large-h2", "https-hosts", "https-hosts-rtt",
+               "https-hosts-bundle")
 # Peers for "long" when many-small did not run in the same invocation (its two fastest, measured).
 LONG_DEFAULT_PEERS = ("curl", "wget2")
 
@@ -383,7 +391,9 @@ def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidt
         lists, n, total_bytes = build_https_lists(nginx, sc, workdir, name, proxy_port)
     else:
         lists, n, total_bytes = build_lists(server, sc, workdir, name)
-    cafile = nginx.cafile if "https" in sc else None
+    cafile = None
+    if "https" in sc:
+        cafile = nginx.system_bundle() if sc["https"].get("system_bundle") else nginx.cafile
     workers = sc["workers"]
     w = workers or DEFAULT_WORKERS
     latency = (sc["latency_ms"] + sc.get("https", {}).get("rtt_ms", 0)) / 1000

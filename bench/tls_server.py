@@ -16,6 +16,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
 def host_addresses(count):
@@ -134,6 +135,19 @@ http {{
                 return f.read()[-600:]
         except OSError:
             return "?"
+
+    def system_bundle(self):
+        """A CA file as large as a real run's: the system's CA bundle followed by the bench's CA."""
+        path = os.path.join(self.dir, "system-plus-bench-ca.pem")
+        if not os.path.exists(path):
+            system = next((f for f in SYSTEM_BUNDLES if os.path.exists(f)), None)
+            if not system:
+                raise RuntimeError("no system CA bundle found (ca-certificates)")
+            with open(path, "wb") as out:
+                for f in (system, self.cafile):
+                    with open(f, "rb") as src:
+                        out.write(src.read().rstrip(b"\n") + b"\n")
+        return path
 
     def add_body(self, size, data):
         with open(os.path.join(self.www, f"body_{size}"), "wb") as f:

@@ -15,8 +15,8 @@ packages=(
 for group in "$@"; do
   case "$group" in
     # libboost-dev: Boost.Asio, executor_bench's peer; nginx-light and openssl: the HTTPS scenarios' server
-    # and certificates.
-    bench) packages+=(curl wget2 aria2 python3 time libboost-dev nginx-light openssl) ;;
+    # and certificates; ca-certificates: the system-sized CA file of https-hosts-bundle.
+    bench) packages+=(curl wget2 aria2 python3 time libboost-dev nginx-light openssl ca-certificates) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done
