@@ -1,5 +1,5 @@
 // Routing URLs to transfer loops: a host stays on one loop (one connection cache) unless it is busy
-// or its loop is far behind an idle one.
+// or its loop has a backlog while another is idle.
 
 #include <doctest/doctest.h>
 
@@ -37,19 +37,19 @@ TEST_CASE("a busy host balances the loops") {
   CHECK(loads[1].unfinished >= 45);
 }
 
-TEST_CASE("a quiet host spills only to a nearly idle loop when its own has a second window queued") {
+TEST_CASE("a quiet host spills only to an idle loop when its own has twice its slots of URLs") {
   LoopRouter router(128, 8);
   const std::string origin = "https://a.example:443";
   const std::size_t home = router.route(origin, std::vector<LoopLoad>{{0, 32}, {0, 32}});
   const std::size_t other = 1 - home;
   std::vector<LoopLoad> loads(2);
   loads[home] = {63, 32};
-  loads[other] = {2, 32};
-  CHECK(router.route(origin, loads) == home);  // queued, but less than a window ahead
+  loads[other] = {0, 32};
+  CHECK(router.route(origin, loads) == home);  // a backlog, but less than twice its slots
   loads[home] = {64, 32};
-  loads[other] = {8, 32};
-  CHECK(router.route(origin, loads) == home);  // the other loop is busy enough
-  loads[other] = {7, 32};
+  loads[other] = {1, 32};
+  CHECK(router.route(origin, loads) == home);  // the other loop is not idle
+  loads[other] = {0, 32};
   CHECK(router.route(origin, loads) == other);
 }
 

@@ -2,7 +2,7 @@
 // Which transfer loop takes a URL. Each loop has its own libcurl connection cache, so a host whose
 // URLs are spread over two loops keeps two sets of connections and pays a TLS handshake in each: a
 // host's URLs go to one loop (its origin's hash picks it), unless the host is busy enough to need
-// connections in every loop anyway, or that loop has URLs waiting while another has idle slots.
+// connections in every loop anyway, or that loop has a backlog while another loop is idle.
 
 #include <cstddef>
 #include <deque>
