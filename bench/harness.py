@@ -27,11 +27,14 @@ import threading
 import time
 import urllib.request
 
+import tls_server  # bench/tls_server.py, beside this file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Debian's interpreter, not a pyenv/virtualenv shim: a shim costs ~1 s of start-up per run.
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)  # Python's ThreadPoolExecutor default
 PEERS = ("curl", "wget2", "aria2c", "seed-python")
+HTTPS_TOOLS = ("imgdl", "curl", "wget2", "aria2c")
 MiB = 1024 * 1024
 
 # The seed's five Wikimedia files, served with sizes in the range of its JPEGs.
@@ -71,8 +74,47 @@ SCENARIOS = {
         quick=dict(n=5000, reps=2),
     ),
     "executor": dict(desc="the executor's empty-task throughput (bench/executor_bench)", quick=dict()),
+    # HTTPS against nginx (bench/tls_server.py): ECDSA P-256 certificate from a CA the bench makes.
+    # `https`: proto h1 = a port without h2, h2 = ALPN offers h2; hosts = distinct loopback addresses,
+    # URLs in host rotation (0 = 127.0.0.1 alone); rtt_ms = round trip added by the delaying proxy.
+    "https-small-h1": dict(
+        desc="HTTPS, HTTP/1.1 only, 2,000 x 20 KB from one host, 64 workers",
+        n=2000, size=20_000, latency_ms=0, workers=64, reps=5, https=dict(proto="h1", hosts=0, rtt_ms=0),
+        tools=HTTPS_TOOLS, quick=dict(n=300, reps=2),
+    ),
+    "https-small-h2": dict(
+        desc="HTTPS, h2 offered, 2,000 x 20 KB from one host, 64 workers",
+        n=2000, size=20_000, latency_ms=0, workers=64, reps=5, https=dict(proto="h2", hosts=0, rtt_ms=0),
+        tools=HTTPS_TOOLS, quick=dict(n=300, reps=2),
+    ),
+    "https-large-h2": dict(
+        desc="HTTPS, h2 offered, 8 x 20 MB from one host, 8 workers",
+        n=8, size=20_000_000, latency_ms=0, workers=8, reps=5, https=dict(proto="h2", hosts=0, rtt_ms=0),
+        tools=HTTPS_TOOLS, quick=dict(n=4, size=4_000_000, reps=2),
+    ),
+    "https-hosts": dict(
+        desc="HTTPS, h2 offered, 500 hosts (127.0.x.y), 2,000 x 20 KB in host rotation, 64 workers",
+        n=2000, size=20_000, latency_ms=0, workers=64, reps=5, https=dict(proto="h2", hosts=500, rtt_ms=0),
+        tools=HTTPS_TOOLS, quick=dict(n=400, https=dict(proto="h2", hosts=100, rtt_ms=0), reps=2),
+    ),
+    "https-hosts-rtt": dict(
+        desc="HTTPS, h2 offered, 500 hosts, 2,000 x 20 KB in host rotation, 64 workers, +20 ms round trip "
+             "(delaying proxy)",
+        n=2000, size=20_000, latency_ms=0, workers=64, reps=5, https=dict(proto="h2", hosts=500, rtt_ms=20),
+        tools=HTTPS_TOOLS, quick=dict(n=400, https=dict(proto="h2", hosts=100, rtt_ms=20), reps=2),
+    ),
+    "https-hosts-bundle": dict(
+        desc="HTTPS, h2 offered, 200 hosts, 400 x 20 KB in host rotation, 64 workers, trusting a system-sized "
+             "CA file (the system bundle plus the bench's CA, as a real run trusts the system's CAs)",
+        n=400, size=20_000, latency_ms=0, workers=64, reps=3,
+        https=dict(proto="h2", hosts=200, rtt_ms=0, system_bundle=True),
+        tools=HTTPS_TOOLS, quick=dict(n=100, https=dict(proto="h2", hosts=50, rtt_ms=0, system_bundle=True), reps=2),
+    ),
 }
+# The HTTPS scenarios run only when named (`--scenario https` names them all): they need nginx.
 ORDER = ("seed", "many-small", "large", "long", "executor")
+HTTPS_ORDER = ("https-small-h1", "https-small-h2", "https-large-h2", "https-hosts", "https-hosts-rtt",
+               "https-hosts-bundle")
 # Peers for "long" when many-small did not run in the same invocation (its two fastest, measured).
 LONG_DEFAULT_PEERS = ("curl", "wget2")
 
@@ -156,10 +198,19 @@ class Tools:
             return os.access(PYTHON, os.X_OK)
         return self.which.get(tool) is not None
 
-    def command(self, tool, lists, out, workers):
-        """argv and cwd for one run; `lists` holds the URL list in plain and curl-config form."""
+    def command(self, tool, lists, out, workers, cafile=None):
+        """argv and cwd for one run; `lists` holds the URL list in plain and curl-config form; `cafile`
+        the CA to trust over HTTPS."""
         if tool.endswith(BASELINE):
-            return self.baseline.command(tool[: -len(BASELINE)], lists, out, workers)
+            return self.baseline.command(tool[: -len(BASELINE)], lists, out, workers, cafile)
+        argv, cwd = self._command(tool, lists, out, workers)
+        if cafile:
+            flag = {"imgdl": ["--cacert", cafile], "curl": ["--cacert", cafile],
+                    "wget2": [f"--ca-certificate={cafile}"], "aria2c": [f"--ca-certificate={cafile}"]}
+            argv[1:1] = flag[tool]
+        return argv, cwd
+
+    def _command(self, tool, lists, out, workers):
         w = workers or DEFAULT_WORKERS
         j = [] if workers is None else ["-j", str(workers)]
         if tool == "imgdl":
@@ -280,6 +331,21 @@ def measure_bandwidth(server, curl, workdir, quick):
 # ------------------------------------------------------------------------------------------- scenarios
 
 
+def build_https_lists(nginx, sc, workdir, name, proxy_port=None):
+    """URLs for an HTTPS scenario: host i % hosts for URL i (or 127.0.0.1), through the proxy if any."""
+    https = sc["https"]
+    port = proxy_port or (nginx.h1_port if https["proto"] == "h1" else nginx.h2_port)
+    addrs = nginx.hosts[: https["hosts"]] if https["hosts"] else ["127.0.0.1"]
+    urls = [f"https://{addrs[i % len(addrs)]}:{port}/img/{name}_{i}.jpg?size={sc['size']}" for i in range(sc["n"])]
+    plain = os.path.join(workdir, f"{name}.list")
+    with open(plain, "w") as f:
+        f.writelines(u + "\n" for u in urls)
+    curl_cfg = os.path.join(workdir, f"{name}.curl")
+    with open(curl_cfg, "w") as f:
+        f.writelines(f'url = "{u}"\n' for u in urls)
+    return dict(plain=plain, curl=curl_cfg), len(urls), sc["n"] * sc["size"]
+
+
 def build_lists(server, sc, workdir, name):
     if "files" in sc:
         items = [(fname, size) for fname, size in sc["files"]]
@@ -312,14 +378,25 @@ def summarize(runs, n, total_bytes, ideal):
                  rss_max_mib=max(r["rss_kib"] for r in good) / 1024,
                  cpu_s=statistics.median(r["cpu_s"] for r in good),
                  x_ideal=wall / ideal if ideal else None)
+        if all("tls" in r for r in good):
+            s["tls"] = {k: statistics.median(r["tls"][k] for r in good)
+                        for k in ("connections", "full", "resumed", "requests")}
+            s["tls"]["protocols"] = good[-1]["tls"]["protocols"]
     return s
 
 
-def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidth, tool_filter, prior):
-    lists, n, total_bytes = build_lists(server, sc, workdir, name)
+def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidth, tool_filter, prior,
+                 nginx=None, proxy_port=None):
+    if "https" in sc:
+        lists, n, total_bytes = build_https_lists(nginx, sc, workdir, name, proxy_port)
+    else:
+        lists, n, total_bytes = build_lists(server, sc, workdir, name)
+    cafile = None
+    if "https" in sc:
+        cafile = nginx.system_bundle() if sc["https"].get("system_bundle") else nginx.cafile
     workers = sc["workers"]
     w = workers or DEFAULT_WORKERS
-    latency = sc["latency_ms"] / 1000
+    latency = (sc["latency_ms"] + sc.get("https", {}).get("rtt_ms", 0)) / 1000
     bps = bandwidth["Bps"] if bandwidth else None
     ideal = math.ceil(n / w) * latency + (total_bytes / bps if bps else 0)
 
@@ -346,9 +423,11 @@ def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidt
         order = active[k:] + active[:k]
         for tool in order:
             out = tempfile.mkdtemp(prefix=f"{name}-{tool}-", dir=download_root)
-            argv, cwd = tools.command(tool, lists, out, workers)
+            argv, cwd = tools.command(tool, lists, out, workers, cafile)
             prefix = os.path.join(workdir, f"{name}-{tool}-r{rep}")
+            log_at = nginx.log_offset() if cafile else None
             status, wall, rss, cpu = run_measured(argv, cwd, prefix, timeout)
+            tls = nginx.handshakes_since(log_at) if cafile else None
             files, got_bytes = scan(out)
             problems = []
             if status != 0:
@@ -359,6 +438,8 @@ def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidt
                 problems.append(f"{got_bytes} bytes, expected {total_bytes}")
             run = dict(rep=rep, wall_s=wall, rss_kib=rss, cpu_s=cpu, exit=status, files=files, bytes=got_bytes,
                        ok=not problems)
+            if tls:
+                run["tls"] = tls
             if problems:
                 run["problems"] = problems
                 with open(prefix + ".err", errors="replace") as f:
@@ -366,12 +447,15 @@ def run_scenario(name, sc, server, tools, workdir, download_root, reps, bandwidt
             runs[tool].append(run)
             shutil.rmtree(out)
             log(f"  rep {rep + 1}/{reps} {tool:12s} {wall:8.3f} s  {rss / 1024:7.1f} MiB  cpu {cpu:6.2f} s"
+                + (f"  conns {tls['connections']} (full {tls['full']}, resumed {tls['resumed']})" if tls else "")
                 + ("" if not problems else "  FAILED: " + "; ".join(problems)))
 
     result = dict(desc=sc["desc"], n=n, bytes=total_bytes, workers=w, latency_ms=sc["latency_ms"], reps=reps,
+                  https=sc.get("https"),
                   bandwidth=bandwidth, ideal_s=ideal, skipped_tools=skipped, loadavg_start=load_start,
                   loadavg_end=list(os.getloadavg()),
                   tools={t: summarize(runs[t], n, total_bytes, ideal) for t in active})
+    # A peer that lost a file in any repetition is not a bar to meet.
     peers = {t: s["wall_s"] for t, s in result["tools"].items() if t in PEERS and s["ok_runs"] == s["reps"]}
     result["peer_ranking"] = sorted(peers, key=peers.get)
     fastest = result["peer_ranking"][0] if peers else None
@@ -408,6 +492,8 @@ def table(name, res):
     head = (f"{name}: {res['desc']} (N={res['n']}, {res['bytes'] / 1e6:.1f} MB, W={res['workers']}, "
             f"ideal bound {res['ideal_s']:.3f} s, medians of {res['reps']} reps; 1-min load average "
             f"{res['loadavg_start'][0]:.1f} at start, {res['loadavg_end'][0]:.1f} at end)")
+    if res.get("https"):
+        return https_table(name, res, head)
     rows = ["| tool | ok runs | wall s (median) | min-max s | files/s | MB/s | peak RSS MiB | CPU s | x ideal "
             "| x fastest peer |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -421,6 +507,28 @@ def table(name, res):
                     f"{s['rss_mib']:.1f} | {s['cpu_s']:.2f} | {fmt(s['x_ideal'], '.2f')} | "
                     f"{fmt(s['x_fastest_peer'], '.2f')} |")
     return head + "\n\n" + "\n".join(rows)
+
+
+def https_table(name, res, head):
+    """Wall, CPU, RSS and the server's count of connections and TLS handshakes (medians)."""
+    hosts = res["https"]["hosts"] or 1
+    rows = ["| tool | ok runs | wall s (median) | min-max s | CPU s | peak RSS MiB | connections | full handshakes "
+            "| resumed | protocol | x fastest peer (wall) | x curl (CPU) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    curl_cpu = res["tools"].get("curl", {}).get("cpu_s")
+    for t, s in sorted(res["tools"].items(), key=lambda kv: kv[1].get("wall_s", float("inf"))):
+        mark = " (fastest peer)" if t == res["fastest_peer"] else ""
+        if "wall_s" not in s:
+            rows.append(f"| {t} | 0/{s['reps']} | FAILED | | | | | | | | | |")
+            continue
+        tls = s.get("tls", {})
+        protos = ", ".join(sorted(tls.get("protocols", {})))
+        rows.append(f"| {t}{mark} | {s['ok_runs']}/{s['reps']} | {s['wall_s']:.3f} | "
+                    f"{s['wall_min_s']:.3f}-{s['wall_max_s']:.3f} | {s['cpu_s']:.2f} | {s['rss_mib']:.1f} | "
+                    f"{tls.get('connections', 0):.0f} | {tls.get('full', 0):.0f} | {tls.get('resumed', 0):.0f} | "
+                    f"{protos} | {fmt(s['x_fastest_peer'], '.2f')} | "
+                    f"{fmt(s['cpu_s'] / curl_cpu if curl_cpu else None, '.2f')} |")
+    return (head + f"; {hosts} host(s), round trip added {res['https']['rtt_ms']} ms\n\n" + "\n".join(rows))
 
 
 def targets(results):
@@ -439,6 +547,20 @@ def targets(results):
         if s.get("x_fastest_peer") is not None:
             add(f"{sc}: imgdl pooled <= fastest peer ({res['fastest_peer']})", s["x_fastest_peer"] <= 1.0,
                 f"{s['wall_s']:.3f} s vs {wall(sc, res['fastest_peer']):.3f} s = x{s['x_fastest_peer']:.2f}")
+    for sc, res in results.items():
+        if not res or not res.get("https") or "imgdl" not in res.get("tools", {}):
+            continue
+        s = res["tools"]["imgdl"]
+        lost = s["reps"] - s["ok_runs"]
+        add(f"{sc}: imgdl never loses a file", lost == 0, f"{s['ok_runs']}/{s['reps']} runs complete")
+        hosts = res["https"]["hosts"]
+        if hosts and "tls" in s:
+            add(f"{sc}: imgdl TLS handshakes <= hosts ({hosts})", s["tls"]["full"] + s["tls"]["resumed"] <= hosts,
+                f"{s['tls']['full']:.0f} full + {s['tls']['resumed']:.0f} resumed")
+        curl = res["tools"].get("curl", {})
+        if hosts and curl.get("cpu_s") and "cpu_s" in s:
+            add(f"{sc}: imgdl CPU <= curl's", s["cpu_s"] <= curl["cpu_s"],
+                f"{s['cpu_s']:.2f} vs {curl['cpu_s']:.2f} CPU-s = x{s['cpu_s'] / curl['cpu_s']:.2f}")
     if wall("many-small", "imgdl"):
         x = results["many-small"]["tools"]["imgdl"]["x_ideal"]
         add("many-small: imgdl <= 1.3 x ideal bound", x <= 1.3,
@@ -496,8 +618,9 @@ def default_download_root():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "bench-rel"))
-    ap.add_argument("--scenario", action="append", choices=ORDER + ("all",),
-                    help="run only this scenario (repeatable; default all)")
+    ap.add_argument("--scenario", action="append", choices=ORDER + HTTPS_ORDER + ("all", "https"),
+                    help="run only this scenario (repeatable; default all plain-HTTP ones; `https` = every "
+                    "HTTPS one, which need nginx)")
     ap.add_argument("--reps", type=int, help="repetitions per scenario (default: 5; long 3; quick 2)")
     ap.add_argument("--quick", action="store_true", help="smoke run with small N (about a minute)")
     ap.add_argument("--tools", help="comma-separated subset of tools, e.g. imgdl,library,curl")
@@ -512,6 +635,7 @@ def main():
     download_root = args.download_root or default_download_root()
 
     names = [s for s in ORDER if not args.scenario or "all" in args.scenario or s in args.scenario]
+    names += [s for s in HTTPS_ORDER if args.scenario and ("https" in args.scenario or s in args.scenario)]
     tools = Tools(os.path.abspath(args.build_dir),
                   os.path.abspath(args.baseline_build) if args.baseline_build else None)
     if not os.access(tools.server, os.X_OK):
@@ -526,7 +650,18 @@ def main():
     report["download_root"] = download_root = tempfile.mkdtemp(prefix="imgdl-bench-dl-", dir=download_root)
     server = Server(tools.server, workdir, args.server_threads)
     log(f"imgdl-testserver on {server.base}; work dir {workdir}")
+    nginx = None
     try:
+        https_names = [nm for nm in names if "https" in SCENARIOS[nm]]
+        if https_names:
+            scs = [dict(SCENARIOS[nm], **(SCENARIOS[nm]["quick"] if args.quick else {})) for nm in https_names]
+            nginx = tls_server.Nginx(workdir, tls_server.host_addresses(max(sc["https"]["hosts"] for sc in scs)))
+            for size in sorted({sc["size"] for sc in scs}):  # the test server's JPEG-like bodies
+                with urllib.request.urlopen(server.url("body.jpg", size, 0)) as r:
+                    nginx.add_body(size, r.read())
+            log(f"nginx on 127.0.0.1:{nginx.h1_port} (HTTP/1.1) and :{nginx.h2_port} (h2 offered, "
+                f"{len(nginx.hosts)} more hosts)")
+            report["nginx"] = subprocess.run([nginx.binary, "-v"], capture_output=True, text=True).stderr.strip()
         for name in names:
             sc = dict(SCENARIOS[name])
             if args.quick:
@@ -535,13 +670,27 @@ def main():
                 report["scenarios"][name] = run_executor_bench(tools, args.quick)
                 continue
             reps = args.reps or sc["reps"]
-            bw = measure_bandwidth(server, tools.which["curl"], workdir, args.quick)
+            bw = None if "https" in sc and sc["size"] < MiB else measure_bandwidth(
+                server, tools.which["curl"], workdir, args.quick)
             if bw:
                 log(f"  loopback bandwidth: single stream {bw['single_stream_Bps'] / 1e6:.0f} MB/s, "
                     f"4 streams {bw['parallel4_Bps'] / 1e6:.0f} MB/s")
-            report["scenarios"][name] = run_scenario(name, sc, server, tools, workdir, download_root, reps, bw,
-                                                     tool_filter, report["scenarios"])
+            proxy = None
+            if sc.get("https", {}).get("rtt_ms"):
+                https = sc["https"]
+                addrs = nginx.hosts[: https["hosts"]] if https["hosts"] else ["127.0.0.1"]
+                proxy = tls_server.DelayProxy(workdir, addrs, nginx.h1_port if https["proto"] == "h1"
+                                              else nginx.h2_port, https["rtt_ms"] / 2, PYTHON)
+            try:
+                report["scenarios"][name] = run_scenario(name, sc, server, tools, workdir, download_root, reps, bw,
+                                                         tool_filter, report["scenarios"], nginx,
+                                                         proxy.port if proxy else None)
+            finally:
+                if proxy:
+                    proxy.stop()
     finally:
+        if nginx:
+            nginx.stop()
         server.stop()
         shutil.rmtree(download_root, ignore_errors=True)
         if not args.keep_logs:

@@ -15,7 +15,9 @@ packages=(
 # Extra groups on request, e.g. `install-deps.sh bench` for the benchmark's peers.
 for group in "$@"; do
   case "$group" in
-    bench) packages+=(curl wget2 aria2 python3 time libboost-dev) ;;  # libboost-dev: Boost.Asio, executor_bench's peer
+    # libboost-dev: Boost.Asio, executor_bench's peer; nginx-light and openssl: the HTTPS scenarios' server
+    # and certificates; ca-certificates: the system-sized CA file of https-hosts-bundle.
+    bench) packages+=(curl wget2 aria2 python3 time libboost-dev nginx-light openssl ca-certificates) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

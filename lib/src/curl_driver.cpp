@@ -1,5 +1,10 @@
 #include "curl_driver.hpp"
 
+#include "plan.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <exception>
 #include <variant>
 
@@ -10,10 +15,7 @@ namespace {
 /// "https://host:port" of an https URL (as the planner normalised it); empty for any other scheme,
 /// which never multiplexes here (no h2c).
 std::string https_origin(const std::string& url) {
-  constexpr std::string_view scheme = "https://";
-  if (!url.starts_with(scheme))
-    return {};
-  return url.substr(0, url.find_first_of("/?#", scheme.size()));
+  return url.starts_with("https://") ? std::string(origin_of(url)) : std::string();
 }
 
 /// The attempt failed before any response: its connection never got set up.
@@ -23,9 +25,37 @@ bool connection_failed(const AttemptOutcome& outcome) {
           outcome.error == ErrorKind::Tls || outcome.error == ErrorKind::Dns);
 }
 
+// Idle connections kept per driver at most, whatever the number of hosts: each holds a descriptor
+// and its TLS state.
+constexpr std::size_t max_idle_connections = 1024;
+
+/// Descriptors this process may open, or a conservative guess.
+std::size_t descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    return 1024;
+  return static_cast<std::size_t>(limit.rlim_cur);
+}
+
 }  // namespace
 
-CurlDriver::CurlDriver(const TransferSettings& settings) : settings_(settings) {}
+CurlDriver::CurlDriver(const TransferSettings& settings, std::size_t slots) : settings_(settings) {
+  // libcurl's default cache is 4 connections per easy handle added; a list that rotates over more
+  // hosts than that evicts each host's connection before its next URL, and pays a handshake per URL.
+  max_connects_ = 4 * std::max<std::size_t>(slots, 1);
+  // A quarter of the descriptors for idle connections leaves the rest to files and other loops.
+  max_connects_cap_ = std::max(max_connects_, std::min(max_idle_connections, descriptor_limit() / 4));
+  curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(max_connects_));
+}
+
+void CurlDriver::note_origin(std::string_view url) {
+  if (origins_.size() >= max_connects_cap_)
+    return;
+  if (!origins_.emplace(origin_of(url)).second || origins_.size() <= max_connects_)
+    return;
+  max_connects_ = origins_.size();
+  curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(max_connects_));
+}
 
 CurlEasy CurlDriver::take_easy() {
   if (idle_.empty()) {
@@ -47,6 +77,7 @@ std::optional<AttemptOutcome> CurlDriver::start(ActiveAttempt& active, void* own
   } catch (const std::exception& e) {
     return AttemptOutcome{ErrorKind::Network, e.what()};
   }
+  note_origin(url);
   CURL* handle = easy->get();
   auto begun = begin_attempt(handle, settings_, url, sink, std::move(stop), report);
   if (auto* outcome = std::get_if<AttemptOutcome>(&begun)) {

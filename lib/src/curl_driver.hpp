@@ -3,10 +3,12 @@
 // handle driven by SocketEvents, easy handles recycled between attempts (each keeps its DNS and TLS
 // state warm), and each finished handle led back to its job through CURLINFO_PRIVATE.
 
+#include <cstddef>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <unordered_map>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -28,7 +30,8 @@ struct ActiveAttempt {
 /// the transfer loop; wake() is for any thread.
 class CurlDriver {
  public:
-  explicit CurlDriver(const TransferSettings& settings);
+  /// `slots`: the most transfers this driver runs at once (sizes its connection cache).
+  CurlDriver(const TransferSettings& settings, std::size_t slots);
   CurlDriver(const CurlDriver&) = delete;
   CurlDriver& operator=(const CurlDriver&) = delete;
 
@@ -69,12 +72,18 @@ class CurlDriver {
   };
   std::unordered_map<CURL*, Https> https_;       // the running attempts at https URLs
   std::unordered_set<std::string> unreachable_;  // origins whose last connection failed to set up
+  void note_origin(std::string_view url);
 
   const TransferSettings& settings_;
   // The multi handle outlives the easy handles; SocketEvents detaches from it first.
   CurlMulti multi_;
   SocketEvents events_{multi_.get()};
   std::vector<CurlEasy> idle_;
+  // The origins this driver has fetched from, up to max_connects_cap_: the connection cache keeps one
+  // idle connection for each, so a host's next URL finds its connection (and no new TLS handshake).
+  std::unordered_set<std::string> origins_;
+  std::size_t max_connects_ = 0;
+  std::size_t max_connects_cap_ = 0;
 };
 
 template <class OnDone>

@@ -11,9 +11,11 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "body_sink.hpp"
 #include "curl_handles.hpp"
+#include "loop_router.hpp"
 #include "naming.hpp"
 #include "observer_call.hpp"
 #include "output_dir.hpp"
@@ -64,9 +66,10 @@ class Downloader::Impl {
     // max_workers split as evenly as it goes: the loops together never run more.
     const std::size_t workers = *options_.max_workers;
     loops_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i)
-      loops_.push_back(
-          std::make_unique<TransferLoop>(context_, workers / threads + (i < workers % threads), i));
+    for (std::size_t i = 0; i < threads; ++i) {
+      loop_slots_.push_back(workers / threads + (i < workers % threads));
+      loops_.push_back(std::make_unique<TransferLoop>(context_, loop_slots_.back(), i));
+    }
     loop_tasks_.reserve(threads);
     try {
       for (auto& loop : loops_)
@@ -110,7 +113,7 @@ class Downloader::Impl {
       counters->callback_errors.fetch_add(1, std::memory_order_relaxed);
     });
     Future<DownloadResult> future = promise.get_future();
-    TransferLoop& loop = mode == Mode::Sequential ? *loops_.front() : least_loaded();
+    TransferLoop& loop = mode == Mode::Sequential ? *loops_.front() : loop_for(p);
     loop.enqueue(std::make_unique<Job>(std::move(p), std::move(promise)));
     counters_.queued.fetch_add(1, std::memory_order_relaxed);
     return future;
@@ -325,6 +328,16 @@ class Downloader::Impl {
                               [](const auto& a, const auto& b) { return a->unfinished() < b->unfinished(); });
   }
 
+  /// The loop for a URL: see LoopRouter.
+  TransferLoop& loop_for(const Plan& p) {
+    if (loops_.size() == 1)
+      return *loops_.front();
+    std::vector<detail::LoopLoad> loads(loops_.size());
+    for (std::size_t i = 0; i < loops_.size(); ++i)
+      loads[i] = {loops_[i]->unfinished(), loop_slots_[i]};
+    return *loops_[router_.route(detail::origin_of(p.fetch_url), loads)];
+  }
+
   static constexpr std::chrono::milliseconds batch_wait{20};
 
   const DownloadOptions options_;
@@ -345,6 +358,13 @@ class Downloader::Impl {
                             .pause_on_retry_after = options_.retry_after_pauses_host,
                             .max_pause = options_.retry_max_delay}};
   const detail::EngineContext context_;
+  // A host is busy when it has more than a quarter of a loop's workers among the last window of URLs
+  // (run_window keeps 2 x max_workers in flight).
+  detail::LoopRouter router_{
+      2 * *options_.max_workers,
+      std::max<std::size_t>(2,
+                            *options_.max_workers / std::max<std::size_t>(options_.transfer_threads, 1) / 4)};
+  std::vector<std::size_t> loop_slots_;
   std::vector<std::unique_ptr<TransferLoop>> loops_;  // after the executor: destroyed once their tasks end
   std::vector<Future<void>> loop_tasks_;
 };

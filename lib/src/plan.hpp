@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "imgdl/download_result.hpp"
@@ -21,6 +22,14 @@ struct Plan {
   std::string message;
   bool duplicate = false;
 };
+
+/// "scheme://host:port" of a normalized URL: what connections are kept and routed by.
+inline std::string_view origin_of(std::string_view url) {
+  const std::size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos)
+    return url;
+  return url.substr(0, url.find_first_of("/?#", scheme_end + 3));
+}
 
 /// Parses `url` and names it. `assign(parsed, plan)` sets the plan's index and returns its name, or
 /// nullopt for a URL already planned (a duplicate, named from the URL for messages); it runs only for

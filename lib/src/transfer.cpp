@@ -4,7 +4,9 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
+#include <system_error>
 #include <variant>
 
 #include "body_sink.hpp"
@@ -463,6 +465,22 @@ DownloadOptions resolve_transfer_options(DownloadOptions o) {
   return o;
 }
 
+namespace {
+
+/// True when libcurl was built with a default CA bundle file that exists (and so trusts its CAs).
+bool has_default_ca_bundle() {
+  static const bool exists = [] {
+    const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+    if (info->age < CURLVERSION_NINTH || info->cainfo == nullptr)
+      return false;
+    std::error_code error;
+    return std::filesystem::is_regular_file(info->cainfo, error);
+  }();
+  return exists;
+}
+
+}  // namespace
+
 void configure_handle(CURL* easy, const TransferSettings& settings) {
   const DownloadOptions& o = *settings.options;
   set(easy, CURLOPT_NOSIGNAL, 1L);
@@ -485,6 +503,13 @@ void configure_handle(CURL* easy, const TransferSettings& settings) {
   set(easy, CURLOPT_SSL_VERIFYHOST, o.insecure ? 0L : 2L);
   if (!o.ca_file.empty())
     set(easy, CURLOPT_CAINFO, o.ca_file.c_str());
+  // libcurl keeps the parsed CA store for the next connection (CURLOPT_CA_CACHE_TIMEOUT) only when no
+  // CA directory is set, and Debian's sets one (/etc/ssl/certs) beside its bundle by default: every
+  // new connection parsed the whole system bundle again, ~25 ms of CPU with OpenSSL 3 (measured). The
+  // bundle holds the directory's CAs, so the bundle alone is used; --cacert replaces both, as its
+  // help says, instead of adding the directory's CAs to the file's.
+  if (!o.ca_file.empty() || has_default_ca_bundle())
+    set(easy, CURLOPT_CAPATH, static_cast<const char*>(nullptr));
   set(easy, CURLOPT_HEADERFUNCTION, &header_callback);
   set(easy, CURLOPT_WRITEFUNCTION, &write_callback);
   set(easy, CURLOPT_NOPROGRESS, 0L);

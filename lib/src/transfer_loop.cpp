@@ -39,7 +39,7 @@ TransferLoop::TransferLoop(const EngineContext& context, std::size_t slots, std:
     : context_(context),
       options_(*context.options),
       number_(number),
-      driver_(*context.settings),
+      driver_(*context.settings, slots),
       // Under Resume a part file is opened before its request (for the Range), so a slot is reused
       // only once its URL is published: at most max_workers part files are open.
       scheduler_(slots, options_.per_host, options_.on_exists != OnExists::Resume, Clock::now,
