@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "support/real_images.hpp"
 #include "test_files.hpp"
 #include "test_server.hpp"
 
@@ -22,6 +23,9 @@ using imgdl::ImageType;
 using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 
+using imgdl::test::png_chunk;
+using imgdl::test::read_image;
+
 namespace {
 
 DownloadOptions options_for(const TempDir& dir) {
@@ -33,14 +37,6 @@ DownloadOptions options_for(const TempDir& dir) {
   o.connect_timeout = 5s;
   o.timeout = 20s;
   return o;
-}
-
-std::string read_image(const std::string& name) {
-  std::ifstream in(std::string(IMGDL_TEST_IMAGES) + "/" + name, std::ios::binary);
-  REQUIRE(in);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 struct RealImage {
@@ -60,17 +56,6 @@ const std::vector<RealImage> real_images{
     {"image.avif", ImageType::Avif, 36, 20},    {"image.heic", ImageType::Heic, 36, 20},
     {"image.svg", ImageType::Svg, 120, 80},
 };
-
-std::string png_chunk(std::string_view type, std::string_view data) {
-  std::string out;
-  const auto n = static_cast<std::uint32_t>(data.size());
-  out += {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-          static_cast<char>(n)};
-  out += type;
-  out += data;
-  out += std::string(4, '\0');
-  return out;
-}
 
 /// A whole, tiny PNG that declares width × height pixels.
 std::string png_declaring(std::uint32_t width, std::uint32_t height) {

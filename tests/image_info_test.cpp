@@ -11,6 +11,7 @@
 
 #include "image_info.hpp"
 #include "image_type.hpp"
+#include "support/real_images.hpp"
 
 using imgdl::ImageType;
 using imgdl::detail::ImageFacts;
@@ -19,16 +20,10 @@ using imgdl::detail::ImageLimits;
 using imgdl::detail::size_refusal;
 using imgdl::detail::sniff_image_type;
 
-namespace {
+using imgdl::test::png_chunk;
+using imgdl::test::read_image;
 
-std::string read_image(std::string_view name) {
-  const std::string path = std::string(IMGDL_TEST_IMAGES) + "/" + std::string(name);
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in, "cannot open " << path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+namespace {
 
 /// Feeds `bytes` in pieces of `chunk` bytes (0: all at once), as a `type` (by default the sniffed one).
 ImageInspector inspect(std::string_view bytes, std::size_t chunk = 0, ImageType type = ImageType::Unknown) {
@@ -94,17 +89,6 @@ JpegParts split_jpeg(const std::string& jpeg) {
   }
   parts.scan = jpeg.substr(at);
   return parts;
-}
-
-std::string png_chunk(std::string_view type, std::string_view data) {
-  std::string out;
-  const auto n = static_cast<std::uint32_t>(data.size());
-  out += {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-          static_cast<char>(n)};
-  out += type;
-  out += data;
-  out += std::string(4, '\0');  // the CRC is not checked
-  return out;
 }
 
 }  // namespace
