@@ -4,7 +4,10 @@
 // final file nor a `.part` behind for the failed URL. What is already covered in depth by
 // downloader_test.cpp (resume, cancel, symlinks, observers) is not repeated here.
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +21,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "imgdl/downloader.hpp"
@@ -455,4 +459,84 @@ TEST_CASE(
        .ok_bytes = bytes},
   };
   run_rows(server, rows);
+}
+
+namespace {
+
+/// A listener on 127.0.0.1 that resets every connection once the client's first bytes (a TLS
+/// ClientHello) arrive: a server that breaks off the handshake. Counts the connections it reset.
+class ResetDuringHandshake {
+ public:
+  ResetDuringHandshake() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd_, 64) == 0);
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (client < 0)
+          return;  // the listener was shut down
+        char hello[512];
+        if (::recv(client, hello, sizeof hello, 0) > 0)
+          ++resets_;
+        const linger reset{1, 0};  // close with RST instead of FIN
+        ::setsockopt(client, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        ::close(client);
+      }
+    });
+  }
+  ~ResetDuringHandshake() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  ResetDuringHandshake(const ResetDuringHandshake&) = delete;
+  ResetDuringHandshake& operator=(const ResetDuringHandshake&) = delete;
+
+  std::string url(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int resets() const { return resets_.load(); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> resets_{0};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a server that resets during the TLS handshake fails only its own URLs, at once, leaving nothing") {
+  ResetDuringHandshake broken;
+  TestServer live;
+  TempDir dir;
+  DownloadOptions o;
+  o.output_dir = dir.path;
+  o.max_workers = 4;
+  o.retries = 1;
+  o.retry_backoff = 10ms;
+  o.connect_timeout = 60s;  // a wait for a timeout would show as a stuck test, not as a pass
+  std::vector<std::string> urls;
+  for (int i = 0; i < 3; ++i) {
+    urls.push_back(broken.url("/b" + std::to_string(i) + ".jpg"));
+    urls.push_back(live.url("/img/ok" + std::to_string(i) + ".jpg"));
+  }
+  Downloader d(o);
+  const auto results = d.download_all(urls);
+  for (std::size_t i = 0; i < results.size(); i += 2) {
+    CAPTURE(results[i].message);
+    CHECK(results[i].status == DownloadStatus::Failed);
+    CHECK((results[i].error == ErrorKind::Tls || results[i].error == ErrorKind::Network));
+    CHECK(results[i].message.find("reset") != std::string::npos);
+    CHECK(results[i + 1].status == DownloadStatus::Ok);
+  }
+  CHECK(broken.resets() >= 3);  // each URL's handshake was reached and broken off
+  CHECK(dir.entries() == std::set<std::string>{"ok0.jpg", "ok1.jpg", "ok2.jpg"});
 }
