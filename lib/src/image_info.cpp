@@ -1019,7 +1019,10 @@ std::optional<std::string> ImageInspector::incompleteness() const {
     case ImageType::Svg:
       if (step_ == Step::SvgHead)
         return "SVG ends before its root element's start tag ends" + cut;
-      if (!svg_ends_whole(svg_tail_, marker_ == 1))
+      // Judged on exactly the last kSvgTailKeep bytes, however the body was chunked.
+      if (!svg_ends_whole(
+              std::string_view(svg_tail_).substr(svg_tail_.size() - std::min(svg_tail_.size(), kSvgTailKeep)),
+              marker_ == 1))
         return "SVG does not end with its root's </svg> end tag" + cut;
       return std::nullopt;
     case ImageType::Bmp:
