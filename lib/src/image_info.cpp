@@ -983,25 +983,26 @@ std::optional<std::uint64_t> ImageInspector::needed_bytes() const {
 std::optional<std::string> ImageInspector::incompleteness() const {
   if (broken_)
     return broken_;
-  const std::string cut = " (cut at " + std::to_string(pos_) + " bytes)";
+  // Built only for an incomplete image: a whole one (nearly every image) costs no allocation here.
+  auto cut_at = [this] { return " (cut at " + std::to_string(pos_) + " bytes)"; };
   switch (facts_.type) {
     case ImageType::Unknown:
       return std::nullopt;
     case ImageType::Jpeg:
       if (!complete_at_)
-        return "JPEG ends before its EOI marker" + cut;
+        return "JPEG ends before its EOI marker" + cut_at();
       return std::nullopt;
     case ImageType::Png:
       if (!complete_at_)
-        return "PNG ends before its IEND chunk" + cut;
+        return "PNG ends before its IEND chunk" + cut_at();
       return std::nullopt;
     case ImageType::Gif:
       if (!complete_at_)
-        return "GIF ends before its trailer" + cut;
+        return "GIF ends before its trailer" + cut_at();
       return std::nullopt;
     case ImageType::Webp:
       if (!has_dimensions())
-        return "WebP ends before its image header" + cut;
+        return "WebP ends before its image header" + cut_at();
       // One byte more is the RIFF pad byte some writers put after an odd-sized container.
       if (pos_ != expected_end_ && pos_ != expected_end_ + 1)
         return "WebP's RIFF size says " + std::to_string(expected_end_) + " bytes but " +
@@ -1010,26 +1011,26 @@ std::optional<std::string> ImageInspector::incompleteness() const {
     case ImageType::Avif:
     case ImageType::Heic:
       if (!complete_at_ && (step_ != Step::BoxHeader || !buf_.empty() || skip_ != 0))
-        return std::string(to_string(facts_.type)) + " ends inside a box" + cut;
+        return std::string(to_string(facts_.type)) + " ends inside a box" + cut_at();
       if (mdat_end_ == 0 || pos_ < mdat_end_)
-        return std::string(to_string(facts_.type)) + " ends before its image data (mdat box)" + cut;
+        return std::string(to_string(facts_.type)) + " ends before its image data (mdat box)" + cut_at();
       if (!has_dimensions())
         return std::string(to_string(facts_.type)) + " has no image size (ispe property)";
       return std::nullopt;
     case ImageType::Svg:
       if (step_ == Step::SvgHead)
-        return "SVG ends before its root element's start tag ends" + cut;
+        return "SVG ends before its root element's start tag ends" + cut_at();
       // Judged on exactly the last kSvgTailKeep bytes, however the body was chunked.
       if (!svg_ends_whole(
               std::string_view(svg_tail_).substr(svg_tail_.size() - std::min(svg_tail_.size(), kSvgTailKeep)),
               marker_ == 1))
-        return "SVG does not end with its root's </svg> end tag" + cut;
+        return "SVG does not end with its root's </svg> end tag" + cut_at();
       return std::nullopt;
     case ImageType::Bmp:
     case ImageType::Tiff:
     case ImageType::Ico:
       if (!complete_at_)
-        return std::string(to_string(facts_.type)) + " ends before its header" + cut;
+        return std::string(to_string(facts_.type)) + " ends before its header" + cut_at();
       if (pos_ < expected_end_)
         return std::string(to_string(facts_.type)) + " ends at " + std::to_string(pos_) + " of the " +
                std::to_string(expected_end_) + " bytes its header describes";
@@ -1043,12 +1044,13 @@ std::optional<std::string> size_refusal(const ImageFacts& facts, const ImageLimi
   const std::uint64_t h = facts.height;
   if (w == 0 || h == 0)
     return std::nullopt;
-  const std::string size = std::to_string(w) + "x" + std::to_string(h);
+  // Built only when refusing: a passing image (nearly every one) costs no allocation here.
+  auto size = [&] { return std::to_string(w) + "x" + std::to_string(h); };
   if (limits.max_pixels != 0 && w * h > limits.max_pixels)
-    return size + " is " + std::to_string(w * h) + " pixels, over the " + std::to_string(limits.max_pixels) +
-           "-pixel limit";
+    return size() + " is " + std::to_string(w * h) + " pixels, over the " +
+           std::to_string(limits.max_pixels) + "-pixel limit";
   if (w < limits.min_width || h < limits.min_height)
-    return size + " is smaller than the minimum " + std::to_string(limits.min_width) + "x" +
+    return size() + " is smaller than the minimum " + std::to_string(limits.min_width) + "x" +
            std::to_string(limits.min_height);
   if (limits.max_aspect > 0) {
     const double aspect = static_cast<double>(std::max(w, h)) / static_cast<double>(std::min(w, h));
@@ -1057,7 +1059,7 @@ std::optional<std::string> size_refusal(const ImageFacts& facts, const ImageLimi
       std::snprintf(ratio, sizeof ratio, "%.3g", aspect);
       char bound[32];
       std::snprintf(bound, sizeof bound, "%g", limits.max_aspect);
-      return size + " has an aspect ratio of " + ratio + ", over the limit of " + bound;
+      return size() + " has an aspect ratio of " + ratio + ", over the limit of " + bound;
     }
   }
   return std::nullopt;
