@@ -1,5 +1,7 @@
 #include "image_info.hpp"
 
+#include "byte_order.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -53,28 +55,6 @@ constexpr std::size_t kSvgHeadLimit = 8192;  // the root element must start and 
 constexpr std::size_t kSvgTailKeep = 256;    // enough for "</svg>" after a comment or two
 constexpr std::uint64_t kMetaBoxLimit = 1 << 20;
 constexpr std::uint32_t kMaxIcoImages = 1024;
-
-std::uint8_t u8(std::string_view s, std::size_t i) {
-  return static_cast<std::uint8_t>(s[i]);
-}
-std::uint32_t be16(std::string_view s, std::size_t i) {
-  return (std::uint32_t{u8(s, i)} << 8) | u8(s, i + 1);
-}
-std::uint32_t le16(std::string_view s, std::size_t i) {
-  return std::uint32_t{u8(s, i)} | (std::uint32_t{u8(s, i + 1)} << 8);
-}
-std::uint32_t be32(std::string_view s, std::size_t i) {
-  return (be16(s, i) << 16) | be16(s, i + 2);
-}
-std::uint32_t le32(std::string_view s, std::size_t i) {
-  return le16(s, i) | (le16(s, i + 2) << 16);
-}
-std::uint32_t le24(std::string_view s, std::size_t i) {
-  return le16(s, i) | (std::uint32_t{u8(s, i + 2)} << 16);
-}
-std::uint64_t be64(std::string_view s, std::size_t i) {
-  return (std::uint64_t{be32(s, i)} << 32) | be32(s, i + 4);
-}
 
 std::string hex_byte(std::uint8_t b) {
   constexpr char digits[] = "0123456789abcdef";
@@ -152,7 +132,7 @@ std::pair<std::uint32_t, std::uint32_t> heif_size(std::string_view meta) {
   std::string_view ipma;
   for_each_box(meta.substr(4), [&](std::string_view type, std::string_view body) {
     if (type == "pitm" && body.size() >= 6)
-      primary = u8(body, 0) == 0 ? be16(body, 4) : (body.size() >= 8 ? be32(body, 4) : 0);
+      primary = byte_at(body, 0) == 0 ? be16(body, 4) : (body.size() >= 8 ? be32(body, 4) : 0);
     if (type != "iprp")
       return;
     for_each_box(body, [&](std::string_view t, std::string_view b) {
@@ -173,8 +153,8 @@ std::pair<std::uint32_t, std::uint32_t> heif_size(std::string_view meta) {
   std::pair<std::uint32_t, std::uint32_t> size{0, 0};
   // The primary item's properties, when ipma lists it.
   if (primary && ipma.size() >= 8) {
-    const bool wide_ids = u8(ipma, 0) >= 1;
-    const bool wide_index = (u8(ipma, 3) & 1) != 0;
+    const bool wide_ids = byte_at(ipma, 0) >= 1;
+    const bool wide_index = (byte_at(ipma, 3) & 1) != 0;
     const std::uint32_t entries = be32(ipma, 4);
     std::size_t at = 8;
     for (std::uint32_t e = 0; e < entries && at < ipma.size(); ++e) {
@@ -182,10 +162,10 @@ std::pair<std::uint32_t, std::uint32_t> heif_size(std::string_view meta) {
         break;
       const std::uint32_t item = wide_ids ? be32(ipma, at) : be16(ipma, at);
       at += wide_ids ? 4 : 2;
-      const std::uint32_t count = u8(ipma, at++);
+      const std::uint32_t count = byte_at(ipma, at++);
       std::optional<std::pair<std::uint32_t, std::uint32_t>> crop;
       for (std::uint32_t k = 0; k < count && at + (wide_index ? 2 : 1) <= ipma.size(); ++k) {
-        const std::uint32_t index = wide_index ? be16(ipma, at) & 0x7fff : u8(ipma, at) & 0x7f;
+        const std::uint32_t index = wide_index ? be16(ipma, at) & 0x7fff : byte_at(ipma, at) & 0x7f;
         at += wide_index ? 2 : 1;
         if (item != *primary || index == 0 || index > properties.size())
           continue;
@@ -218,10 +198,7 @@ std::pair<std::uint32_t, std::uint32_t> heif_size(std::string_view meta) {
 
 /// A plain SVG length ("640", "640.5", "640px"): anything with another unit or a percentage is not.
 std::optional<double> svg_number(std::string_view s, bool allow_px) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
-    s.remove_suffix(1);
+  s = trim_xml_space(s);
   if (allow_px && s.ends_with("px"))
     s.remove_suffix(2);
   if (s.empty() || s.size() > 32)
@@ -253,18 +230,17 @@ std::uint32_t svg_pixels(double v) {
 std::optional<std::string_view> xml_attribute(std::string_view tag, std::string_view name) {
   std::size_t at = 0;
   while ((at = tag.find(name, at)) != std::string_view::npos) {
-    const bool starts =
-        at > 0 && (tag[at - 1] == ' ' || tag[at - 1] == '\t' || tag[at - 1] == '\n' || tag[at - 1] == '\r');
+    const bool starts = at > 0 && is_xml_space(tag[at - 1]);
     std::size_t i = at + name.size();
     at = i;
     if (!starts)
       continue;
-    while (i < tag.size() && (tag[i] == ' ' || tag[i] == '\t' || tag[i] == '\n' || tag[i] == '\r'))
+    while (i < tag.size() && is_xml_space(tag[i]))
       ++i;
     if (i >= tag.size() || tag[i] != '=')
       continue;
     ++i;
-    while (i < tag.size() && (tag[i] == ' ' || tag[i] == '\t' || tag[i] == '\n' || tag[i] == '\r'))
+    while (i < tag.size() && is_xml_space(tag[i]))
       ++i;
     if (i >= tag.size() || (tag[i] != '"' && tag[i] != '\''))
       continue;
@@ -298,8 +274,7 @@ std::pair<std::uint32_t, std::uint32_t> svg_size(std::string_view tag) {
     std::string_view rest = *box;
     std::array<double, 4> v{};
     for (auto& item : v) {
-      while (!rest.empty() && (rest.front() == ' ' || rest.front() == ',' || rest.front() == '\n' ||
-                               rest.front() == '\t' || rest.front() == '\r'))
+      while (!rest.empty() && (is_xml_space(rest.front()) || rest.front() == ','))
         rest.remove_prefix(1);
       const std::size_t end = std::min(rest.find_first_of(" ,\t\r\n"), rest.size());
       const auto number = svg_number(rest.substr(0, end), false);
@@ -321,8 +296,7 @@ std::pair<std::uint32_t, std::uint32_t> svg_size(std::string_view tag) {
 /// An SVG body whose last element is the root's end tag (trailing spaces and comments allowed).
 bool svg_ends_whole(std::string_view tail, bool self_closing_root) {
   for (;;) {
-    while (!tail.empty() && (tail.back() == ' ' || tail.back() == '\t' || tail.back() == '\n' ||
-                             tail.back() == '\r' || tail.back() == '\0'))
+    while (!tail.empty() && (is_xml_space(tail.back()) || tail.back() == '\0'))
       tail.remove_suffix(1);
     if (!tail.ends_with("-->"))
       break;
@@ -338,10 +312,7 @@ bool svg_ends_whole(std::string_view tail, bool self_closing_root) {
   const std::size_t close = tail.rfind("</");
   if (close == std::string_view::npos)
     return false;
-  std::string_view name = tail.substr(close + 2, tail.size() - close - 3);
-  while (!name.empty() &&
-         (name.back() == ' ' || name.back() == '\t' || name.back() == '\n' || name.back() == '\r'))
-    name.remove_suffix(1);
+  const std::string_view name = trim_xml_space(tail.substr(close + 2, tail.size() - close - 3));
   return name == "svg" || name.ends_with(":svg");
 }
 
@@ -477,16 +448,16 @@ void ImageInspector::on_jpeg(Step s) {
   const std::string_view b = buf_;
   switch (s) {
     case Step::JpegSoi:
-      if (u8(b, 0) != 0xFF || u8(b, 1) != 0xD8)
+      if (byte_at(b, 0) != 0xFF || byte_at(b, 1) != 0xD8)
         return fail("not a JPEG: no SOI marker");
       return expect(1, Step::JpegFf);
     case Step::JpegFf:
-      if (u8(b, 0) != 0xFF)
-        return fail("JPEG structure broken: " + hex_byte(u8(b, 0)) + " where a marker should be, at byte " +
-                    std::to_string(pos_ - 1));
+      if (byte_at(b, 0) != 0xFF)
+        return fail("JPEG structure broken: " + hex_byte(byte_at(b, 0)) +
+                    " where a marker should be, at byte " + std::to_string(pos_ - 1));
       return expect(1, Step::JpegMarker);
     case Step::JpegMarker: {
-      const std::uint8_t m = u8(b, 0);
+      const std::uint8_t m = byte_at(b, 0);
       if (m == 0xFF)
         return expect(1, Step::JpegMarker);  // fill byte
       if (m == 0xD9) {
@@ -639,11 +610,11 @@ void ImageInspector::on_gif(Step s) {
         return fail("not a GIF: bad header");
       facts_.width = le16(b, 6);
       facts_.height = le16(b, 8);
-      skip_then(colour_table(u8(b, 10)), 1, Step::GifBlock);
+      skip_then(colour_table(byte_at(b, 10)), 1, Step::GifBlock);
       return;
     }
     case Step::GifBlock:
-      switch (u8(b, 0)) {
+      switch (byte_at(b, 0)) {
         case 0x2C:
           return expect(9, Step::GifImage);
         case 0x21:
@@ -655,19 +626,20 @@ void ImageInspector::on_gif(Step s) {
           step_ = Step::Done;
           return;
         default:
-          return fail("GIF block " + hex_byte(u8(b, 0)) + " is unknown, at byte " + std::to_string(pos_ - 1));
+          return fail("GIF block " + hex_byte(byte_at(b, 0)) + " is unknown, at byte " +
+                      std::to_string(pos_ - 1));
       }
     case Step::GifImage:
       if (!has_dimensions()) {  // a logical screen of 0x0: the first image gives the size
         facts_.width = le16(b, 4);
         facts_.height = le16(b, 6);
       }
-      skip_then(colour_table(u8(b, 8)), 1, Step::GifLzwSize);
+      skip_then(colour_table(byte_at(b, 8)), 1, Step::GifLzwSize);
       return;
     case Step::GifLzwSize:
       return expect(1, Step::GifSubBlock);
     case Step::GifSubBlock: {
-      const std::uint8_t n = u8(b, 0);
+      const std::uint8_t n = byte_at(b, 0);
       if (n == 0)
         return expect(1, Step::GifBlock);
       skip_then(n, 1, Step::GifSubBlock);
@@ -718,12 +690,12 @@ void ImageInspector::on_webp(Step s) {
     }
     case Step::WebpFirstChunk:
       if (marker_ == ' ') {
-        if (u8(b, 3) != 0x9d || u8(b, 4) != 0x01 || u8(b, 5) != 0x2a)
+        if (byte_at(b, 3) != 0x9d || byte_at(b, 4) != 0x01 || byte_at(b, 5) != 0x2a)
           return fail("WebP VP8 frame has a bad start code");
         facts_.width = le16(b, 6) & 0x3fff;
         facts_.height = le16(b, 8) & 0x3fff;
       } else if (marker_ == 'L') {
-        if (u8(b, 0) != 0x2f)
+        if (byte_at(b, 0) != 0x2f)
           return fail("WebP VP8L stream has a bad signature");
         const std::uint32_t bits = le32(b, 1);
         facts_.width = (bits & 0x3fff) + 1;
@@ -846,8 +818,8 @@ void ImageInspector::on_ico(Step s) {
       const std::uint64_t directory_end = 6 + std::uint64_t{count_} * 16;
       for (std::uint32_t i = 0; i < count_; ++i) {
         const std::size_t e = std::size_t{i} * 16;
-        const std::uint32_t w = u8(b, e) == 0 ? 256 : u8(b, e);
-        const std::uint32_t h = u8(b, e + 1) == 0 ? 256 : u8(b, e + 1);
+        const std::uint32_t w = byte_at(b, e) == 0 ? 256 : byte_at(b, e);
+        const std::uint32_t h = byte_at(b, e + 1) == 0 ? 256 : byte_at(b, e + 1);
         const std::uint64_t offset = le32(b, e + 12);
         const std::uint64_t size = le32(b, e + 8);
         if (offset < directory_end || size == 0)

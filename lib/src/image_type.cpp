@@ -1,5 +1,7 @@
 #include "image_type.hpp"
 
+#include "byte_order.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -67,20 +69,6 @@ namespace {
 
 // Long enough for an XML declaration, a licence comment and a doctype before <svg.
 constexpr std::size_t kSniffBytes = 1024;
-
-std::uint8_t byte_at(std::string_view s, std::size_t i) noexcept {
-  return static_cast<std::uint8_t>(s[i]);
-}
-
-std::uint32_t be32(std::string_view s, std::size_t i) noexcept {
-  return (std::uint32_t{byte_at(s, i)} << 24) | (std::uint32_t{byte_at(s, i + 1)} << 16) |
-         (std::uint32_t{byte_at(s, i + 2)} << 8) | std::uint32_t{byte_at(s, i + 3)};
-}
-
-std::uint32_t le32(std::string_view s, std::size_t i) noexcept {
-  return std::uint32_t{byte_at(s, i)} | (std::uint32_t{byte_at(s, i + 1)} << 8) |
-         (std::uint32_t{byte_at(s, i + 2)} << 16) | (std::uint32_t{byte_at(s, i + 3)} << 24);
-}
 
 bool is_bmp(std::string_view h) noexcept {
   // "BM" alone is too weak (plenty of text starts with it): require a known DIB header size at 14.
@@ -160,10 +148,6 @@ ImageType sniff_isobmff(std::string_view h) noexcept {
     }
   }
   return heic ? ImageType::Heic : ImageType::Unknown;
-}
-
-bool is_xml_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 bool starts_with_nocase(std::string_view s, std::string_view prefix) noexcept {
