@@ -29,6 +29,7 @@
 #include "output_dir.hpp"
 #include "scoped_env.hpp"
 #include "sha256.hpp"
+#include "support/loopback_listener.hpp"
 #include "test_files.hpp"
 #include "test_server.hpp"
 #include "transfer.hpp"
@@ -731,26 +732,12 @@ TEST_CASE("timeouts: the whole-transfer limit and the low-speed limit") {
 TEST_CASE("connect_timeout bounds a connection the server never accepts") {
   // A listener with a full accept queue leaves further SYNs unanswered: connect() hangs, as it does
   // towards a host that drops packets, without leaving loopback.
-  using imgdl::detail::UniqueFd;
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM, 0));
-  REQUIRE(listener);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), length) == 0);
-  REQUIRE(::listen(listener.get(), 0) == 0);
-  REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  std::vector<UniqueFd> backlog;
-  for (int i = 0; i < 3; ++i) {
-    backlog.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
-    ::connect(backlog.back().get(), reinterpret_cast<sockaddr*>(&address), length);
-  }
+  const imgdl::test::SilentListener silent;
   TempDir dir;
   auto o = options_for(dir);
   o.retries = 0;
   o.connect_timeout = 300ms;
-  const auto r = fetch_one(o, "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/x.jpg");
+  const auto r = fetch_one(o, silent.url("/x.jpg"));
   CHECK(r.error == ErrorKind::Timeout);
   CHECK(r.message.find("onnect") != std::string::npos);
   CHECK(r.elapsed < 10s);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "support/loopback_listener.hpp"
 #include "support/sanitizer.hpp"
 #include "test_files.hpp"
 #include "test_server.hpp"
@@ -468,18 +469,9 @@ namespace {
 class ResetDuringHandshake {
  public:
   ResetDuringHandshake() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(fd_, 64) == 0);
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] {
       for (;;) {
-        const int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        const int client = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
         if (client < 0)
           return;  // the listener was shut down
         char hello[512];
@@ -492,21 +484,19 @@ class ResetDuringHandshake {
     });
   }
   ~ResetDuringHandshake() {
-    ::shutdown(fd_, SHUT_RDWR);
+    ::shutdown(listener_.fd(), SHUT_RDWR);
     thread_.join();
-    ::close(fd_);
   }
   ResetDuringHandshake(const ResetDuringHandshake&) = delete;
   ResetDuringHandshake& operator=(const ResetDuringHandshake&) = delete;
 
   std::string url(const std::string& path) const {
-    return "https://127.0.0.1:" + std::to_string(port_) + path;
+    return "https://127.0.0.1:" + std::to_string(listener_.port()) + path;
   }
   int resets() const { return resets_.load(); }
 
  private:
-  int fd_ = -1;
-  int port_ = 0;
+  imgdl::test::LoopbackListener listener_{64};
   std::atomic<int> resets_{0};
   std::thread thread_;
 };

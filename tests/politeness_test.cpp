@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "support/loopback_listener.hpp"
 #include "support/sanitizer.hpp"
 #include "test_files.hpp"
 #include "test_server.hpp"
@@ -31,6 +32,8 @@ using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 using Clock = std::chrono::steady_clock;
 
+using imgdl::test::SilentListener;
+
 namespace {
 
 /// Arrival times at `server` of requests whose path starts with `prefix`, in order.
@@ -41,39 +44,6 @@ std::vector<Clock::time_point> arrivals(const TestServer& server, const std::str
       times.push_back(a.at);
   return times;
 }
-
-/// A loopback port that listens and never accepts: its one-connection backlog is filled here, so every
-/// connect to it waits unanswered, as to a host that dropped off the network.
-class SilentListener {
- public:
-  SilentListener() {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    socklen_t len = sizeof addr;
-    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener_, 0) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      throw std::runtime_error("cannot listen on loopback");
-    port_ = ntohs(addr.sin_port);
-    filler_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (filler_ < 0 || ::connect(filler_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      throw std::runtime_error("cannot fill the backlog");
-  }
-  ~SilentListener() {
-    ::close(filler_);
-    ::close(listener_);
-  }
-  SilentListener(const SilentListener&) = delete;
-  SilentListener& operator=(const SilentListener&) = delete;
-  int port() const { return port_; }
-
- private:
-  int listener_ = -1;
-  int filler_ = -1;
-  int port_ = 0;
-};
 
 /// Tells when the first retry is scheduled (its attempt's response has been judged).
 struct FirstRetry : imgdl::DownloadObserver {
