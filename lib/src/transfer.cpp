@@ -401,14 +401,10 @@ ErrorKind classify(CURLcode code, long redirects) {
       return ErrorKind::Truncated;
     case CURLE_ABORTED_BY_CALLBACK:
       return ErrorKind::Cancelled;
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-      // What a multiplexed connection loses (a stream reset, a GOAWAY, the connection under its
-      // streams) is transient: Network, so each affected URL is retried on its own.
-      return ErrorKind::Network;
     default:
+      // Including what a multiplexed connection loses (CURLE_HTTP2, CURLE_HTTP2_STREAM for a stream
+      // reset or a GOAWAY, CURLE_RECV_ERROR/CURLE_SEND_ERROR for the connection under its streams):
+      // transient, so each affected URL is retried on its own.
       return ErrorKind::Network;
   }
 }
