@@ -100,7 +100,7 @@ class Downloader::Impl {
         });
   }
 
-  /// Hands a planned URL to a transfer loop: the least loaded, or in Sequential mode always the first
+  /// Hands a planned URL to a transfer loop: its host's (loop_for), or in Sequential mode always the first
   /// (one connection, as a single worker would keep). `announce` reports on_queued now; download_all
   /// announces every URL when it plans them instead. Throws ExecutorShutdownError after cancel().
   Future<DownloadResult> schedule(Plan p, bool announce = true, Mode mode = Mode::Pooled) {
@@ -319,13 +319,6 @@ class Downloader::Impl {
   bool is_reserved(const std::string& name) {
     std::lock_guard lock(plan_mutex_);
     return planner_.is_reserved(name);
-  }
-
-  /// The loop with the fewest unfinished URLs: the window keeps each loop's slots busy, and a loop
-  /// held up by slow transfers is given fewer new ones.
-  TransferLoop& least_loaded() {
-    return **std::min_element(loops_.begin(), loops_.end(),
-                              [](const auto& a, const auto& b) { return a->unfinished() < b->unfinished(); });
   }
 
   /// The loop for a URL: see LoopRouter.
