@@ -57,19 +57,16 @@ class Downloader::Impl {
                  [this] {
                    for (auto& loop : loops_)
                      loop->wake();
-                 }} {
+                 },
+                 &slots_} {
     const std::size_t threads = options_.transfer_threads;
     if (executor_->max_workers() < threads)
       throw std::invalid_argument("the executor has " + std::to_string(executor_->max_workers()) +
                                   " workers; the Downloader runs " + std::to_string(threads) +
                                   " transfer loops on it, one worker each, for its whole life");
-    // max_workers split as evenly as it goes: the loops together never run more.
-    const std::size_t workers = *options_.max_workers;
     loops_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i) {
-      loop_slots_.push_back(workers / threads + (i < workers % threads));
-      loops_.push_back(std::make_unique<TransferLoop>(context_, loop_slots_.back(), i));
-    }
+    for (std::size_t i = 0; i < threads; ++i)
+      loops_.push_back(std::make_unique<TransferLoop>(context_, i));
     loop_tasks_.reserve(threads);
     try {
       for (auto& loop : loops_)
@@ -211,6 +208,14 @@ class Downloader::Impl {
     return std::clamp<std::size_t>(workers / workers_per_transfer_thread, 1, hardware);
   }
 
+  /// Each loop's share of `workers` slots, as even as it goes.
+  static std::vector<std::size_t> split(std::size_t workers, std::size_t threads) {
+    std::vector<std::size_t> shares;
+    for (std::size_t i = 0; i < threads; ++i)
+      shares.push_back(workers / threads + (i < workers % threads));
+    return shares;
+  }
+
   /// The pool a Downloader makes when given none: one worker per transfer loop, and one per hardware
   /// thread for the digests of large bodies (started only when one is needed).
   static std::shared_ptr<ThreadPoolExecutor> own_executor(const DownloadOptions& o) {
@@ -327,7 +332,7 @@ class Downloader::Impl {
       return *loops_.front();
     std::vector<detail::LoopLoad> loads(loops_.size());
     for (std::size_t i = 0; i < loops_.size(); ++i)
-      loads[i] = {loops_[i]->unfinished(), loop_slots_[i]};
+      loads[i] = {loops_[i]->unfinished()};
     return *loops_[router_.route(detail::origin_of(p.fetch_url), loads)];
   }
 
@@ -350,6 +355,10 @@ class Downloader::Impl {
                             .unreachable_after = options_.unreachable_after,
                             .pause_on_retry_after = options_.retry_after_pauses_host,
                             .max_pause = options_.retry_max_delay}};
+  // max_workers split between the loops as evenly as it goes: together they never run more. Loops
+  // are woken only once running (the pool wakes a loop it gave slots to).
+  detail::SlotPool slots_{split(*options_.max_workers, options_.transfer_threads),
+                          [this](std::size_t loop) { loops_[loop]->wake(); }};
   const detail::EngineContext context_;
   // A host is busy when it has more than a quarter of a loop's workers among the last window of URLs
   // (run_window keeps 2 x max_workers in flight).
@@ -357,7 +366,6 @@ class Downloader::Impl {
       2 * *options_.max_workers,
       std::max<std::size_t>(2,
                             *options_.max_workers / std::max<std::size_t>(options_.transfer_threads, 1) / 4)};
-  std::vector<std::size_t> loop_slots_;
   std::vector<std::unique_ptr<TransferLoop>> loops_;  // after the executor: destroyed once their tasks end
   std::vector<Future<void>> loop_tasks_;
 };

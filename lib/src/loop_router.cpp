@@ -26,16 +26,8 @@ std::size_t LoopRouter::route(std::string_view origin, std::span<const LoopLoad>
       std::min_element(loads.begin(), loads.end(),
                        [](const LoopLoad& a, const LoopLoad& b) { return a.unfinished < b.unfinished; }) -
       loads.begin());
-  if (busy)
-    return lightest;  // it has connections in every loop soon anyway: balance the loops
-  const std::size_t home = hash % loads.size();
-  // An idle loop takes the URL when the home loop has twice its slots of URLs (one more connection
-  // for the host), so a loop never sits idle behind a slow one. On a machine short of CPU one loop
-  // often falls behind for seconds: spilling to a loop with a quarter of its slots free cost 3-28 %
-  // more handshakes on 500 hosts; spilling only to an empty one, about 1 %.
-  const bool home_has_queue = loads[home].unfinished >= 2 * loads[home].slots;
-  const bool lightest_idle = loads[lightest].unfinished == 0;
-  return home_has_queue && lightest_idle ? lightest : home;
+  // A busy host has connections in every loop soon anyway: it balances the loops.
+  return busy ? lightest : hash % loads.size();
 }
 
 }  // namespace imgdl::detail

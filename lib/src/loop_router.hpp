@@ -2,7 +2,8 @@
 // Which transfer loop takes a URL. Each loop has its own libcurl connection cache, so a host whose
 // URLs are spread over two loops keeps two sets of connections and pays a TLS handshake in each: a
 // host's URLs go to one loop (its origin's hash picks it), unless the host is busy enough to need
-// connections in every loop anyway, or that loop has a backlog while another loop is idle.
+// connections in every loop anyway. A loop whose hosts have more URLs than its share of slots does
+// not hand them to another loop: it borrows that loop's free slots (SlotPool).
 
 #include <cstddef>
 #include <deque>
@@ -15,7 +16,6 @@ namespace imgdl::detail {
 
 struct LoopLoad {
   std::size_t unfinished = 0;  // queued or running on the loop
-  std::size_t slots = 0;       // transfers it runs at once
 };
 
 /// Thread-safe: route() may be called from several submitting threads at once.

@@ -24,14 +24,22 @@ double random_jitter() {
 
 Scheduler::Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now,
                      HostTable* hosts)
-    : slots_(slots),
+    : own_pool_(std::make_unique<SlotPool>(std::vector<std::size_t>{slots}, nullptr)),
+      pool_(own_pool_.get()),
+      loop_(0),
       per_host_(per_host),
       reuse_finishing_slots_(reuse_finishing_slots),
       now_(std::move(now)),
-      hosts_(hosts && hosts->active() ? hosts : nullptr) {
-  if (slots_ == 0)
-    throw std::invalid_argument("a scheduler needs at least one slot");
-}
+      hosts_(hosts && hosts->active() ? hosts : nullptr) {}
+
+Scheduler::Scheduler(SlotPool& pool, std::size_t loop, std::size_t per_host, bool reuse_finishing_slots,
+                     Now now, HostTable* hosts)
+    : pool_(&pool),
+      loop_(loop),
+      per_host_(per_host),
+      reuse_finishing_slots_(reuse_finishing_slots),
+      now_(std::move(now)),
+      hosts_(hosts && hosts->active() ? hosts : nullptr) {}
 
 void Scheduler::add(Scheduled& job) {
   job.state = JobState::Queued;
@@ -45,9 +53,9 @@ void Scheduler::add(Scheduled& job) {
   queued_.push_back(&job);
 }
 
-bool Scheduler::slot_free() const noexcept {
-  const std::size_t busy = reuse_finishing_slots_ ? holding_ - finishing_ : holding_;
-  return busy < slots_;
+bool Scheduler::take_slot() {
+  waiting_for_slot_ = !pool_->try_take(loop_);
+  return !waiting_for_slot_;
 }
 
 std::size_t Scheduler::host_count(const std::string& host) const {
@@ -58,7 +66,7 @@ std::size_t Scheduler::host_count(const std::string& host) const {
 bool Scheduler::can_start() const noexcept {
   // A job at its host's limit would only move to the host's waiters: count it as startable, since
   // next_start() makes progress on it.
-  return !due_.empty() || (!queued_.empty() && slot_free());
+  return !due_.empty() || (!queued_.empty() && pool_->has_free(loop_));
 }
 
 Scheduled* Scheduler::next_start() {
@@ -67,24 +75,36 @@ Scheduled* Scheduler::next_start() {
     if (!due_.empty()) {
       job = due_.front();
       due_.pop_front();
-    } else if (!queued_.empty() && slot_free()) {
+    } else if (!queued_.empty() && take_slot()) {
       job = queued_.front();
       queued_.pop_front();
     } else {
+      if (queued_.empty() && waiting_for_slot_) {
+        waiting_for_slot_ = false;
+        pool_->stop_waiting(loop_);  // what it waited for is gone: its free slots may go elsewhere
+      }
       return nullptr;
     }
+    // A queued job took a slot above; one that does not start now gives it back.
+    const auto hold_off = [&] {
+      if (!job->holds_slot)
+        pool_->release(loop_, 1, 0);
+    };
     // No host: a URL that makes no request (see Scheduled::host) owes no host anything.
     if (per_host_ != 0 && !job->host.empty() && host_count(job->host) >= per_host_) {
+      hold_off();
       wait_for_host(*job);  // an attempt there ending lets it go
       continue;
     }
     if (hosts_ && !job->host.empty()) {
       const HostGate gate = hosts_->try_start(job->host, now_());
       if (gate.kind == HostGate::Unreachable) {
+        hold_off();
         unreachable_.push_back(job);
         continue;
       }
       if (gate.kind == HostGate::Wait) {
+        hold_off();
         wait_for_host(*job);
         if (!host_timers_.contains(job->host))
           push_timer({gate.until, nullptr, job->host});
@@ -206,14 +226,17 @@ void Scheduler::finishing(Scheduled& job) {
   if (job.state == JobState::Finishing)
     return;
   job.state = JobState::Finishing;
-  if (job.holds_slot)
+  if (job.holds_slot) {
     ++finishing_;
+    if (reuse_finishing_slots_)
+      pool_->release(loop_, 1, 0);  // the slot takes the next request; the job still holds its place
+  }
 }
 
 bool Scheduler::try_announce(Scheduled& job) {
   if (job.announced)
     return true;
-  if (announced_ >= slots_)
+  if (!pool_->try_announce(loop_))
     return false;
   job.announced = true;
   ++announced_;
@@ -223,6 +246,10 @@ bool Scheduler::try_announce(Scheduled& job) {
 void Scheduler::done(Scheduled& job) {
   if (job.state == JobState::Done)
     return;
+  // Under reuse_finishing_slots a Finishing job gave its slot back to the pool already.
+  const bool slot_in_pool = job.holds_slot && !(reuse_finishing_slots_ && job.state == JobState::Finishing);
+  if (slot_in_pool || job.announced)
+    pool_->release(loop_, slot_in_pool ? 1 : 0, job.announced ? 1 : 0);
   if (job.state == JobState::Finishing && job.holds_slot)
     --finishing_;
   if (job.holds_slot) {

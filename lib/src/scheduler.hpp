@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 
 #include "attempt_outcome.hpp"
 #include "host_table.hpp"
+#include "slot_pool.hpp"
 
 namespace imgdl::detail {
 
@@ -55,7 +57,9 @@ double random_jitter();
 
 /// The scheduling rules of one transfer loop. One thread (the loop's) uses it.
 ///
-/// - At most `slots` jobs hold a slot. A Finishing job's slot may take the next request at once
+/// - At most `slots` jobs hold a slot, where `slots` is the loop's share of a SlotPool the Downloader's
+///   loops share: a loop with URLs waiting borrows the slots another loop leaves free. A Finishing job's slot
+///   may take the next request at once
 ///   (`reuse_finishing_slots`), so a connection does not wait for the loop's file work; but at most
 ///   `slots` jobs are announced, so the next job's on_started comes after that job's on_finished.
 /// - Begun jobs (retries whose time came, host waits of begun jobs) start before new ones, in order.
@@ -71,9 +75,13 @@ class Scheduler {
   using Clock = std::chrono::steady_clock;
   using Now = std::function<Clock::time_point()>;
 
-  /// `hosts` may be null (no politeness rules); else it outlives the scheduler.
+  /// A scheduler with `slots` of its own. `hosts` may be null (no politeness rules); else it outlives
+  /// the scheduler.
   Scheduler(std::size_t slots, std::size_t per_host, bool reuse_finishing_slots, Now now = Clock::now,
             HostTable* hosts = nullptr);
+  /// A scheduler whose slots are loop `loop`'s of `pool`, which outlives it.
+  Scheduler(SlotPool& pool, std::size_t loop, std::size_t per_host, bool reuse_finishing_slots,
+            Now now = Clock::now, HostTable* hosts = nullptr);
 
   /// A new job, Queued behind the others (or set aside at once if its host is unreachable).
   void add(Scheduled& job);
@@ -117,7 +125,8 @@ class Scheduler {
   std::size_t unfinished() const noexcept { return unfinished_; }
   std::size_t holding_slots() const noexcept { return holding_; }
   std::size_t announced() const noexcept { return announced_; }
-  std::size_t slots() const noexcept { return slots_; }
+  /// The slots the loop has now (its share, plus what it borrowed, minus what it lent).
+  std::size_t slots() const { return pool_->slots(loop_); }
 
  private:
   /// A backoff's end (job set) or a host's time to let its first waiter go (job null): one heap of
@@ -129,7 +138,8 @@ class Scheduler {
   };
   static bool later(const Timer& a, const Timer& b) noexcept { return a.at > b.at; }
 
-  bool slot_free() const noexcept;
+  /// Takes a slot from the pool for a queued job; false (the pool then knows this loop waits) if none.
+  bool take_slot();
   std::size_t host_count(const std::string& host) const;
   void push_timer(Timer timer);
   /// Into its host's waiting line, in submission order.
@@ -139,7 +149,10 @@ class Scheduler {
   /// After a start on `host`: its next waiter gets a timer if only time holds it off.
   void arm_host(const std::string& host);
 
-  const std::size_t slots_;
+  std::unique_ptr<SlotPool> own_pool_;  // a scheduler made with its own slots
+  SlotPool* pool_;
+  const std::size_t loop_;
+  bool waiting_for_slot_ = false;  // the pool was told this loop has URLs without a slot
   const std::size_t per_host_;
   const bool reuse_finishing_slots_;
   Now now_;

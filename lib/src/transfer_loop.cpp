@@ -35,15 +35,15 @@ class ThreadName {
 
 }  // namespace
 
-TransferLoop::TransferLoop(const EngineContext& context, std::size_t slots, std::size_t number)
+TransferLoop::TransferLoop(const EngineContext& context, std::size_t number)
     : context_(context),
       options_(*context.options),
       number_(number),
-      driver_(*context.settings, slots),
+      driver_(*context.settings, context.slots->slots(number)),
       // Under Resume a part file is opened before its request (for the Range), so a slot is reused
       // only once its URL is published: at most max_workers part files are open.
-      scheduler_(slots, options_.per_host, options_.on_exists != OnExists::Resume, Clock::now,
-                 context.hosts) {}
+      scheduler_(*context.slots, number, options_.per_host, options_.on_exists != OnExists::Resume,
+                 Clock::now, context.hosts) {}
 
 void TransferLoop::enqueue(JobPtr job) {
   bool was_empty = false;

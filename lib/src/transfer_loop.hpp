@@ -51,6 +51,8 @@ struct EngineContext {
   HostTable* hosts = nullptr;
   /// Wakes every loop: a host found unreachable on one ends the waiting URLs of all.
   std::function<void()> wake_loops;
+  /// The slots every loop shares, loop i's share being its own: a loop takes its slots from here.
+  SlotPool* slots = nullptr;
 };
 
 /// One URL on a transfer loop, from its submission to its result. Heap-held and never moved:
@@ -77,7 +79,8 @@ using JobPtr = std::unique_ptr<Job>;
 /// worker, once; everything private on that worker only.
 class TransferLoop {
  public:
-  TransferLoop(const EngineContext& context, std::size_t slots, std::size_t number);
+  /// Loop `number` of context.slots, whose share of slots sizes its connection cache.
+  TransferLoop(const EngineContext& context, std::size_t number);
   TransferLoop(const TransferLoop&) = delete;
   TransferLoop& operator=(const TransferLoop&) = delete;
 
