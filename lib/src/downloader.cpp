@@ -358,7 +358,8 @@ class Downloader::Impl {
   // max_workers split between the loops as evenly as it goes: together they never run more. Loops
   // are woken only once running (the pool wakes a loop it gave slots to).
   detail::SlotPool slots_{split(*options_.max_workers, options_.transfer_threads),
-                          [this](std::size_t loop) { loops_[loop]->wake(); }};
+                          [this](std::size_t loop) { loops_[loop]->wake(); },
+                          [this](std::size_t loop) { return loops_[loop]->unfinished() != 0; }};
   const detail::EngineContext context_;
   // A host is busy when it has more than a quarter of a loop's workers among the last window of URLs
   // (run_window keeps 2 x max_workers in flight).

@@ -8,8 +8,9 @@ namespace {
 constexpr std::size_t none = static_cast<std::size_t>(-1);
 }
 
-SlotPool::SlotPool(std::vector<std::size_t> shares, std::function<void(std::size_t)> wake)
-    : wake_(std::move(wake)) {
+SlotPool::SlotPool(std::vector<std::size_t> shares, std::function<void(std::size_t)> wake,
+                   std::function<bool(std::size_t)> has_work)
+    : wake_(std::move(wake)), has_work_(std::move(has_work)) {
   if (shares.empty())
     throw std::invalid_argument("a slot pool needs at least one loop");
   for (const std::size_t share : shares) {
@@ -34,8 +35,8 @@ bool SlotPool::try_take(std::size_t loop) {
     } else {
       for (std::size_t j = 0; j < loops_.size() && !took; ++j) {
         const Loop& other = loops_[j];
-        // A loop lends what it does not wait for; one holding slots of ours gives them back.
-        const bool lends = !other.waiting || (l.slots < l.share && other.slots > other.share);
+        // An idle loop lends; one holding slots of ours gives them back.
+        const bool lends = (l.slots < l.share && other.slots > other.share) || idle(j);
         if (j != loop && spare(other) && lends) {
           move_slot(j, loop, woken);
           woken.pop_back();  // this loop is awake: it is the one asking
@@ -112,7 +113,7 @@ void SlotPool::offer(std::size_t loop, std::vector<std::size_t>& woken) {
       break;
     move_slot(loop, owed, woken);
   }
-  if (l.waiting)
+  if (!idle(loop))
     return;
   for (std::size_t j = 0; j < loops_.size() && spare(l); ++j) {
     if (j != loop && loops_[j].waiting)
@@ -125,6 +126,11 @@ std::size_t SlotPool::owed_to(std::size_t except) const noexcept {
     if (j != except && loops_[j].waiting && loops_[j].slots < loops_[j].share)
       return j;
   return none;
+}
+
+bool SlotPool::idle(std::size_t loop) const {
+  const Loop& l = loops_[loop];
+  return l.taken == 0 && l.announced == 0 && !l.waiting && !(has_work_ && has_work_(loop));
 }
 
 void SlotPool::wake_all(const std::vector<std::size_t>& woken) const {

@@ -1,7 +1,7 @@
 #pragma once
 // The transfer slots of a Downloader, shared by its transfer loops. Each loop has a share of
-// max_workers; a loop with URLs waiting for a slot borrows the free slots of a loop that has none
-// waiting, and gives them back as soon as that loop wants them. URLs stay on the loop their host
+// max_workers; a loop with URLs waiting for a slot borrows the slots of a loop that has nothing to do,
+// and gives them back as soon as that loop wants them. URLs stay on the loop their host
 // was routed to (where its connection is): only slots move between loops, never URLs, so a quiet
 // host is never sent to a second loop and a second TLS handshake just to keep a loop busy.
 
@@ -18,14 +18,18 @@ namespace imgdl::detail {
 class SlotPool {
  public:
   /// `shares[i]`: loop i's own slots (each at least 1). `wake(i)`: interrupts loop i's wait, because
-  /// it was given slots it asked for.
-  SlotPool(std::vector<std::size_t> shares, std::function<void(std::size_t)> wake);
+  /// it was given slots it asked for. `has_work(i)`: whether loop i has URLs not finished, including
+  /// those handed to it and not yet seen by its scheduler (null: only what the pool sees counts). A loop
+  /// lends its slots only when it has no work: lending a loop that is about to use them would cost a
+  /// connection on each side (one busy host's URLs spread over every loop).
+  SlotPool(std::vector<std::size_t> shares, std::function<void(std::size_t)> wake,
+           std::function<bool(std::size_t)> has_work = nullptr);
 
   SlotPool(const SlotPool&) = delete;
   SlotPool& operator=(const SlotPool&) = delete;
 
   /// Takes a slot for loop `loop` to start a transfer: one of its own, else one a loop with nothing
-  /// waiting lends. False (and the loop is marked as waiting for a slot, so the next slot freed
+  /// to do lends. False (and the loop is marked as waiting for a slot, so the next slot freed
   /// elsewhere is offered to it) when there is none, or when the loop holds slots borrowed from a loop
   /// that wants them back: those go back first.
   [[nodiscard]] bool try_take(std::size_t loop);
@@ -57,15 +61,18 @@ class SlotPool {
   /// Moves one slot; the receiver is woken after the lock is released.
   void move_slot(std::size_t from, std::size_t to, std::vector<std::size_t>& woken);
   /// After `loop` freed something: its borrowed spare slots go back to loops waiting below their
-  /// share, and, if it waits for nothing, its spare slots go to loops waiting for one.
+  /// share, and, if it has nothing to do, its slots go to loops waiting for one.
   void offer(std::size_t loop, std::vector<std::size_t>& woken);
   /// A loop waiting below its share, or the end.
   std::size_t owed_to(std::size_t except) const noexcept;
+  /// Nothing running, waiting or handed to it.
+  bool idle(std::size_t loop) const;
   void wake_all(const std::vector<std::size_t>& woken) const;
 
   mutable std::mutex mutex_;
   std::vector<Loop> loops_;
   std::function<void(std::size_t)> wake_;
+  std::function<bool(std::size_t)> has_work_;
 };
 
 }  // namespace imgdl::detail
