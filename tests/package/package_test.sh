@@ -2,7 +2,7 @@
 # CTest's package test (tests/package/CMakeLists.txt): builds imgdl's Debian packages from a build tree
 # with cpack, checks their control fields and contents with dpkg-deb -I/-c, unpacks both into a scratch
 # root with dpkg-deb -x (nothing is installed on the machine), runs the unpacked `imgdl --version`, reads
-# its man page, and builds and runs the find_package and pkg-config consumers against the unpacked
+# its man page, sources its bash completion, and builds and runs the find_package and pkg-config consumers against the unpacked
 # libimgdl-dev (tests/consumers/run_consumer.sh --prefix).
 #
 # Usage: package_test.sh --source=DIR --build=DIR --work=DIR --testserver=EXE --version=X.Y.Z
@@ -85,6 +85,11 @@ echo "$out"
 [[ "$out" =~ ^imgdl\ ${version//./\\.}\ \(libcurl\ [0-9] ]] || fail "the unpacked imgdl --version says: $out"
 zcat "$work/root/usr/share/man/man1/imgdl.1.gz" | grep -q "^\.TH IMGDL 1 .*imgdl $version" ||
   fail "the man page's title line does not name imgdl $version"
+
+# Where bash-completion looks for it, the script registers its function for `imgdl`.
+bash --norc --noprofile -c 'source "$1" && complete -p imgdl' bash \
+  "$work/root/usr/share/bash-completion/completions/imgdl" | grep -q -- "-F _imgdl imgdl" ||
+  fail "the packaged bash completion does not register _imgdl for imgdl"
 
 step "find_package and pkg-config consumers against $work/root/usr"
 bash "$source_dir/tests/consumers/run_consumer.sh" find_package "--source=$source_dir" "--work=$work/consumer" \
