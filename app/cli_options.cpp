@@ -15,6 +15,7 @@
 
 #include "imgdl/executor.hpp"
 #include "imgdl/version.hpp"
+#include "option_docs.hpp"
 
 namespace imgdl::app {
 namespace {
@@ -36,6 +37,24 @@ class HelpFormatter : public CLI::Formatter {
     return opt->get_option_text().empty() ? std::string() : " " + opt->get_option_text();
   }
 };
+
+/// A value that must be one of `names`' keys (in any case), mapped to its value. The validator's name
+/// lists the keys (choices_validator_prefix), which is how the man page and completion learn them.
+template <class T>
+CLI::Validator one_of(const std::map<std::string, T>& names) {
+  std::string listed(choices_validator_prefix);
+  for (const auto& entry : names)
+    listed += " " + entry.first;
+  return CLI::CheckedTransformer(names, CLI::ignore_case).description("").name(listed);
+}
+
+/// --workers' help: with this machine's default when there is one (--help), without it in the
+/// generated man page, which must not depend on the machine that built it.
+std::string workers_description(bool with_this_machine) {
+  return "Concurrent transfers (default: min(32, CPUs + 4)" +
+         (with_this_machine ? " = " + std::to_string(ThreadPoolExecutor::default_max_workers()) : "") +
+         ", as Python's)";
+}
 
 constexpr std::string_view footer_text = R"(Examples:
   imgdl https://upload.wikimedia.org/wikipedia/commons/4/48/Python_Regius.jpg
@@ -128,12 +147,9 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       ->option_text("DIR");
 
   std::size_t workers = 0;
-  auto* workers_opt =
-      app.add_option("-j,--workers", workers,
-                     "Concurrent transfers (default: min(32, CPUs + 4) = " +
-                         std::to_string(ThreadPoolExecutor::default_max_workers()) + ", as Python's)")
-          ->option_text("N")
-          ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  auto* workers_opt = app.add_option("-j,--workers", workers, workers_description(true))
+                          ->option_text("N")
+                          ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
   app.add_option("--per-host", dl.per_host,
                  "Most concurrent transfers to one host, a host being scheme, name and port (default: 0, "
                  "no limit)")
@@ -186,11 +202,10 @@ ParseOutcome parse_command_line(int argc, char** argv) {
                                                            {"skip", OnExists::Skip},
                                                            {"overwrite", OnExists::Overwrite},
                                                            {"resume", OnExists::Resume}};
-  auto* on_exists_opt =
-      app.add_option("--on-exists", dl.on_exists,
-                     "If a file exists: rename (default), skip, overwrite, resume")
-          ->option_text("MODE")
-          ->transform(CLI::CheckedTransformer(on_exists_names, CLI::ignore_case).description(""));
+  auto* on_exists_opt = app.add_option("--on-exists", dl.on_exists,
+                                       "If a file exists: rename (default), skip, overwrite, resume")
+                            ->option_text("MODE")
+                            ->transform(one_of(on_exists_names));
   bool resume = false;
   bool no_clobber = false;
   auto* resume_opt =
@@ -210,7 +225,7 @@ ParseOutcome parse_command_line(int argc, char** argv) {
          "auto (by the file's suffix: .csv, .tsv, .jsonl, each maybe .gz or .zst; else lines), lines, "
          "csv, tsv, jsonl")
       ->option_text("FORMAT")
-      ->transform(CLI::CheckedTransformer(format_names, CLI::ignore_case).description(""));
+      ->transform(one_of(format_names));
   app.add_option("--url-col", settings.table.url_column, "The URL column of a table (default: url)")
       ->option_text("NAME");
   app.add_option("--caption-col", settings.table.caption_column, "A table's caption column (default: none)")
@@ -225,7 +240,8 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       app.add_option("--output-format", output_format,
                      "files (default: one file per URL), webdataset (tar shards of --shard-size samples)")
           ->option_text("FORMAT")
-          ->check(CLI::IsMember({"files", "webdataset"}));
+          ->transform(
+              one_of(std::map<std::string, std::string>{{"files", "files"}, {"webdataset", "webdataset"}}));
   std::size_t shard_size = 10000;
   app.add_option("--shard-size", shard_size, "Samples per WebDataset shard (default: 10000)")
       ->option_text("N")
@@ -263,11 +279,27 @@ ParseOutcome parse_command_line(int argc, char** argv) {
                                                               {"none", ProgressMode::None}};
   app.add_option("--progress", settings.progress, "auto (bars on a terminal, else lines), bars, lines, none")
       ->option_text("MODE")
-      ->transform(CLI::CheckedTransformer(progress_names, CLI::ignore_case).description(""))
+      ->transform(one_of(progress_names))
       ->excludes(quiet_opt);
+
+  // Hidden (group ""): the build runs it to make the man page's options and the shell completion
+  // from this very table (app/CMakeLists.txt, cmake/generate_docs.cmake).
+  std::string generate_doc;
+  app.add_option("--generate-doc", generate_doc, "Print the man page's options or a completion script")
+      ->group("")
+      ->check(
+          CLI::IsMember({std::string(doc_kind_man), std::string(doc_kind_bash), std::string(doc_kind_zsh)}));
 
   try {
     app.parse(argc, argv);
+    if (!generate_doc.empty()) {
+      workers_opt->description(workers_description(false));
+      const auto docs = option_docs(app);
+      std::cout << (generate_doc == doc_kind_man    ? render_man_options(docs)
+                    : generate_doc == doc_kind_bash ? render_bash_completion(docs)
+                                                    : render_zsh_completion(docs));
+      return exit_ok;
+    }
     if (settings.urls.empty() && input_opt->count() == 0) {
       throw CLI::ValidationError("no URLs: give URL arguments or --input FILE");
     }

@@ -11,6 +11,9 @@ packages=(
   bsdutils                   # `script`, which drives the CLI under a pseudo-terminal in tests
   time                       # /usr/bin/time, which measures the CLI's peak RSS in tests
   nodejs python3-cryptography  # the HTTPS/HTTP/2 test server (tests/support/tls_server.js) and its certificates
+  dpkg-dev file              # cpack -G DEB: dpkg-shlibdeps for imgdl's Depends, and `file`, which CPack runs on
+                             # each file to find the ELF ones (the package test, tests/package)
+  groff-base zsh             # the man page's and zsh completion's tests render and read them (tests/cli/docs_test.py)
 )
 # Extra groups on request, e.g. `install-deps.sh bench` for the benchmark's peers.
 for group in "$@"; do
@@ -18,6 +21,8 @@ for group in "$@"; do
     # libboost-dev: Boost.Asio, executor_bench's peer; nginx-light and openssl: the HTTPS scenarios' server
     # and certificates; ca-certificates: the system-sized CA file of https-hosts-bundle.
     bench) packages+=(curl wget2 aria2 python3 time libboost-dev nginx-light openssl ca-certificates) ;;
+    # lintian: Debian's checks of the .deb files (docs/packaging.md), by hand before a release.
+    package) packages+=(lintian) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

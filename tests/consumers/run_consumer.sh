@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds and runs one outside project against imgdl, as CTest's consumer_* tests (see CMakeLists.txt):
-#   find_package      stages `cmake --install` of the current build in a temporary prefix, builds
-#                     find_package/ against it (CMAKE_PREFIX_PATH) and the same main.cpp through
+#   find_package      stages `cmake --install` of the current build in a temporary prefix (or takes
+#                     --prefix, an installed tree such as an unpacked .deb's usr/), builds find_package/
+#                     against it (CMAKE_PREFIX_PATH) and the same main.cpp through
 #                     `pkg-config --cflags --libs --static imgdl`, and runs both
 #   add_subdirectory  builds add_subdirectory/, which adds imgdl's source tree, and runs it
 # Each program downloads from an imgdl-testserver started here on a free loopback port, and prints
 # "<sha256>  <path>" lines that `sha256sum -c` checks against the files on disk.
 #
-# Usage: run_consumer.sh <kind> --source=DIR --work=DIR --testserver=EXE [--imgdl-build=DIR]
+# Usage: run_consumer.sh <kind> --source=DIR --work=DIR --testserver=EXE [--imgdl-build=DIR | --prefix=DIR]
 #          [--config=CFG] [--libdir=DIR] [--version=X.Y.Z] [--generator=G] [--cxx=CXX]
 #          [--cxx-flags=FLAGS] [--linker-flags=FLAGS]
 set -euo pipefail
@@ -15,7 +16,7 @@ set -euo pipefail
 kind="$1"
 shift
 source_dir="" work="" testserver="" imgdl_build="" config="" libdir="lib" version="" generator=""
-cxx="c++" cxx_flags="" linker_flags=""
+cxx="c++" cxx_flags="" linker_flags="" prefix=""
 for arg in "$@"; do
   # --key=value, so that empty values (a default build type, no extra flags) survive CTest's command line.
   value="${arg#*=}"
@@ -24,6 +25,7 @@ for arg in "$@"; do
     --work=*) work="$value" ;;
     --testserver=*) testserver="$value" ;;
     --imgdl-build=*) imgdl_build="$value" ;;
+    --prefix=*) prefix="$value" ;;
     --config=*) config="$value" ;;
     --libdir=*) libdir="$value" ;;
     --version=*) version="$value" ;;
@@ -66,12 +68,16 @@ run_and_verify() {
 
 case "$kind" in
   find_package)
-    prefix="$work/prefix"
-    step "cmake --install $imgdl_build --prefix $prefix"
-    # Only imgdl's components: the rest of the build (the CLI) need not be built for this test.
-    for component in imgdl_Development imgdl_Runtime; do
-      cmake --install "$imgdl_build" --prefix "$prefix" --component "$component" ${config:+--config "$config"}
-    done
+    if [[ -z "$prefix" ]]; then
+      prefix="$work/prefix"
+      step "cmake --install $imgdl_build --prefix $prefix"
+      # Only imgdl's components: the rest of the build (the CLI) need not be built for this test.
+      for component in imgdl_Development imgdl_Runtime; do
+        cmake --install "$imgdl_build" --prefix "$prefix" --component "$component" ${config:+--config "$config"}
+      done
+    else
+      step "imgdl installed in $prefix"
+    fi
 
     step "find_package(imgdl) consumer"
     cmake -S "$source_dir/tests/consumers/find_package" -B "$work/build" "${configure_args[@]}" \
