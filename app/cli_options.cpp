@@ -53,6 +53,10 @@ Lists of any length are read as the downloads go, so memory stays bounded. The r
 and each entry's "index" is its position in the input, from 0, URL arguments first. Files' SHA-256
 digests are computed only when a report is asked for.
 
+--shard K/N splits one list over N processes (machines, Slurm array tasks, pods) by blocks of
+--shard-block URLs; each writes its own --report, and 'imgdl merge' joins the reports into the one a
+single run would have written ('imgdl merge --help'). See docs/scale.md.
+
 Exit status: 0 all ok (skips count as ok), 1 some failed, 2 usage or input error, 130 interrupted.
 Set NO_COLOR to disable colours.)";
 
@@ -230,6 +234,20 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   app.add_option("--shard-size", shard_size, "Samples per WebDataset shard (default: 10000)")
       ->option_text("N")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
+  std::string shard;
+  auto* shard_opt =
+      app.add_option("--shard", shard,
+                     "Take only shard K of N of the list (K from 0), by blocks of --shard-block URLs: "
+                     "K/N, auto (from a Slurm array, Open MPI, PMI or a Slurm step), auto/N (also a "
+                     "Kubernetes Indexed Job's JOB_COMPLETION_INDEX)")
+          ->option_text("K/N|auto");
+  std::size_t shard_block = Shard::default_block_size;
+  auto* shard_block_opt =
+      app.add_option("--shard-block", shard_block,
+                     "URLs per block of --shard; with webdataset a multiple of --shard-size (default: " +
+                         std::to_string(Shard::default_block_size) + ")")
+          ->option_text("N")
+          ->check(CLI::Range(std::size_t{1}, std::numeric_limits<std::size_t>::max()));
   std::string min_size;
   app.add_option("--min-size", min_size, "Refuse images narrower or shorter than WxH (e.g. 256x256)")
       ->option_text("WxH")
@@ -271,6 +289,8 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     if (settings.urls.empty() && input_opt->count() == 0) {
       throw CLI::ValidationError("no URLs: give URL arguments or --input FILE");
     }
+    if (shard_block_opt->count() > 0 && shard_opt->count() == 0)
+      throw CLI::ValidationError("--shard-block needs --shard");
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
       return app.exit(e);
@@ -300,6 +320,25 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     std::tie(dl.min_width, dl.min_height) = *parse_dimensions(min_size);
   if (output_format_opt->count() > 0 && output_format == "webdataset")
     settings.shard_size = shard_size;
+  if (shard_opt->count() > 0) {
+    try {
+      settings.shard = parse_shard(shard, shard_block);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "imgdl: " << e.what() << "\nRun 'imgdl --help' for usage.\n";
+      return exit_usage;
+    }
+    std::string conflict;
+    if (settings.compare)
+      conflict = "--shard does not combine with --compare";
+    else if (settings.shard_size && !settings.shard->fits_tar_shards(*settings.shard_size))
+      conflict = "--shard-block " + std::to_string(shard_block) + " is not a multiple of --shard-size " +
+                 std::to_string(*settings.shard_size) +
+                 ": each WebDataset tar must fall inside one block, or two shards would write it";
+    if (!conflict.empty()) {
+      std::cerr << "imgdl: " << conflict << "\nRun 'imgdl --help' for usage.\n";
+      return exit_usage;
+    }
+  }
   if (keep_cols_opt->count() > 0) {
     settings.table.keep_all_columns = false;
     std::string_view rest = keep_cols;
@@ -314,7 +353,10 @@ ParseOutcome parse_command_line(int argc, char** argv) {
 }
 
 UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidHandler on_invalid)
-    : positional_(settings.urls), errors_(errors), on_invalid_(std::move(on_invalid)) {
+    : positional_(settings.urls),
+      errors_(errors),
+      on_invalid_(std::move(on_invalid)),
+      shard_(settings.shard) {
   if (!settings.input)
     return;
   const std::string& input = *settings.input;
@@ -337,6 +379,8 @@ UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidH
   }
   keep_extras_ = !settings.compare;  // --compare reads the whole list first, and reports no columns
   auto on_error = [this](const UrlLineError& e) {
+    if (shard_ && !shard_->owns(positions_))
+      return;  // another shard's: the one that owns the next valid row's position reports it
     errors_ << "imgdl: " << display_ << ":" << e.line_number << ": skipped invalid line";
     if (!e.text.empty())
       errors_ << " \"" << e.text << "\"";
@@ -356,30 +400,46 @@ UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidH
 UrlSource::~UrlSource() = default;
 
 std::optional<std::string> UrlSource::next() {
-  if (next_positional_ < positional_.size())
-    return std::move(positional_[next_positional_++]);
-  if (!reader_)
-    return std::nullopt;
-  if (auto row = reader_->next()) {
-    if (keep_extras_ && (row->caption || !row->columns.empty()))
-      extras_.emplace(next_positional_ + pulled_,
-                      RowExtras{std::move(row->caption), std::move(row->columns)});
-    ++pulled_;
-    return std::move(row->url);
+  for (;;) {
+    std::optional<std::string> url;
+    std::optional<RowExtras> extras;
+    if (next_positional_ < positional_.size()) {
+      url = std::move(positional_[next_positional_++]);
+    } else if (!reader_) {
+      return std::nullopt;
+    } else if (auto row = reader_->next()) {
+      url = std::move(row->url);
+      if (keep_extras_ && (row->caption || !row->columns.empty()))
+        extras = RowExtras{std::move(row->caption), std::move(row->columns)};
+    } else {
+      if (in_->bad() && read_error_.empty())
+        read_error_ = "cannot read '" + display_ + "': read error";
+      reader_.reset();  // the list has ended: never read past it again
+      return std::nullopt;
+    }
+    const std::size_t position = positions_++;
+    if (shard_ && !shard_->owns(position))
+      continue;
+    const std::size_t index = given_++;
+    if (extras)
+      extras_.emplace(index, std::move(*extras));
+    if (shard_)
+      sharded_.emplace(index, position);
+    return url;
   }
-  if (in_->bad() && read_error_.empty())
-    read_error_ = "cannot read '" + display_ + "': read error";
-  reader_.reset();  // the list has ended: never read past it again
-  return std::nullopt;
 }
 
-std::optional<RowExtras> UrlSource::take_extras(std::size_t index) {
-  const auto it = extras_.find(index);
-  if (it == extras_.end())
-    return std::nullopt;
-  RowExtras extras = std::move(it->second);
-  extras_.erase(it);
-  return extras;
+TakenUrl UrlSource::take(std::size_t index) {
+  TakenUrl taken{index, std::nullopt};
+  if (const auto it = sharded_.find(index); it != sharded_.end()) {
+    taken.position = it->second;
+    sharded_.erase(it);
+  }
+  if (const auto it = extras_.find(index); it != extras_.end()) {
+    taken.extras = std::move(it->second);
+    extras_.erase(it);
+  }
+  return taken;
 }
 
 std::optional<std::size_t> count_list_lines(const std::string& input) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "imgdl/shard.hpp"
 #include "imgdl/url_list.hpp"
 #include "imgdl/url_table.hpp"
 
@@ -36,6 +37,7 @@ struct AppSettings {
   std::optional<std::string> input;       ///< -i FILE; "-" is stdin
   UrlTableOptions table;                  ///< --input-format, --url-col, --caption-col, --keep-cols
   std::optional<std::size_t> shard_size;  ///< --output-format webdataset: samples per shard
+  std::optional<Shard> shard;             ///< --shard K/N (or auto) and --shard-block: this process's share
   bool sequential = false;
   bool compare = false;
   std::optional<std::filesystem::path> report_file;
@@ -64,12 +66,22 @@ struct RowExtras {
   std::vector<std::pair<std::string, std::string>> columns;
 };
 
+/// What UrlSource keeps of a URL it gave until its result is reported.
+struct TakenUrl {
+  std::size_t position = 0;         ///< its position in the whole input (the report's index)
+  std::optional<RowExtras> extras;  ///< its row's caption and columns, when it had any
+};
+
 /// The URLs of a run, pulled one at a time so a list of any length costs only its current row:
 /// the positional URLs first, then the rows of settings.input (a file, or stdin for "-": a list, CSV,
 /// TSV or JSON Lines, maybe compressed) read with imgdl::UrlTableReader. Each invalid row is printed
 /// on `errors` as "imgdl: FILE:LINE: skipped invalid line ...: MESSAGE" and passed to `on_invalid` as
-/// it is read. A row's caption and columns wait in take_extras() until its result is reported, so
-/// memory holds only the rows in flight.
+/// it is read. A row's caption and columns wait in take() until its result is reported, so memory
+/// holds only the rows in flight.
+///
+/// With settings.shard, every URL of the input is still read and numbered (positions are the whole
+/// input's), but next() gives only the shard's (imgdl::Shard::owns), and an invalid row is printed
+/// and passed on only by the shard that owns the position the next valid row takes.
 class UrlSource {
  public:
   using InvalidHandler = std::function<void(const UrlLineError&)>;
@@ -84,8 +96,8 @@ class UrlSource {
   /// The next URL, or nullopt at the end. A read error also ends the list (see read_error()).
   std::optional<std::string> next();
 
-  /// The caption and columns of the `index`-th URL next() gave (from 0), once; nullopt when it had none.
-  std::optional<RowExtras> take_extras(std::size_t index);
+  /// The position, caption and columns of the `index`-th URL next() gave (from 0), once.
+  TakenUrl take(std::size_t index);
 
   std::size_t invalid_count() const noexcept { return invalid_count_; }
   /// "cannot read 'FILE': read error" once reading failed mid-way; empty otherwise.
@@ -101,8 +113,11 @@ class UrlSource {
   std::istream* in_ = nullptr;
   std::unique_ptr<UrlTableReader> reader_;  // reset at the end of the list
   bool keep_extras_ = false;
-  std::size_t pulled_ = 0;
-  std::unordered_map<std::size_t, RowExtras> extras_;  // rows in flight with a caption or columns
+  std::optional<Shard> shard_;
+  std::size_t positions_ = 0;                             // URLs read so far, this shard's or not
+  std::size_t given_ = 0;                                 // URLs next() gave
+  std::unordered_map<std::size_t, RowExtras> extras_;     // rows in flight with a caption or columns
+  std::unordered_map<std::size_t, std::size_t> sharded_;  // with a shard: given index -> position
   std::size_t invalid_count_ = 0;
   std::string read_error_;
 };

@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <variant>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "format.hpp"
 #include "imgdl/downloader.hpp"
 #include "interrupt.hpp"
+#include "merge.hpp"
 #include "report.hpp"
 #include "runners.hpp"
 #include "terminal_output.hpp"
@@ -75,10 +77,14 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     const InputFormat format = settings.table.format == InputFormat::Auto
                                    ? input_format_for_name(*settings.input)
                                    : settings.table.format;
-    const auto lines =
-        style.bars && format == InputFormat::Lines ? count_list_lines(*settings.input) : std::nullopt;
+    // A shard takes blocks of the list's URLs, whose count the cheap pass cannot tell: no total.
+    const auto lines = style.bars && format == InputFormat::Lines && !settings.shard
+                           ? count_list_lines(*settings.input)
+                           : std::nullopt;
     planned = lines ? std::optional(*lines + settings.urls.size()) : std::nullopt;
   }
+  if (settings.shard)
+    planned.reset();
 
   std::optional<ReportWriter> report;
   std::optional<UrlSource> source;
@@ -116,6 +122,7 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     ctx.shard_size = settings.shard_size;
     ctx.options.compute_sha256 = true;  // each sample's JSON records it
   }
+  ctx.shard = settings.shard;
   RunOutcome outcome;
   try {
     outcome = settings.compare      ? run_compare(ctx)
@@ -162,6 +169,8 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
 
 int main(int argc, char** argv) {
   using namespace imgdl::app;
+  if (argc > 1 && std::string_view(argv[1]) == "merge")
+    return run_merge(argc, argv);  // a subcommand of its own: no downloads, no signal handling
   try {
     // First, before any thread exists: every later thread inherits the blocked SIGINT/SIGTERM.
     InterruptWatcher watcher;

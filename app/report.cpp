@@ -84,6 +84,10 @@ nlohmann::ordered_json to_json(const Totals& t) {
   };
 }
 
+nlohmann::ordered_json to_json(const Shard& shard) {
+  return {{"index", shard.index}, {"count", shard.count}, {"block_size", shard.block_size}};
+}
+
 std::ofstream open_report_file(const std::filesystem::path& file) {
   errno = 0;
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
@@ -121,14 +125,16 @@ void ReportWriter::write(std::string_view text) {
     sink->write(text.data(), static_cast<std::streamsize>(text.size()));
 }
 
-void ReportWriter::begin(std::string_view mode, std::size_t workers,
-                         const std::filesystem::path& output_dir) {
-  const nlohmann::ordered_json head = {
+void ReportWriter::begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir,
+                         const std::optional<Shard>& shard) {
+  nlohmann::ordered_json head = {
       {"imgdl_version", std::string(imgdl::version())},
       {"mode", std::string(mode)},
       {"workers", workers},
       {"output_dir", output_dir.string()},
   };
+  if (shard)
+    head["shard"] = to_json(*shard);
   // The pretty-printed head without its closing "\n}", so the results array can follow.
   std::string text = dump(head, 2);
   text.resize(text.size() - 2);
@@ -147,12 +153,20 @@ void ReportWriter::add_result(std::size_t index, const DownloadResult& result, c
       entry["columns"] = std::move(columns);
     }
   }
-  write(std::string(element_prefix(results_++ == 0)) + dump(entry));
+  add_result_text(dump(entry));
+}
+
+void ReportWriter::add_result_text(std::string_view json) {
+  write(std::string(element_prefix(results_++ == 0)) + std::string(json));
 }
 
 void ReportWriter::add_invalid_line(const UrlLineError& error) {
+  add_invalid_line_text(dump(to_json(error)));
+}
+
+void ReportWriter::add_invalid_line_text(std::string_view json) {
   const bool first = spill_ == nullptr && spill_fallback_.empty();
-  const std::string text = std::string(element_prefix(first)) + dump(to_json(error));
+  const std::string text = std::string(element_prefix(first)) + std::string(json);
   if (first && !spill_failed_)
     spill_ = std::tmpfile();  // deleted when closed, even if the process dies
   if (spill_ == nullptr) {

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "imgdl/download_result.hpp"
+#include "imgdl/shard.hpp"
 #include "imgdl/url_list.hpp"
 
 namespace imgdl::app {
@@ -48,14 +49,18 @@ Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t in
 nlohmann::ordered_json to_json(const DownloadResult& result, std::size_t index);
 nlohmann::ordered_json to_json(const UrlLineError& error);
 nlohmann::ordered_json to_json(const Totals& totals);
+/// {"index": K, "count": N, "block_size": B}.
+nlohmann::ordered_json to_json(const Shard& shard);
 
 /// Opens (creates or truncates) the report file up front, so a bad path fails before any download.
 /// Throws std::runtime_error with a user-facing message.
 std::ofstream open_report_file(const std::filesystem::path& file);
 
 /// Writes the report while the run goes, to one or more streams (the --report file, stdout):
-///   {"imgdl_version", "mode", "workers", "output_dir", "results": [...], "invalid_lines": [...],
+///   {"imgdl_version", "mode", "workers", "output_dir"[, "shard"], "results": [...], "invalid_lines": [...],
 ///    "totals", "interrupted", "exit_code"[, "compare"]}
+/// where "shard" ({"index", "count", "block_size"}) says which share of the list a --shard run took, so
+/// that `imgdl merge` can tell a missing or doubled shard.
 /// The header is written by begin(), each result as it arrives (one object per line, in completion
 /// order, with its input "index"), the rest by finish(). Invalid lines are found while results are
 /// already being written, so they wait in an anonymous temporary file rather than in memory. Invalid
@@ -68,11 +73,16 @@ class ReportWriter {
   ReportWriter(const ReportWriter&) = delete;
   ReportWriter& operator=(const ReportWriter&) = delete;
 
-  /// `mode`: "pooled", "sequential" or "compare".
-  void begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir);
+  /// `mode`: "pooled", "sequential" or "compare"; `shard`: the run's share of the list, if it took one.
+  void begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir,
+             const std::optional<Shard>& shard = std::nullopt);
   /// One result; a table row's caption and kept columns go with it ("caption", "columns").
   void add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras = nullptr);
   void add_invalid_line(const UrlLineError& error);
+  /// A result or an invalid line already in the report's JSON form, one line of compact JSON (as
+  /// `imgdl merge` reads them from other reports).
+  void add_result_text(std::string_view json);
+  void add_invalid_line_text(std::string_view json);
   /// Ends the report; `compare` is the --compare table. False if any stream failed along the way.
   bool finish(const Totals& totals, bool interrupted, int exit_code,
               const std::optional<nlohmann::ordered_json>& compare = std::nullopt);

@@ -106,7 +106,8 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
   outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
-      ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir);
+      ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir,
+                        ctx.shard);
     std::size_t pulled = 0;
     d.download_stream(
         [&]() -> std::optional<std::string> {
@@ -119,12 +120,14 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
         },
         [&](std::size_t index, DownloadResult&& r) {
           outcome.totals.add(r);
-          const auto extras = ctx.source.take_extras(index);
+          const TakenUrl taken = ctx.source.take(index);
+          const auto& extras = taken.extras;
           if (ctx.report)
-            ctx.report->add_result(index, r, extras ? &*extras : nullptr);
+            ctx.report->add_result(taken.position, r, extras ? &*extras : nullptr);
           if (shards) {
             static const std::vector<std::pair<std::string, std::string>> none;
-            shards->add(index, r, extras ? extras->caption : std::nullopt, extras ? extras->columns : none);
+            shards->add(taken.position, r, extras ? extras->caption : std::nullopt,
+                        extras ? extras->columns : none);
           }
         },
         mode);

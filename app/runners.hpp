@@ -28,6 +28,7 @@ struct RunContext {
   InterruptWatcher& watcher;
   std::optional<std::size_t> planned;     ///< the overall bar's total, when known up front
   std::optional<std::size_t> shard_size;  ///< WebDataset output: samples per shard
+  std::optional<Shard> shard;             ///< --shard: this process's share of the list, for the report
 };
 
 /// What a runner leaves for main(): the summary's totals and, from --compare, the table.

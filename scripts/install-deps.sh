@@ -18,6 +18,9 @@ for group in "$@"; do
     # libboost-dev: Boost.Asio, executor_bench's peer; nginx-light and openssl: the HTTPS scenarios' server
     # and certificates; ca-certificates: the system-sized CA file of https-hosts-bundle.
     bench) packages+=(curl wget2 aria2 python3 time libboost-dev nginx-light openssl ca-certificates) ;;
+    # slurmctld, slurmd and the client commands (sbatch, squeue, scontrol): tests/slurm runs a
+    # one-node cluster on 127.0.0.1 with them.
+    slurm) packages+=(slurm-wlm) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

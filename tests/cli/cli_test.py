@@ -758,6 +758,172 @@ def scenario_tls_bad_certs(tmp):
           "--insecure accepts them", report["results"])
 
 
+def comparable_report(report):
+    """A report without what differs between two runs of one list: timings, and the results' order."""
+    results = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in sorted(report["results"],
+                                                                                  key=lambda r: r["index"])]
+    totals = {k: v for k, v in report["totals"].items() if k not in ("elapsed_s", "bytes_per_s")}
+    return {"results": results, "invalid_lines": report["invalid_lines"], "totals": totals,
+            "interrupted": report["interrupted"], "exit_code": report["exit_code"]}
+
+
+def files_with_digests(directory):
+    return {name: sha256_of(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
+
+
+def scenario_shard_bad_values(tmp):
+    """Bad --shard values are usage errors (exit 2) before anything is fetched: the URL's host would
+    refuse the connection, which would be exit 1."""
+    env = {k: "" for k in ("SLURM_ARRAY_TASK_ID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID",
+                           "JOB_COMPLETION_INDEX")}
+    cases = [
+        (["--shard", "4/4"], "shard 4 is not below the shard count 4 (shards are numbered from 0: 0/4 to 3/4)"),
+        (["--shard", "0/0"], "the shard count must be at least 1"),
+        (["--shard", "1of4"], "not K/N, auto or auto/N"),
+        (["--shard", "-1/4"], "not K/N, auto or auto/N"),
+        (["--shard", "auto"], "no shard in the environment"),
+        (["--shard", "0/2", "--shard-block", "0"], "--shard-block"),
+        (["--shard-block", "10"], "--shard-block needs --shard"),
+        (["--shard", "0/2", "--compare"], "--shard does not combine with --compare"),
+        (["--shard", "0/2", "--output-format", "webdataset", "--shard-size", "3000"],
+         "--shard-block 10000 is not a multiple of --shard-size 3000"),
+    ]
+    for args, message in cases:
+        code, out, err = run_imgdl(args + ["http://127.0.0.1:1/a.jpg", "-o", "out"], tmp, env=env)
+        check(code == 2, f"imgdl {' '.join(args)} exited {code}, expected 2", out, err)
+        check(message in err, f"imgdl {' '.join(args)}: no clear message ({message!r})", err)
+        check(not os.path.exists(os.path.join(tmp, "out")), f"imgdl {' '.join(args)} created the output directory")
+    code, out, err = run_imgdl(["--shard", "auto", "http://127.0.0.1:1/a.jpg", "-o", "out"], tmp,
+                               env=dict(env, JOB_COMPLETION_INDEX="1"))
+    check(code == 2 and "use --shard auto/N" in err, "a Kubernetes index without N is not refused clearly", err)
+
+
+def scenario_shard_split_and_merge(tmp):
+    """Three shards of a list (invalid lines, comments, a 404 among the images), blocks of 2 URLs, each
+    with its report; `imgdl merge` joins them into the report a single run writes, and the files are
+    the single run's."""
+    with Server(tmp) as server:
+        lines = [server.url(f"/img/p{i:02d}.jpg?size={500 + 11 * i}") for i in range(13)]
+        lines[4] = server.url("/status/404")
+        lines.insert(6, "ftp://nope/x.jpg")
+        lines.insert(2, "# comment")
+        lines.insert(9, "")
+        lines.append("also not a url")
+        for d in ("one", "many"):
+            os.makedirs(os.path.join(tmp, d))
+            write_list(os.path.join(tmp, d, "list.txt"), lines)
+        common = ["-i", "list.txt", "-o", "out", "-q", "--retries", "0"]
+        code, out, err = run_imgdl(common + ["--report", "report.json"], os.path.join(tmp, "one"))
+        check(code == 1, f"the single run exited {code}, expected 1", out, err)
+        many = os.path.join(tmp, "many")
+        for k in range(3):
+            code, out, err = run_imgdl(common + ["--shard", f"{k}/3", "--shard-block", "2", "--report",
+                                                 f"shard-{k}.json"], many)
+            check(code in (0, 1), f"shard {k}/3 exited {code}", out, err)
+            report = json.load(open(os.path.join(many, f"shard-{k}.json")))
+            check(report["shard"] == {"index": k, "count": 3, "block_size": 2}, "a shard's report names its shard",
+                  report.get("shard"))
+            # Positions are the whole list's: shard k holds blocks k, k + 3, ... of 2 positions.
+            check(all((r["index"] // 2) % 3 == k for r in report["results"]), f"shard {k}'s positions",
+                  [r["index"] for r in report["results"]])
+        shard_reports = [f"shard-{k}.json" for k in range(3)]
+        code, out, err = run_imgdl(["merge"] + shard_reports + ["--report", "report.json"], many)
+    check(code == 1, f"imgdl merge exited {code}, expected the single run's 1", out, err)
+    expected = comparable_report(json.load(open(os.path.join(tmp, "one", "report.json"))))
+    merged = json.load(open(os.path.join(many, "report.json")))
+    check([r["index"] for r in merged["results"]] == list(range(13)), "merged results are not in input order",
+          [r["index"] for r in merged["results"]])
+    check("shard" not in merged, "the merged report still names a shard", merged.get("shard"))
+    check(comparable_report(merged) == expected, "the merged report differs from the single run's",
+          json.dumps(comparable_report(merged))[:3000], json.dumps(expected)[:3000])
+    check(expected["totals"]["invalid_lines"] == 2 and expected["totals"]["failed"] == 1, "the list's totals",
+          expected["totals"])
+    check(files_with_digests(os.path.join(many, "out")) == files_with_digests(os.path.join(tmp, "one", "out")),
+          "the shards' files are not the single run's (names and sha256)")
+    # A sort buffer far smaller than the reports spills sorted runs to disk and merges them: same report.
+    code, out, err = run_imgdl(["merge", "--sort-buffer", "1K"] + shard_reports + ["--report", "small.json"], many)
+    check(code == 1, f"imgdl merge --sort-buffer 1K exited {code}", out, err)
+    check(comparable_report(json.load(open(os.path.join(many, "small.json")))) == expected,
+          "a merge sorted on disk differs")
+    # On stdout, and in any order of its arguments.
+    code, out, err = run_imgdl(["merge"] + shard_reports[::-1], many)
+    check(code == 1 and comparable_report(json.loads(out)) == expected, "a merge on stdout differs", err)
+
+
+def scenario_shard_webdataset(tmp):
+    """WebDataset shards written by two processes (blocks of 4 URLs, tars of 2 samples) are numbered
+    globally and never collide: together they are the single run's tars."""
+    import tarfile
+    with Server(tmp) as server:
+        urls = [server.url(f"/img/w{i}.jpg?size={300 + i}") for i in range(11)]
+        for d in ("one", "many"):
+            os.makedirs(os.path.join(tmp, d))
+            write_list(os.path.join(tmp, d, "list.txt"), urls)
+        common = ["-i", "list.txt", "-o", "out", "-q", "--output-format", "webdataset", "--shard-size", "2"]
+        code, out, err = run_imgdl(common, os.path.join(tmp, "one"))
+        check(code == 0, f"the single run exited {code}", out, err)
+        for k in range(2):
+            code, out, err = run_imgdl(common + ["--shard", f"{k}/2", "--shard-block", "4"], os.path.join(tmp, "many"))
+            check(code == 0, f"shard {k}/2 exited {code}", out, err)
+    one, many = os.path.join(tmp, "one", "out"), os.path.join(tmp, "many", "out")
+    check(sorted(os.listdir(many)) == sorted(os.listdir(one)), "the two processes' tars are not the single run's",
+          sorted(os.listdir(many)), sorted(os.listdir(one)))
+    for name in sorted(os.listdir(one)):
+        if name.endswith(".tar"):
+            with tarfile.open(os.path.join(one, name)) as a, tarfile.open(os.path.join(many, name)) as b:
+                check(sorted(a.getnames()) == sorted(b.getnames()), f"{name} holds other samples",
+                      a.getnames(), b.getnames())
+
+
+def scenario_merge_refusals(tmp):
+    """imgdl merge refuses, with exit 2 and no merged file, what cannot make one run's report."""
+    def shard_report(name, k, n, indexes, block=1):
+        results = [{"url": f"http://h/{i}.jpg", "path": f"out/{i}.jpg", "status": "ok", "bytes": 1, "error": "none",
+                    "index": i} for i in indexes]
+        report = {"imgdl_version": "0", "mode": "pooled", "workers": 1, "output_dir": "out",
+                  "results": results, "invalid_lines": [], "totals": {"elapsed_s": 1.0}, "interrupted": False,
+                  "exit_code": 0}
+        if k is not None:
+            report["shard"] = {"index": k, "count": n, "block_size": block}
+        with open(os.path.join(tmp, name), "w") as f:
+            json.dump(report, f)
+    shard_report("a.json", 0, 2, [0, 2, 4])
+    shard_report("b.json", 1, 2, [1, 3])
+    shard_report("a3.json", 0, 3, [0, 3])
+    shard_report("whole.json", None, None, [0, 1, 2])
+    shard_report("wrong.json", 1, 2, [1, 2])
+    shard_report("other.json", None, None, [2, 5])
+    with open(os.path.join(tmp, "cut.json"), "w") as f:
+        f.write(open(os.path.join(tmp, "a.json")).read()[:60])
+    with open(os.path.join(tmp, "list.json"), "w") as f:
+        f.write("[1, 2]")
+    cases = [
+        (["missing.json", "b.json"], "cannot read 'missing.json': No such file or directory"),
+        (["cut.json", "b.json"], "cut.json: not an imgdl report (not valid JSON"),
+        (["list.json"], "list.json: not an imgdl report"),
+        (["a.json"], "shard(s) 1 of 2 missing"),
+        (["a.json", "a.json", "b.json"], "a.json and a.json are both shard 0/2: overlapping shards"),
+        (["a.json", "a3.json", "b.json"], "not shards of one split"),
+        (["a.json", "whole.json"], "whole.json is a whole run's report"),
+        (["a.json", "wrong.json"], "wrong.json: result 2 is not in its shard 1/2"),
+        (["whole.json", "other.json"], "result 2 is in both whole.json and other.json: overlapping reports"),
+        ([], "REPORT is required"),
+    ]
+    for args, message in cases:
+        code, out, err = run_imgdl(["merge"] + args + ["--report", "merged.json"], tmp)
+        check(code == 2, f"imgdl merge {' '.join(args)} exited {code}, expected 2", out, err)
+        check(message in err, f"imgdl merge {' '.join(args)}: no clear message ({message!r})", err)
+        check(not os.path.exists(os.path.join(tmp, "merged.json")) and
+              not os.path.exists(os.path.join(tmp, "merged.json.part")),
+              f"imgdl merge {' '.join(args)} left a merged report")
+    code, out, err = run_imgdl(["merge", "a.json", "b.json", "--report", "merged.json"], tmp)
+    merged = json.load(open(os.path.join(tmp, "merged.json")))
+    check(code == 0 and [r["index"] for r in merged["results"]] == [0, 1, 2, 3, 4] and merged["totals"]["ok"] == 5
+          and merged["totals"]["bytes"] == 5, "two complementary shards do not merge", code, err, merged)
+    code, out, err = run_imgdl(["merge", "--help"], tmp)
+    check(code == 0 and "--report FILE" in out and "--sort-buffer SIZE" in out, "imgdl merge --help", out)
+
+
 SCENARIOS = {
     "help": scenario_help,
     "version": scenario_version,
@@ -784,6 +950,10 @@ SCENARIOS = {
     "tls_untrusted": scenario_tls_untrusted,
     "tls_cacert": scenario_tls_cacert,
     "tls_bad_certs": scenario_tls_bad_certs,
+    "shard_bad_values": scenario_shard_bad_values,
+    "shard_split_and_merge": scenario_shard_split_and_merge,
+    "shard_webdataset": scenario_shard_webdataset,
+    "merge_refusals": scenario_merge_refusals,
 }
 
 
