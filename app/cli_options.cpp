@@ -53,6 +53,11 @@ Lists of any length are read as the downloads go, so memory stays bounded. The r
 and each entry's "index" is its position in the input, from 0, URL arguments first. Files' SHA-256
 digests are computed only when a report is asked for.
 
+A list read from a file (-i FILE) keeps a run journal in DIR/.imgdl/: rerunning the same command
+skips what is done (successes and permanent failures such as 404) and fetches the rest;
+--retry-failed also fetches the transient failures again. A changed list or option is refused
+unless --force.
+
 Exit status: 0 all ok (skips count as ok), 1 some failed, 2 usage or input error, 130 interrupted.
 Set NO_COLOR to disable colours.)";
 
@@ -252,6 +257,14 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_flag("-k,--insecure", dl.insecure, "Do not verify TLS certificates (unsafe)");
 
+  app.add_flag("--retry-failed", settings.retry_failed,
+               "Rerunning a list: also fetch again the URLs an earlier run failed for a transient reason "
+               "(timeouts, connection errors, 5xx, ...)");
+  app.add_flag("--force", settings.force,
+               "Start a new run journal even though the list or options changed since the last run");
+  auto* no_journal_opt =
+      app.add_flag("--no-journal", settings.no_journal,
+                   "Keep no run journal (DIR/.imgdl/): a rerun then fetches the whole list again");
   std::string report_file;
   auto* report_opt = app.add_option("--report", report_file, "Write a JSON report of every URL to FILE")
                          ->option_text("FILE");
@@ -270,6 +283,13 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     app.parse(argc, argv);
     if (settings.urls.empty() && input_opt->count() == 0) {
       throw CLI::ValidationError("no URLs: give URL arguments or --input FILE");
+    }
+    // The journal is kept for a list read from a file: only that can be read again and checked.
+    if ((settings.retry_failed || settings.force) &&
+        (input_opt->count() == 0 || input == "-" || no_journal_opt->count() > 0 || settings.compare)) {
+      throw CLI::ValidationError(std::string(settings.retry_failed ? "--retry-failed" : "--force") +
+                                 " works on the run journal, kept only for a list read from a file "
+                                 "(-i FILE), without --no-journal and --compare");
     }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))

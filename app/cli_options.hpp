@@ -38,6 +38,12 @@ struct AppSettings {
   std::optional<std::size_t> shard_size;  ///< --output-format webdataset: samples per shard
   bool sequential = false;
   bool compare = false;
+  /// The run journal (.imgdl/journal-<journal_id> in the output directory), kept for a list read from a
+  /// file unless --no-journal; --retry-failed and --force are its flags.
+  bool no_journal = false;
+  bool retry_failed = false;
+  bool force = false;
+  std::string journal_id = "all";
   std::optional<std::filesystem::path> report_file;
   bool json = false;  ///< report on stdout, human output on stderr
   bool quiet = false;

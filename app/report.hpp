@@ -31,11 +31,14 @@ struct Totals {
   std::size_t host_unreachable = 0;  ///< of the failed: their host was given up on (most not tried)
   std::size_t cancelled = 0;
   std::size_t invalid_lines = 0;  ///< list lines rejected before downloading; they count as failures
+  std::size_t earlier_run = 0;    ///< of the results: done by an earlier run, read from the run journal
   std::uint64_t bytes = 0;        ///< bytes of the files downloaded in this run (Ok only)
   double elapsed_s = 0;           ///< wall time of the run
 
   /// Counts one more result.
   void add(const DownloadResult& result);
+  /// Counts a result an earlier run left in the journal (its bytes were not downloaded now).
+  void add_earlier(const DownloadResult& result);
   bool all_ok() const noexcept { return failed == 0 && cancelled == 0 && invalid_lines == 0; }
 };
 
@@ -48,6 +51,9 @@ Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t in
 nlohmann::ordered_json to_json(const DownloadResult& result, std::size_t index);
 nlohmann::ordered_json to_json(const UrlLineError& error);
 nlohmann::ordered_json to_json(const Totals& totals);
+
+/// A row's caption and columns as a JSON object's text, for the run journal ("" when it has neither).
+std::string extras_json(const RowExtras& extras);
 
 /// Opens (creates or truncates) the report file up front, so a bad path fails before any download.
 /// Throws std::runtime_error with a user-facing message.
@@ -72,6 +78,9 @@ class ReportWriter {
   void begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir);
   /// One result; a table row's caption and kept columns go with it ("caption", "columns").
   void add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras = nullptr);
+  /// A result an earlier run recorded in the journal, with the caption and columns it kept
+  /// (`extras_json`, from extras_json()), marked "earlier_run": true.
+  void add_earlier_result(std::size_t index, const DownloadResult& result, std::string_view extras_json);
   void add_invalid_line(const UrlLineError& error);
   /// Ends the report; `compare` is the --compare table. False if any stream failed along the way.
   bool finish(const Totals& totals, bool interrupted, int exit_code,
