@@ -281,6 +281,30 @@ TEST_CASE("a changed list or setting is refused, naming what changed; force star
   CHECK(journal.done_count() == 0);
 }
 
+TEST_CASE("a position whose output was not kept is not done, whatever its record says") {
+  TempDir dir;
+  {
+    RunJournal journal(options_for(dir.path));
+    for (std::size_t p = 0; p < 6; ++p)
+      journal.record(p, ok("x" + std::to_string(p)));
+  }
+  // As WebDataset output: shards of 2 positions, shard 1 (positions 2 and 3) never published.
+  auto o = options_for(dir.path);
+  std::vector<std::size_t> asked;
+  o.still_done = [&asked](std::size_t p) {
+    asked.push_back(p);
+    return p / 2 != 1;
+  };
+  const RunJournal journal(o);
+  CHECK(asked == std::vector<std::size_t>{0, 1, 2, 3, 4, 5});
+  CHECK(journal.done_count() == 4);
+  CHECK(journal.done(1));
+  CHECK_FALSE(journal.done(2));
+  CHECK_FALSE(journal.done(3));
+  CHECK(journal.done(4));
+  CHECK(done_entries(journal).size() == 4);
+}
+
 TEST_CASE("a journal id that could leave .imgdl is refused") {
   TempDir dir;
   for (const char* id : {"", "../x", "a/b", ".hidden", "a b"}) {

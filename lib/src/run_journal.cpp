@@ -503,8 +503,14 @@ RunJournal::RunJournal(JournalOptions options) : impl_(std::make_unique<Impl>())
     m.earlier_end = good_end;
   }
   earlier_records_ = records;
-  for (std::size_t p = 0; p < m.states.size(); ++p)
-    done_count_ += m.is_done(m.states.get(p));
+  for (std::size_t p = 0; p < m.states.size(); ++p) {
+    const JournalState state = m.states.get(p);
+    if (state != JournalState::None && m.options.still_done && !m.options.still_done(p)) {
+      m.states.set(p, JournalState::None);
+      continue;
+    }
+    done_count_ += m.is_done(state);
+  }
 }
 
 RunJournal::~RunJournal() {

@@ -726,6 +726,22 @@ def scenario_memory_bounded(tmp):
           len(report["results"]), len(indexes))
     check(report["totals"]["ok"] == count and report["exit_code"] == 0, "report totals", report["totals"])
     check(len(output_files(os.path.join(tmp, "out"))) == count, "not every file was downloaded")
+    # Rerun with the server gone: every row is done, so nothing is fetched (a fetch would fail), and every
+    # row is reported from the run journal, streamed, in the same bounded memory.
+    proc = subprocess.run([time_bin, "-f", "%M", "-o", "rss2.txt", ARGS.imgdl, "-i", "list.txt", "-o", "out", "-j",
+                           "32", "-q", "--report", "r2.json"], cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=120)
+    err = proc.stderr.decode(errors="replace")
+    check(proc.returncode == 0, f"the rerun exited {proc.returncode}", err[-2000:])
+    rss_kib = int(open(os.path.join(tmp, "rss2.txt")).read().split()[-1])
+    print(f"{count} URLs rerun from the journal: peak RSS {rss_kib / 1024:.1f} MiB")
+    if not sanitizer:
+        check(rss_kib <= 64 * 1024, f"peak RSS {rss_kib / 1024:.1f} MiB rerunning {count} URLs, bound 64 MiB")
+    report = json.load(open(os.path.join(tmp, "r2.json")))
+    check(len(report["results"]) == count and {r["index"] for r in report["results"]} == set(range(count)) and
+          all(r["earlier_run"] for r in report["results"]), "the rerun's report does not hold every row from the journal")
+    check(report["totals"]["earlier_run"] == count and report["totals"]["ok"] == count, "rerun totals",
+          report["totals"])
 
 
 def run_in_pty(args, cwd, env_extra, columns=100, rows=30, timeout=30):

@@ -52,6 +52,11 @@ struct JournalOptions {
   bool force = false;
   /// Transient failures recorded earlier are not done: this run fetches them again.
   bool retry_failed = false;
+  /// When set, a recorded position counts as done only if this returns true for it: e.g. WebDataset
+  /// output, where a sample is kept only once its shard is published, so the positions of a shard a
+  /// killed run left unpublished must be fetched again. Called once per recorded position, in
+  /// increasing order, by the constructor (cache per shard: positions come in order).
+  std::function<bool(std::size_t position)> still_done;
 };
 
 /// Why a journal cannot be used. what() is a sentence for the user that names the file.
