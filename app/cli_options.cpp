@@ -53,6 +53,11 @@ Lists of any length are read as the downloads go, so memory stays bounded. The r
 and each entry's "index" is its position in the input, from 0, URL arguments first. Files' SHA-256
 digests are computed only when a report is asked for.
 
+A list read from a file (-i FILE) keeps a run journal in DIR/.imgdl/: rerunning the same command
+skips what is done (successes and permanent failures such as 404) and fetches the rest;
+--retry-failed also fetches the transient failures again. A changed list or option is refused
+unless --force.
+
 --shard K/N splits one list over N processes (machines, Slurm array tasks, pods) by blocks of
 --shard-block URLs; each writes its own --report, and 'imgdl merge' joins the reports into the one a
 single run would have written ('imgdl merge --help'). See docs/scale.md.
@@ -270,6 +275,14 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_flag("-k,--insecure", dl.insecure, "Do not verify TLS certificates (unsafe)");
 
+  app.add_flag("--retry-failed", settings.retry_failed,
+               "Rerunning a list: also fetch again the URLs an earlier run failed for a transient reason "
+               "(timeouts, connection errors, 5xx, ...)");
+  app.add_flag("--force", settings.force,
+               "Start a new run journal even though the list or options changed since the last run");
+  auto* no_journal_opt =
+      app.add_flag("--no-journal", settings.no_journal,
+                   "Keep no run journal (DIR/.imgdl/): a rerun then fetches the whole list again");
   std::string report_file;
   auto* report_opt = app.add_option("--report", report_file, "Write a JSON report of every URL to FILE")
                          ->option_text("FILE");
@@ -291,6 +304,13 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     }
     if (shard_block_opt->count() > 0 && shard_opt->count() == 0)
       throw CLI::ValidationError("--shard-block needs --shard");
+    // The journal is kept for a list read from a file: only that can be read again and checked.
+    if ((settings.retry_failed || settings.force) &&
+        (input_opt->count() == 0 || input == "-" || no_journal_opt->count() > 0 || settings.compare)) {
+      throw CLI::ValidationError(std::string(settings.retry_failed ? "--retry-failed" : "--force") +
+                                 " works on the run journal, kept only for a list read from a file "
+                                 "(-i FILE), without --no-journal and --compare");
+    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
       return app.exit(e);
@@ -323,6 +343,7 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   if (shard_opt->count() > 0) {
     try {
       settings.shard = parse_shard(shard, shard_block);
+      settings.journal_id = settings.shard->id();  // each shard's run keeps its own journal
     } catch (const std::invalid_argument& e) {
       std::cerr << "imgdl: " << e.what() << "\nRun 'imgdl --help' for usage.\n";
       return exit_usage;
@@ -399,7 +420,7 @@ UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidH
 
 UrlSource::~UrlSource() = default;
 
-std::optional<std::string> UrlSource::next() {
+std::optional<SourceUrl> UrlSource::next() {
   for (;;) {
     std::optional<std::string> url;
     std::optional<RowExtras> extras;
@@ -419,27 +440,20 @@ std::optional<std::string> UrlSource::next() {
     }
     const std::size_t position = positions_++;
     if (shard_ && !shard_->owns(position))
-      continue;
-    const std::size_t index = given_++;
+      continue;  // another shard's
     if (extras)
-      extras_.emplace(index, std::move(*extras));
-    if (shard_)
-      sharded_.emplace(index, position);
-    return url;
+      extras_.emplace(position, std::move(*extras));
+    return SourceUrl{position, std::move(*url)};
   }
 }
 
-TakenUrl UrlSource::take(std::size_t index) {
-  TakenUrl taken{index, std::nullopt};
-  if (const auto it = sharded_.find(index); it != sharded_.end()) {
-    taken.position = it->second;
-    sharded_.erase(it);
-  }
-  if (const auto it = extras_.find(index); it != extras_.end()) {
-    taken.extras = std::move(it->second);
-    extras_.erase(it);
-  }
-  return taken;
+std::optional<RowExtras> UrlSource::take_extras(std::size_t position) {
+  const auto it = extras_.find(position);
+  if (it == extras_.end())
+    return std::nullopt;
+  RowExtras extras = std::move(it->second);
+  extras_.erase(it);
+  return extras;
 }
 
 std::optional<std::size_t> count_list_lines(const std::string& input) {

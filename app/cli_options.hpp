@@ -40,6 +40,12 @@ struct AppSettings {
   std::optional<Shard> shard;             ///< --shard K/N (or auto) and --shard-block: this process's share
   bool sequential = false;
   bool compare = false;
+  /// The run journal (.imgdl/journal-<journal_id> in the output directory), kept for a list read from a
+  /// file unless --no-journal; --retry-failed and --force are its flags.
+  bool no_journal = false;
+  bool retry_failed = false;
+  bool force = false;
+  std::string journal_id = "all";
   std::optional<std::filesystem::path> report_file;
   bool json = false;  ///< report on stdout, human output on stderr
   bool quiet = false;
@@ -66,18 +72,18 @@ struct RowExtras {
   std::vector<std::pair<std::string, std::string>> columns;
 };
 
-/// What UrlSource keeps of a URL it gave until its result is reported.
-struct TakenUrl {
-  std::size_t position = 0;         ///< its position in the whole input (the report's index)
-  std::optional<RowExtras> extras;  ///< its row's caption and columns, when it had any
+/// A URL of the list and its position in it (from 0, URL arguments first: the report's index).
+struct SourceUrl {
+  std::size_t position = 0;
+  std::string url;
 };
 
 /// The URLs of a run, pulled one at a time so a list of any length costs only its current row:
 /// the positional URLs first, then the rows of settings.input (a file, or stdin for "-": a list, CSV,
 /// TSV or JSON Lines, maybe compressed) read with imgdl::UrlTableReader. Each invalid row is printed
 /// on `errors` as "imgdl: FILE:LINE: skipped invalid line ...: MESSAGE" and passed to `on_invalid` as
-/// it is read. A row's caption and columns wait in take() until its result is reported, so memory
-/// holds only the rows in flight.
+/// it is read. A row's caption and columns wait in take_extras() until its result is reported, so
+/// memory holds only the rows in flight.
 ///
 /// With settings.shard, every URL of the input is still read and numbered (positions are the whole
 /// input's), but next() gives only the shard's (imgdl::Shard::owns), and an invalid row is printed
@@ -93,11 +99,12 @@ class UrlSource {
   UrlSource(const UrlSource&) = delete;
   UrlSource& operator=(const UrlSource&) = delete;
 
-  /// The next URL, or nullopt at the end. A read error also ends the list (see read_error()).
-  std::optional<std::string> next();
+  /// The next URL (of the shard's, with one), or nullopt at the end. A read error also ends the list
+  /// (see read_error()).
+  std::optional<SourceUrl> next();
 
-  /// The position, caption and columns of the `index`-th URL next() gave (from 0), once.
-  TakenUrl take(std::size_t index);
+  /// The caption and columns of the URL at `position`, once; nullopt when it had none.
+  std::optional<RowExtras> take_extras(std::size_t position);
 
   std::size_t invalid_count() const noexcept { return invalid_count_; }
   /// "cannot read 'FILE': read error" once reading failed mid-way; empty otherwise.

@@ -24,6 +24,7 @@
 #include "compare.hpp"
 #include "format.hpp"
 #include "imgdl/downloader.hpp"
+#include "imgdl/run_journal.hpp"
 #include "interrupt.hpp"
 #include "merge.hpp"
 #include "report.hpp"
@@ -61,6 +62,53 @@ OutputStyle make_style(const AppSettings& s, std::FILE* out) {
       break;
   }
   return style;
+}
+
+std::string_view format_name(InputFormat format) {
+  switch (format) {
+    case InputFormat::Auto:
+      return "auto";
+    case InputFormat::Lines:
+      return "lines";
+    case InputFormat::Csv:
+      return "csv";
+    case InputFormat::Tsv:
+      return "tsv";
+    case InputFormat::Jsonl:
+      return "jsonl";
+  }
+  return "auto";
+}
+
+/// What a rerun must share with the run that started the journal: the list (the file's checksum, and
+/// the URL arguments before it) and the options that change names or outcomes. Throws JournalError
+/// when the list cannot be read.
+JournalManifest journal_manifest(const AppSettings& s) {
+  JournalManifest m;
+  m.input_checksum = RunJournal::checksum_file(*s.input);
+  m.settings = journal_settings(s.download);
+  auto add = [&m](std::string name, std::string value) {
+    m.settings.emplace_back(std::move(name), std::move(value));
+  };
+  if (!s.urls.empty()) {
+    std::string joined;
+    for (const auto& url : s.urls)
+      joined += url + "\n";
+    add("url_arguments", RunJournal::checksum_text(joined));
+  }
+  add("output_format", s.shard_size ? "webdataset" : "files");
+  if (s.shard_size)
+    add("shard_size", std::to_string(*s.shard_size));
+  if (s.shard)  // the journal's name holds K and N; another block size would own other positions
+    add("shard_block", std::to_string(s.shard->block_size));
+  add("input_format", std::string(format_name(s.table.format)));
+  add("url_col", s.table.url_column);
+  add("caption_col", s.table.caption_column);
+  std::string keep = s.table.keep_all_columns ? "(all)" : "";
+  for (const auto& column : s.table.keep_columns)
+    keep += (keep.empty() ? "" : ",") + column;
+  add("keep_cols", keep);
+  return m;
 }
 
 int run_app(AppSettings& settings, InterruptWatcher& watcher) {
@@ -111,7 +159,35 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     report.emplace(std::move(sinks));
   }
 
+  // The run journal, for a list read from a file: opened (locked, checked against its manifest) before
+  // anything is fetched, so a refusal costs nothing.
+  std::optional<RunJournal> journal;
+  const bool journaled = settings.input && *settings.input != "-" && !settings.no_journal &&
+                         !settings.compare && !settings.shard_size;
+  if (journaled) {
+    try {
+      JournalOptions options;
+      options.output_dir = settings.download.output_dir;
+      options.id = settings.journal_id;
+      options.force = settings.force;
+      options.retry_failed = settings.retry_failed;
+      options.manifest = journal_manifest(settings);
+      journal.emplace(std::move(options));
+    } catch (const std::exception& e) {
+      std::cerr << "imgdl: " << e.what() << "\n";
+      return exit_usage;
+    }
+    if (journal->dropped_bytes() > 0)
+      std::cerr << "imgdl: " << journal->path().string() << ": dropped " << journal->dropped_bytes()
+                << " bytes of a record cut short (an earlier run was killed while writing it)\n";
+  } else if (settings.shard_size && (settings.retry_failed || settings.force)) {
+    std::cerr << "imgdl: --retry-failed and --force need the run journal, not kept yet with --output-format "
+                 "webdataset\n";
+    return exit_usage;
+  }
+
   RunContext ctx{settings.download, *source, report ? &*report : nullptr, *output, watcher, planned};
+  ctx.journal = journal ? &*journal : nullptr;
   ctx.options.observer = output;
   ctx.options.compute_sha256 = report.has_value();  // only the report shows digests
   if (settings.shard_size) {
@@ -137,6 +213,11 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   }
   Totals& totals = outcome.totals;
   totals.invalid_lines = source->invalid_count();
+  if (journal) {
+    journal->flush();
+    if (const std::string error = journal->error(); !error.empty())
+      std::cerr << "imgdl: run journal: " << error << " (a rerun will fetch the URLs it misses again)\n";
+  }
 
   const bool interrupted = watcher.interrupted();
   const bool all_ok = totals.all_ok() && outcome.other_runs_ok;

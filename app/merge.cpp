@@ -191,11 +191,15 @@ ReportInfo read_report(const std::string& name, std::uint32_t source, ExternalSo
       throw MergeError(name + ": a result without a whole-number \"index\" and a \"status\"");
     const auto position = index->get<std::uint64_t>();
     const std::string& s = status->get_ref<const std::string&>();
+    // A result a rerun took from its run journal: counted, but its bytes were not downloaded then.
+    const auto earlier = entry.find("earlier_run");
+    const bool earlier_run = earlier != entry.end() && *earlier == true;
+    totals.earlier_run += earlier_run;
     ++totals.urls;
     if (s == "ok") {
       ++totals.ok;
       const auto bytes = entry.find("bytes");
-      if (bytes != entry.end() && bytes->is_number_unsigned())
+      if (!earlier_run && bytes != entry.end() && bytes->is_number_unsigned())
         totals.bytes += bytes->get<std::uint64_t>();
     } else if (s == "skipped") {
       ++totals.skipped;

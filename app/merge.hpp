@@ -9,9 +9,11 @@ namespace imgdl::app {
 /// end, so a failed merge leaves no OUT) or stdout:
 ///  - "results": every report's results in input order (by "index"), each entry as its report had it;
 ///  - "invalid_lines": every report's, by line;
-///  - "totals" recomputed from the results ("elapsed_s" is the longest report's: the shards ran side
-///    by side), "interrupted" if any report was, "exit_code" as one run's (130 if interrupted, 2 if a
-///    report ended on an input error, else 1 if anything failed or a line was invalid, else 0);
+///  - "totals" recomputed from the results as a run counts them (a result marked "earlier_run", which a
+///    rerun took from its journal, counts in "earlier_run" and not in "bytes"; "elapsed_s" is the
+///    longest report's: the shards ran side by side), "interrupted" if any report was, "exit_code" as one
+///    run's (130 if interrupted, 2 if a report ended on an input error, else 1 if anything failed or a line
+///    was invalid, else 0);
 ///  - the head ("imgdl_version", "mode", "workers", "output_dir") from the first report, without "shard".
 /// Refuses (exit 2, nothing written under OUT) a report that is missing or not an imgdl report, reports
 /// of shards that do not make one whole list (shard counts or block sizes that differ, a shard given

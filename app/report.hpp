@@ -32,11 +32,14 @@ struct Totals {
   std::size_t host_unreachable = 0;  ///< of the failed: their host was given up on (most not tried)
   std::size_t cancelled = 0;
   std::size_t invalid_lines = 0;  ///< list lines rejected before downloading; they count as failures
+  std::size_t earlier_run = 0;    ///< of the results: done by an earlier run, read from the run journal
   std::uint64_t bytes = 0;        ///< bytes of the files downloaded in this run (Ok only)
   double elapsed_s = 0;           ///< wall time of the run
 
   /// Counts one more result.
   void add(const DownloadResult& result);
+  /// Counts a result an earlier run left in the journal (its bytes were not downloaded now).
+  void add_earlier(const DownloadResult& result);
   bool all_ok() const noexcept { return failed == 0 && cancelled == 0 && invalid_lines == 0; }
 };
 
@@ -51,6 +54,9 @@ nlohmann::ordered_json to_json(const UrlLineError& error);
 nlohmann::ordered_json to_json(const Totals& totals);
 /// {"index": K, "count": N, "block_size": B}.
 nlohmann::ordered_json to_json(const Shard& shard);
+
+/// A row's caption and columns as a JSON object's text, for the run journal ("" when it has neither).
+std::string extras_json(const RowExtras& extras);
 
 /// Opens (creates or truncates) the report file up front, so a bad path fails before any download.
 /// Throws std::runtime_error with a user-facing message.
@@ -78,6 +84,9 @@ class ReportWriter {
              const std::optional<Shard>& shard = std::nullopt);
   /// One result; a table row's caption and kept columns go with it ("caption", "columns").
   void add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras = nullptr);
+  /// A result an earlier run recorded in the journal, with the caption and columns it kept
+  /// (`extras_json`, from extras_json()), marked "earlier_run": true.
+  void add_earlier_result(std::size_t index, const DownloadResult& result, std::string_view extras_json);
   void add_invalid_line(const UrlLineError& error);
   /// A result or an invalid line already in the report's JSON form, one line of compact JSON (as
   /// `imgdl merge` reads them from other reports).

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <stop_token>
+#include <unordered_map>
 #include <utility>
 
 #include "imgdl/download_image.hpp"
@@ -43,7 +44,12 @@ class StopOnInterrupt {
 double run_downloader(RunContext& ctx, const DownloadOptions& options, std::optional<std::size_t> files,
                       const std::function<void(Downloader&)>& body) {
   auto downloader = std::make_unique<Downloader>(options);
-  const StopOnInterrupt stop_on_interrupt(ctx, [d = downloader.get()] { d->cancel(); });
+  // SIGTERM is what a batch scheduler sends before it kills: the journal is written out at once.
+  const StopOnInterrupt stop_on_interrupt(ctx, [d = downloader.get(), journal = ctx.journal] {
+    d->cancel();
+    if (journal)
+      journal->flush();
+  });
   ctx.output.begin_run(files);
   const auto start = std::chrono::steady_clock::now();
   body(*downloader);
@@ -103,35 +109,61 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     shards.emplace(ctx.options.output_dir, *ctx.shard_size);
     options.output_dir = scratch_dir(ctx.options);
   }
-  outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
+  RunJournal* const journal = ctx.journal;
+  std::optional<std::size_t> expected = ctx.planned;
+  if (expected && journal)
+    *expected -= std::min(*expected, journal->done_count());
+  outcome.totals.elapsed_s = run_downloader(ctx, options, expected, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
       ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir,
                         ctx.shard);
-    std::size_t pulled = 0;
+    if (journal) {
+      // Streamed from the file: the report of a long list's done rows takes no memory to build.
+      journal->for_each_done([&](const JournalEntry& e) {
+        outcome.totals.add_earlier(e.result);
+        if (ctx.report)
+          ctx.report->add_earlier_result(e.position, e.result, e.extra);
+      });
+    }
+    std::size_t pulled = 0;  // rows handed to the Downloader: its stream index
+    std::unordered_map<std::size_t, std::size_t> positions;  // stream index -> input position, in flight
     d.download_stream(
         [&]() -> std::optional<std::string> {
-          auto url = ctx.source.next();
-          if (url)
-            ++pulled;
-          else
-            ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
-          return url;
+          for (;;) {
+            auto next = ctx.watcher.interrupted() ? std::nullopt : ctx.source.next();
+            if (!next) {
+              ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
+              return std::nullopt;
+            }
+            const std::size_t p =
+                next->position;  // the whole list's (with --shard, the source skips others')
+            if (journal && journal->done(p)) {
+              (void)ctx.source.take_extras(p);  // reported from the journal, as it was then
+              continue;
+            }
+            positions.emplace(pulled++, p);
+            return std::move(next->url);
+          }
         },
-        [&](std::size_t index, DownloadResult&& r) {
+        [&](std::size_t stream_index, DownloadResult&& r) {
+          auto node = positions.extract(stream_index);
+          const std::size_t index = node.empty() ? stream_index : node.mapped();
           outcome.totals.add(r);
-          const TakenUrl taken = ctx.source.take(index);
-          const auto& extras = taken.extras;
+          const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
-            ctx.report->add_result(taken.position, r, extras ? &*extras : nullptr);
+            ctx.report->add_result(index, r, extras ? &*extras : nullptr);
+          if (journal)
+            journal->record(index, r, extras ? extras_json(*extras) : std::string());
           if (shards) {
             static const std::vector<std::pair<std::string, std::string>> none;
-            shards->add(taken.position, r, extras ? extras->caption : std::nullopt,
-                        extras ? extras->columns : none);
+            shards->add(index, r, extras ? extras->caption : std::nullopt, extras ? extras->columns : none);
           }
         },
         mode);
   });
+  if (journal)
+    journal->flush();
   if (shards) {
     shards->finish();
     std::error_code ignored;

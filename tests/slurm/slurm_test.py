@@ -50,10 +50,16 @@ def find_program(name):
     return found
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` distinct loopback ports nothing listens on now (all held open while they are picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_for(condition, timeout, what):
@@ -82,12 +88,13 @@ class Cluster:
         for d in ("state", "spool", "log"):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         user = pwd.getpwuid(os.geteuid()).pw_name
+        ctld_port, slurmd_port = free_ports(2)
         # CPUs is more than the machine may have (config_overrides trusts it): four array tasks at once.
         settings = {
             "ClusterName": "imgdltest",
             "SlurmctldHost": "localhost(127.0.0.1)",
-            "SlurmctldPort": free_port(),
-            "SlurmdPort": free_port(),
+            "SlurmctldPort": ctld_port,
+            "SlurmdPort": slurmd_port,
             "SlurmUser": user,
             "SlurmdUser": user,
             "AuthType": "auth/none",
@@ -205,7 +212,9 @@ def comparable(report):
 
 
 def files_of(directory):
-    return {name: sha256_of(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
+    """Each file of an output directory (not the run journal's .imgdl) with its SHA-256."""
+    return {name: sha256_of(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
+            if name != ".imgdl"}
 
 
 def scenario_array_shards_merge_to_one_run(tmp):
