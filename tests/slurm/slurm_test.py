@@ -13,6 +13,11 @@ Scenarios:
     array_shards_merge_to_one_run   `sbatch --array=0-3` of `imgdl --shard auto`, then a merge job with
                                     --dependency=afterok: the merged report and the files equal a
                                     one-process run of the same list.
+    requeued_task_fetches_nothing_twice
+                                    an array task killed mid-run by `scontrol requeue` (SIGTERM) starts
+                                    again from its run journal: what it had finished is not fetched
+                                    again (the server's counters), nothing is lost, and the merge still
+                                    equals a one-process run.
 Standard library only.
 """
 
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import testlib  # noqa: E402
@@ -99,6 +105,8 @@ class Cluster:
             "SlurmdUser": user,
             "AuthType": "auth/none",
             "CredType": "cred/none",
+            # A requeued job waits out its old credential's life before it starts again: 120 s by default.
+            "AuthInfo": "cred_expire=5",  # slurmd refuses 2
             "ProctrackType": "proctrack/linuxproc",
             "TaskPlugin": "task/none",
             "MpiDefault": "none",
@@ -202,11 +210,12 @@ def sha256_of(path):
 
 
 def comparable(report):
-    """A report without what differs between runs of one list: timings, and results' order."""
-    results = sorted(report["results"], key=lambda r: r["index"])
-    for r in results:
-        r.pop("elapsed_s")
-    totals = {k: v for k, v in report["totals"].items() if k not in ("elapsed_s", "bytes_per_s")}
+    """A report without what differs between runs of one list: timings, the results' order, and what a
+    rerun took from its journal (marked earlier_run: not downloaded by that run, so not in its bytes)."""
+    results = [{k: v for k, v in r.items() if k not in ("elapsed_s", "earlier_run")}
+               for r in sorted(report["results"], key=lambda r: r["index"])]
+    totals = {k: v for k, v in report["totals"].items()
+              if k not in ("elapsed_s", "bytes_per_s", "bytes", "earlier_run")}
     return {"results": results, "invalid_lines": report["invalid_lines"], "totals": totals,
             "interrupted": report["interrupted"], "exit_code": report["exit_code"]}
 
@@ -291,8 +300,107 @@ def scenario_array_shards_merge_to_one_run(tmp):
     print(f"cluster up in {started:.2f} s; array and merge done {ran:.2f} s after the start")
 
 
+def server_hits(server):
+    """The test server's requests per path so far."""
+    with urllib.request.urlopen(server.url("/hits"), timeout=10) as response:
+        hits = json.loads(response.read().decode(errors="replace"))
+    hits.pop("/hits", None)
+    return hits
+
+
+def scenario_requeued_task_fetches_nothing_twice(tmp):
+    with testlib.Server(ARGS.server, tmp) as server:
+        # 24 images of 0.4 s each, 2 array tasks of 12 (blocks of 4), 2 transfers at a time: ~2.4 s a task.
+        paths = [f"/img/r{i:02d}.jpg" for i in range(24)]
+        lines = [server.url(p + "?size=3000&latency_ms=400") for p in paths]
+        one, many = os.path.join(tmp, "one"), os.path.join(tmp, "many")
+        for d in (one, many):
+            os.makedirs(d)
+            with open(os.path.join(d, "list.txt"), "w") as f:
+                f.write("".join(line + "\n" for line in lines))
+        common = ["-i", "list.txt", "-o", "out", "-q", "-j", "2"]
+        single = subprocess.run([ARGS.imgdl, *common[:-2], "-j", "8", "--no-journal", "--report", "report.json"],
+                                cwd=one,
+                                capture_output=True, text=True, timeout=60)
+        check(single.returncode == 0, f"the one-process run exited {single.returncode}", single.stderr)
+        before = server_hits(server)
+        shard0 = [p for i, p in enumerate(paths) if (i // 4) % 2 == 0]
+
+        cluster = Cluster(os.path.join(tmp, "slurm"))
+        try:
+            cluster.start()
+            os.makedirs(os.path.join(many, "reports"))
+            os.makedirs(os.path.join(many, "logs"))
+            imgdl = shlex.quote(ARGS.imgdl)
+            task = os.path.join(many, "task.sh")
+            with open(task, "w") as f:  # each start of a task writes its own report
+                f.write("#!/bin/sh\n"
+                        f"{imgdl} {' '.join(common)} --shard auto --shard-block 4 "
+                        "--report reports/shard-$SLURM_ARRAY_TASK_ID-run-${SLURM_RESTART_COUNT:-0}.json\n"
+                        "rc=$?\n[ $rc -le 1 ] || exit $rc\n")
+            array = cluster.sbatch("--array=0-1", "--requeue", "-D", many,
+                                   "-o", os.path.join(many, "logs", "%A_%a.out"), task)
+            merge = cluster.sbatch(f"--dependency=afterok:{array}", "-D", many,
+                                   "-o", os.path.join(many, "logs", "merge.out"), "--wrap",
+                                   f"{imgdl} merge reports/shard-0-run-1.json reports/shard-1-run-0.json "
+                                   "--report report.json; echo $? > merge.rc")
+
+            # Task 0 is killed (SIGTERM, then requeued) once a few of its URLs have been asked for.
+            def fetched(hits):
+                return sum(hits.get(p, 0) - before.get(p, 0) for p in shard0)
+            wait_for(lambda: fetched(server_hits(server)) >= 5, 30, "task 0 to be under way")
+            cluster.run(["scontrol", "requeue", f"{array}_0"])
+            cluster.wait_for_jobs([array, merge], timeout=90)
+        finally:
+            cluster.stop()
+        hits = server_hits(server)
+
+    logs = ""
+    for name in sorted(os.listdir(os.path.join(many, "logs"))):
+        with open(os.path.join(many, "logs", name), errors="replace") as f:
+            logs += f"--- {name}\n{f.read()}"
+    reports = sorted(os.listdir(os.path.join(many, "reports")))
+    check(reports == ["shard-0-run-0.json", "shard-0-run-1.json", "shard-1-run-0.json"],
+          "task 0 did not run twice (killed, then requeued) and task 1 once", reports, logs)
+    with open(os.path.join(many, "reports", "shard-0-run-0.json")) as f:
+        killed = json.load(f)
+    check(killed["interrupted"] is True and killed["exit_code"] == 143, "the killed run's report", killed, logs)
+    finished = {r["url"] for r in killed["results"] if r["status"] == "ok"}
+    check(0 < len(finished) < 12, f"task 0 was killed with {len(finished)} of its 12 URLs done: not mid-run",
+          killed["results"])
+    for r in killed["results"]:
+        path = r["url"].split("//", 1)[1].split("/", 1)[1].split("?")[0]
+        if r["url"] in finished:
+            check(hits["/" + path] - before.get("/" + path, 0) == 1, f"/{path} finished before the kill and was "
+                  "fetched again", hits)
+    with open(os.path.join(many, "reports", "shard-0-run-1.json")) as f:
+        rerun = json.load(f)
+    check({r["url"] for r in rerun["results"] if r.get("earlier_run")} == finished and
+          len(rerun["results"]) == 12 and all(r["status"] == "ok" for r in rerun["results"]),
+          "the requeued run did not take what was done from its journal and fetch the rest", rerun["results"])
+    check(all(hits.get(p, 0) - before.get(p, 0) >= 1 for p in paths), "a URL was never fetched", hits)
+    with open(os.path.join(many, "merge.rc")) as f:
+        check(int(f.read()) == 0, "imgdl merge's exit status is not the one-process run's (0)", logs)
+    with open(os.path.join(one, "report.json")) as f:
+        expected = comparable(json.load(f))
+    with open(os.path.join(many, "report.json")) as f:
+        merged = comparable(json.load(f))
+    check(merged == expected, "the merged report differs from the one-process run's",
+          json.dumps(merged, indent=1)[:3000], json.dumps(expected, indent=1)[:3000])
+    check(files_of(os.path.join(many, "out")) == files_of(os.path.join(one, "out")),
+          "the files differ from the one-process run's (names or sha256)",
+          sorted(os.listdir(os.path.join(many, "out"))), sorted(os.listdir(os.path.join(one, "out"))))
+    print(f"task 0 killed with {len(finished)} of 12 done; "
+          f"{fetched_again(hits, before, shard0)} of its URLs fetched twice (in flight at the kill)")
+
+
+def fetched_again(hits, before, paths):
+    return sum(1 for p in paths if hits.get(p, 0) - before.get(p, 0) > 1)
+
+
 SCENARIOS = {
     "array_shards_merge_to_one_run": scenario_array_shards_merge_to_one_run,
+    "requeued_task_fetches_nothing_twice": scenario_requeued_task_fetches_nothing_twice,
 }
 
 
