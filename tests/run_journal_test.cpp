@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "imgdl/run_journal.hpp"
@@ -108,6 +109,34 @@ TEST_CASE("a record whose bytes changed fails its checksum and is not read") {
   line[line.find("1234")] = '9';
   CHECK_FALSE(imgdl::detail::decode_journal_line(line).valid);
   CHECK_FALSE(imgdl::detail::decode_journal_line(line.substr(0, line.size() / 2)).valid);
+}
+
+TEST_CASE("peeking at a line finds the position and outcome that reading it whole finds") {
+  using imgdl::detail::decode_journal_line;
+  using imgdl::detail::journal_state_of;
+  using imgdl::detail::peek_journal_line;
+  DownloadResult hostile =
+      failed(R"(a","status":"ok","error":"none","http_status":200)", ErrorKind::HttpStatus, 503);
+  hostile.path = R"(b,"status":"ok")";
+  hostile.message = R"(,"error":"none")";
+  const std::vector<std::tuple<std::size_t, DownloadResult, std::string>> cases = {
+      {0, ok("a.png"), ""},
+      {12345678901, failed("b", ErrorKind::HttpStatus, 404), R"({"x":1})"},
+      {3, hostile, R"({"status":"ok"})"},
+  };
+  for (const auto& [position, result, extra] : cases) {
+    std::string line = imgdl::detail::encode_journal_record(position, result, extra);
+    line.pop_back();
+    const auto peeked = peek_journal_line(line);
+    const auto decoded = decode_journal_line(line);
+    REQUIRE(peeked.valid);
+    REQUIRE(decoded.valid);
+    CHECK(peeked.position == decoded.entry.position);
+    CHECK(peeked.state == journal_state_of(decoded.entry.result));
+    CHECK(peeked.state == journal_state_of(result));
+  }
+  const std::string header = imgdl::detail::encode_journal_header("all");
+  CHECK(peek_journal_line(std::string_view(header).substr(0, header.size() - 1)).header);
 }
 
 TEST_CASE(
