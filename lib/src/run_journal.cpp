@@ -440,8 +440,9 @@ struct RunJournal::Impl {
     Fd out(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (out.get() < 0)
       throw_io("write", shown, errno);
-    if (!write_all(out.get(), manifest.dump(2) + "\n") || ::fsync(out.get()) != 0 ||
-        ::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
+    if (!write_all(out.get(),
+                   manifest.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n") ||
+        ::fsync(out.get()) != 0 || ::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
       const int err = errno;
       ::unlinkat(dir.get(), temp.c_str(), 0);
       throw_io("write", shown, err);
@@ -450,6 +451,13 @@ struct RunJournal::Impl {
 
   /// Empty when `manifest` matches the options', else what differs, in words.
   std::string differences(const nlohmann::ordered_json& manifest) const {
+    try {
+      return differences_or_throw(manifest);
+    } catch (const nlohmann::ordered_json::exception&) {
+      return "its manifest is not one imgdl wrote";
+    }
+  }
+  std::string differences_or_throw(const nlohmann::ordered_json& manifest) const {
     std::string diff;
     auto add = [&diff](const std::string& text) { diff += (diff.empty() ? "" : "; ") + text; };
     const auto checksum = manifest.value("input_checksum", std::string());
