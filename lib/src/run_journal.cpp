@@ -177,7 +177,7 @@ DecodedLine decode_journal_line(std::string_view line) {
     r.orientation = j.at("orientation").get<int>();
     r.sha256 = j.at("sha256").get<std::string>();
     r.attempts = j.at("attempts").get<int>();
-    r.elapsed = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    r.elapsed = std::chrono::round<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(j.at("elapsed_s").get<double>()));
     r.message = j.at("message").get<std::string>();
     if (const auto it = j.find("extra"); it != j.end())

@@ -495,6 +495,15 @@ def scenario_table_input(tmp):
         check([r.get("caption") for r in rows] == ['a cat, "Tom"', "two\nlines", "last"], "captions", rows)
         check([r.get("columns") for r in rows] == [{"lang": "en"}, {"lang": "de"}, {"lang": "en"}], "columns", rows)
         check([e["line"] for e in report["invalid_lines"]] == [3, 6], "invalid lines", report["invalid_lines"])
+        # Rerun: the rows come back from the run journal with their captions and columns, nothing is fetched.
+        before = server_hits(server)
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--caption-col", "caption", "--keep-cols", "lang",
+                                    "-o", "out", "--report", "rerun.json"], tmp)
+        check(code == 1 and server_hits(server) == before, f"the rerun exited {code} or fetched again", out, err)
+        rerun = json.load(open(os.path.join(tmp, "rerun.json")))
+        check(sorted(rerun["results"], key=lambda r: r["index"]) == [dict(r, earlier_run=True) for r in rows],
+              "the rerun's rows differ from the first run's", rerun["results"], rows)
+        check([e["line"] for e in rerun["invalid_lines"]] == [3, 6], "the rerun's invalid lines", rerun["invalid_lines"])
 
         with open(os.path.join(tmp, "list.jsonl"), "w") as f:
             f.write(json.dumps({"url": a, "caption": "cat", "w": 640}) + "\n[1]\n")
