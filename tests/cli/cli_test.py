@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 import urllib.request
 
@@ -708,6 +709,16 @@ def scenario_resume_refusals(tmp):
         check(code == 0 and not os.path.exists(os.path.join(tmp, "piped", ".imgdl")), "stdin kept a journal", err)
         code, out, err = run_imgdl(["-i", "-", "-o", "piped", "--retry-failed"], tmp, stdin_text=urls[0] + "\n")
         check(code == 2 and "-i FILE" in err, f"--retry-failed on stdin exited {code}", err)
+        # Nor does a pipe by name (as `-i <(zcat list.gz)`): reading it for a checksum would consume the list.
+        fifo = os.path.join(tmp, "list.fifo")
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=lambda: open(fifo, "w").write("\n".join(urls) + "\n"))
+        writer.start()
+        code, out, err = run_imgdl(["-i", fifo, "-o", "fifo_out", "--report", "fifo.json"], tmp)
+        writer.join()
+        check(code == 0 and len(json.load(open(os.path.join(tmp, "fifo.json")))["results"]) == 3,
+              f"a list from a pipe was not read whole (exit {code})", out, err)
+        check(not os.path.exists(os.path.join(tmp, "fifo_out", ".imgdl")), "a pipe kept a journal")
 
 
 def scenario_memory_bounded(tmp):
