@@ -179,6 +179,8 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
       std::cerr << "imgdl: " << e.what() << "\n";
       return exit_usage;
     }
+    if (planned)  // the bar counts what this run fetches
+      *planned -= std::min(*planned, journal->done_count());
     if (journal->dropped_bytes() > 0)
       std::cerr << "imgdl: " << journal->path().string() << ": dropped " << journal->dropped_bytes()
                 << " bytes of a record cut short (an earlier run was killed while writing it)\n";
