@@ -162,8 +162,18 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   // The run journal, for a list read from a file: opened (locked, checked against its manifest) before
   // anything is fetched, so a refusal costs nothing.
   std::optional<RunJournal> journal;
-  const bool journaled = settings.input && *settings.input != "-" && !settings.no_journal &&
-                         !settings.compare && !settings.shard_size;
+  // Only a regular file can be read twice (its checksum, then its rows): a pipe (`-i <(zcat ...)`),
+  // like stdin, keeps no journal.
+  std::error_code not_regular;
+  const bool regular_input = settings.input && *settings.input != "-" &&
+                             std::filesystem::is_regular_file(*settings.input, not_regular);
+  const bool journaled = regular_input && !settings.no_journal && !settings.compare && !settings.shard_size;
+  if (!journaled && (settings.retry_failed || settings.force) && !settings.shard_size) {
+    std::cerr
+        << "imgdl: --retry-failed and --force work on the run journal, kept only for a list read from a "
+           "regular file (-i FILE)\n";
+    return exit_usage;
+  }
   if (journaled) {
     try {
       JournalOptions options;
@@ -177,6 +187,8 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
       std::cerr << "imgdl: " << e.what() << "\n";
       return exit_usage;
     }
+    if (planned)  // the bar counts what this run fetches
+      *planned -= std::min(*planned, journal->done_count());
     if (journal->dropped_bytes() > 0)
       std::cerr << "imgdl: " << journal->path().string() << ": dropped " << journal->dropped_bytes()
                 << " bytes of a record cut short (an earlier run was killed while writing it)\n";

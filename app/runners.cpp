@@ -110,10 +110,7 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     options.output_dir = scratch_dir(ctx.options);
   }
   RunJournal* const journal = ctx.journal;
-  std::optional<std::size_t> expected = ctx.planned;
-  if (expected && journal)
-    *expected -= std::min(*expected, journal->done_count());
-  outcome.totals.elapsed_s = run_downloader(ctx, options, expected, [&](Downloader& d) {
+  outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
       ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir,

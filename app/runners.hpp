@@ -27,7 +27,7 @@ struct RunContext {
   ReportWriter* report = nullptr;  ///< null without --report and --json
   TerminalOutput& output;
   InterruptWatcher& watcher;
-  std::optional<std::size_t> planned;     ///< the overall bar's total, when known up front
+  std::optional<std::size_t> planned;     ///< the overall bar's total, when known up front (less done rows)
   std::optional<std::size_t> shard_size;  ///< WebDataset output: samples per shard
   std::optional<Shard> shard;             ///< --shard: this process's share of the list, for the report
   /// The run journal, when one is kept (a list from a file): done positions are not fetched but

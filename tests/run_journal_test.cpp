@@ -2,11 +2,13 @@
 // list or setting refused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "imgdl/run_journal.hpp"
@@ -110,6 +112,34 @@ TEST_CASE("a record whose bytes changed fails its checksum and is not read") {
   CHECK_FALSE(imgdl::detail::decode_journal_line(line.substr(0, line.size() / 2)).valid);
 }
 
+TEST_CASE("peeking at a line finds the position and outcome that reading it whole finds") {
+  using imgdl::detail::decode_journal_line;
+  using imgdl::detail::journal_state_of;
+  using imgdl::detail::peek_journal_line;
+  DownloadResult hostile =
+      failed(R"(a","status":"ok","error":"none","http_status":200)", ErrorKind::HttpStatus, 503);
+  hostile.path = R"(b,"status":"ok")";
+  hostile.message = R"(,"error":"none")";
+  const std::vector<std::tuple<std::size_t, DownloadResult, std::string>> cases = {
+      {0, ok("a.png"), ""},
+      {12345678901, failed("b", ErrorKind::HttpStatus, 404), R"({"x":1})"},
+      {3, hostile, R"({"status":"ok"})"},
+  };
+  for (const auto& [position, result, extra] : cases) {
+    std::string line = imgdl::detail::encode_journal_record(position, result, extra);
+    line.pop_back();
+    const auto peeked = peek_journal_line(line);
+    const auto decoded = decode_journal_line(line);
+    REQUIRE(peeked.valid);
+    REQUIRE(decoded.valid);
+    CHECK(peeked.position == decoded.entry.position);
+    CHECK(peeked.state == journal_state_of(decoded.entry.result));
+    CHECK(peeked.state == journal_state_of(result));
+  }
+  const std::string header = imgdl::detail::encode_journal_header("all");
+  CHECK(peek_journal_line(std::string_view(header).substr(0, header.size() - 1)).header);
+}
+
 TEST_CASE(
     "404, 410, not_image and filtered are permanent; timeouts, 5xx, host_unreachable and cut images are "
     "not") {
@@ -195,6 +225,43 @@ TEST_CASE("a position recorded in several runs is reported once, as its latest r
   REQUIRE(entries.size() == 1);
   CHECK(entries[0].result.status == DownloadStatus::Ok);
   CHECK(journal.earlier_records() == 3);
+}
+
+TEST_CASE(
+    "a journal of many megabytes, with a record longer than a read, gives each position's latest record "
+    "once") {
+  TempDir dir;
+  constexpr std::size_t positions = 6000;
+  const std::string long_caption(3 << 20, 'c');  // longer than the 1 MiB reads, spanning several
+  {
+    RunJournal journal(options_for(dir.path));
+    for (std::size_t p = 0; p < positions; ++p)
+      journal.record(p, failed("x" + std::to_string(p), ErrorKind::Timeout));
+    journal.record(4321, ok("long.png"), R"({"caption":")" + long_caption + R"("})");
+  }
+  auto retry = options_for(dir.path);
+  retry.retry_failed = true;
+  {
+    RunJournal journal(retry);
+    CHECK(journal.done_count() == 1);
+    for (std::size_t p = 0; p < positions; p += 2)  // every other one succeeds the second time
+      journal.record(p, ok("x" + std::to_string(p)));
+  }
+  const RunJournal journal(options_for(dir.path));
+  CHECK(journal.earlier_records() == positions + 1 + positions / 2);
+  std::vector<int> seen(positions, 0);
+  std::size_t ok_count = 0;
+  journal.for_each_done([&](const JournalEntry& e) {
+    REQUIRE(e.position < positions);
+    ++seen[e.position];
+    const bool should_be_ok = e.position % 2 == 0 || e.position == 4321;
+    CHECK((e.result.status == DownloadStatus::Ok) == should_be_ok);
+    ok_count += e.result.status == DownloadStatus::Ok;
+    if (e.position == 4321)
+      CHECK(e.extra.size() == long_caption.size() + 14);
+  });
+  CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<long>(positions));
+  CHECK(ok_count == positions / 2 + 1);
 }
 
 TEST_CASE("a journal cut mid-record is read up to its last whole record, and the next run appends after it") {

@@ -177,7 +177,7 @@ DecodedLine decode_journal_line(std::string_view line) {
     r.orientation = j.at("orientation").get<int>();
     r.sha256 = j.at("sha256").get<std::string>();
     r.attempts = j.at("attempts").get<int>();
-    r.elapsed = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    r.elapsed = std::chrono::round<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(j.at("elapsed_s").get<double>()));
     r.message = j.at("message").get<std::string>();
     if (const auto it = j.find("extra"); it != j.end())
@@ -185,6 +185,61 @@ DecodedLine decode_journal_line(std::string_view line) {
   } catch (const Json::exception&) {
     return out;
   }
+  out.valid = true;
+  return out;
+}
+
+PeekedLine peek_journal_line(std::string_view line) {
+  PeekedLine out;
+  if (line.size() < 10 || line[8] != ' ')
+    return out;
+  const std::string_view json = line.substr(9);
+  if (crc_hex(json) != line.substr(0, 8))
+    return out;
+  auto slow = [&] {  // anything laid out otherwise: the whole parse decides
+    const DecodedLine decoded = decode_journal_line(line);
+    PeekedLine p;
+    p.valid = decoded.valid;
+    p.header = decoded.header;
+    p.position = decoded.entry.position;
+    p.state = journal_state_of(decoded.entry.result);
+    return p;
+  };
+  // Keys are written in a fixed order, and ",\"" cannot occur inside a JSON string (its quote would be
+  // escaped), so the first `,"key":` is the key's own.
+  constexpr std::string_view lead = "{\"position\":";
+  if (!json.starts_with(lead))
+    return slow();
+  auto number_at = [&json](std::size_t at, auto& value) {
+    const auto [end, ec] = std::from_chars(json.data() + at, json.data() + json.size(), value);
+    return ec == std::errc() && end != json.data() + json.size();
+  };
+  auto text_after = [&json](std::string_view key) -> std::optional<std::string_view> {
+    const std::size_t at = json.find(key);
+    if (at == std::string_view::npos)
+      return std::nullopt;
+    const std::size_t from = at + key.size();
+    const std::size_t to = json.find('"', from);
+    if (to == std::string_view::npos)
+      return std::nullopt;
+    return json.substr(from, to - from);
+  };
+  DownloadResult r;
+  if (!number_at(lead.size(), out.position) || out.position >= max_journal_position)
+    return slow();
+  const auto status = text_after(",\"status\":\"");
+  const auto error = text_after(",\"error\":\"");
+  const std::size_t http = json.find(",\"http_status\":");
+  if (!status || !error || http == std::string_view::npos ||
+      !number_at(http + std::string_view(",\"http_status\":").size(), r.http_status))
+    return slow();
+  const auto s = enum_from<DownloadStatus>(*status, 4);
+  const auto e = enum_from<ErrorKind>(*error, static_cast<int>(ErrorKind::HostUnreachable) + 1);
+  if (!s || !e)
+    return slow();
+  r.status = *s;
+  r.error = *e;
+  out.state = journal_state_of(r);
   out.valid = true;
   return out;
 }
@@ -385,8 +440,9 @@ struct RunJournal::Impl {
     Fd out(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (out.get() < 0)
       throw_io("write", shown, errno);
-    if (!write_all(out.get(), manifest.dump(2) + "\n") || ::fsync(out.get()) != 0 ||
-        ::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
+    if (!write_all(out.get(),
+                   manifest.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n") ||
+        ::fsync(out.get()) != 0 || ::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
       const int err = errno;
       ::unlinkat(dir.get(), temp.c_str(), 0);
       throw_io("write", shown, err);
@@ -395,6 +451,13 @@ struct RunJournal::Impl {
 
   /// Empty when `manifest` matches the options', else what differs, in words.
   std::string differences(const nlohmann::ordered_json& manifest) const {
+    try {
+      return differences_or_throw(manifest);
+    } catch (const nlohmann::ordered_json::exception&) {
+      return "its manifest is not one imgdl wrote";
+    }
+  }
+  std::string differences_or_throw(const nlohmann::ordered_json& manifest) const {
     std::string diff;
     auto add = [&diff](const std::string& text) { diff += (diff.empty() ? "" : "; ") + text; };
     const auto checksum = manifest.value("input_checksum", std::string());
@@ -457,14 +520,14 @@ RunJournal::RunJournal(JournalOptions options) : impl_(std::make_unique<Impl>())
   bool header_seen = false;
   std::size_t records = 0;
   const std::uint64_t good_end = read_lines(m.file.get(), path_, [&](std::string_view line) {
-    const auto decoded = detail::decode_journal_line(line);
-    if (!decoded.valid || (decoded.header != !header_seen))  // the header comes first, and only there
+    const auto peeked = detail::peek_journal_line(line);
+    if (!peeked.valid || (peeked.header != !header_seen))  // the header comes first, and only there
       return false;
-    if (decoded.header) {
+    if (peeked.header) {
       header_seen = true;
       return true;
     }
-    m.states.set(decoded.entry.position, detail::journal_state_of(decoded.entry.result));
+    m.states.set(peeked.position, peeked.state);
     ++records;
     return true;
   });
@@ -551,13 +614,14 @@ void RunJournal::for_each_done(const std::function<void(const JournalEntry&)>& f
       if (before == std::string::npos && end > 0)
         break;  // the line may begin before the block
       const std::size_t line_start = before == std::string::npos ? 0 : before + 1;
-      const auto decoded =
-          detail::decode_journal_line(std::string_view(block).substr(line_start, line_end - 1 - line_start));
-      if (decoded.valid && !decoded.header) {
-        const std::size_t p = decoded.entry.position;
-        if (p < seen.size() && !seen[p]) {
-          seen[p] = true;
-          if (done(p))
+      const std::string_view line = std::string_view(block).substr(line_start, line_end - 1 - line_start);
+      // Parsed whole only when reported: an older record of a position, or one not done, costs a peek.
+      const auto peeked = detail::peek_journal_line(line);
+      if (peeked.valid && !peeked.header && peeked.position < seen.size() && !seen[peeked.position]) {
+        seen[peeked.position] = true;
+        if (done(peeked.position)) {
+          const auto decoded = detail::decode_journal_line(line);
+          if (decoded.valid && !decoded.header)
             fn(decoded.entry);
         }
       }

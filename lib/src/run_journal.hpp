@@ -33,6 +33,20 @@ struct DecodedLine {
 /// Thread-safe: pure.
 DecodedLine decode_journal_line(std::string_view line);
 
+enum class JournalState : std::uint8_t;
+
+/// What decode_journal_line() would say about a line's position and outcome, found without parsing the
+/// whole JSON (a journal of millions of lines is read at every rerun): a checked CRC, then the fields
+/// where encode_journal_record() puts them. `valid` false when the line is not whole or not a record
+/// nor the header as written there. Thread-safe: pure.
+struct PeekedLine {
+  bool valid = false;
+  bool header = false;
+  std::size_t position = 0;
+  JournalState state{};
+};
+PeekedLine peek_journal_line(std::string_view line);
+
 /// What a rerun makes of a position, from its latest record. Stored in 2 bits.
 enum class JournalState : std::uint8_t {
   None = 0,              ///< no record: fetch it

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 import urllib.request
 
@@ -495,6 +496,15 @@ def scenario_table_input(tmp):
         check([r.get("caption") for r in rows] == ['a cat, "Tom"', "two\nlines", "last"], "captions", rows)
         check([r.get("columns") for r in rows] == [{"lang": "en"}, {"lang": "de"}, {"lang": "en"}], "columns", rows)
         check([e["line"] for e in report["invalid_lines"]] == [3, 6], "invalid lines", report["invalid_lines"])
+        # Rerun: the rows come back from the run journal with their captions and columns, nothing is fetched.
+        before = server_hits(server)
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--caption-col", "caption", "--keep-cols", "lang",
+                                    "-o", "out", "--report", "rerun.json"], tmp)
+        check(code == 1 and server_hits(server) == before, f"the rerun exited {code} or fetched again", out, err)
+        rerun = json.load(open(os.path.join(tmp, "rerun.json")))
+        check(sorted(rerun["results"], key=lambda r: r["index"]) == [dict(r, earlier_run=True) for r in rows],
+              "the rerun's rows differ from the first run's", rerun["results"], rows)
+        check([e["line"] for e in rerun["invalid_lines"]] == [3, 6], "the rerun's invalid lines", rerun["invalid_lines"])
 
         with open(os.path.join(tmp, "list.jsonl"), "w") as f:
             f.write(json.dumps({"url": a, "caption": "cat", "w": 640}) + "\n[1]\n")
@@ -699,6 +709,16 @@ def scenario_resume_refusals(tmp):
         check(code == 0 and not os.path.exists(os.path.join(tmp, "piped", ".imgdl")), "stdin kept a journal", err)
         code, out, err = run_imgdl(["-i", "-", "-o", "piped", "--retry-failed"], tmp, stdin_text=urls[0] + "\n")
         check(code == 2 and "-i FILE" in err, f"--retry-failed on stdin exited {code}", err)
+        # Nor does a pipe by name (as `-i <(zcat list.gz)`): reading it for a checksum would consume the list.
+        fifo = os.path.join(tmp, "list.fifo")
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=lambda: open(fifo, "w").write("\n".join(urls) + "\n"))
+        writer.start()
+        code, out, err = run_imgdl(["-i", fifo, "-o", "fifo_out", "--report", "fifo.json"], tmp)
+        writer.join()
+        check(code == 0 and len(json.load(open(os.path.join(tmp, "fifo.json")))["results"]) == 3,
+              f"a list from a pipe was not read whole (exit {code})", out, err)
+        check(not os.path.exists(os.path.join(tmp, "fifo_out", ".imgdl")), "a pipe kept a journal")
 
 
 def scenario_memory_bounded(tmp):
