@@ -42,9 +42,12 @@ std::string dump(const Json& json) {
 
 /// Records (key, source, text) given in any order, handed back sorted by key (then source), in
 /// bounded memory: when the buffer passes its budget it is sorted and spilled to an anonymous
-/// temporary file as a run, and the runs are merged k ways at the end.
+/// temporary file as a run, and the runs are merged k ways at the end. Runs are merged into one
+/// whenever there are max_runs of them, so open files stay few whatever the input's size.
 class ExternalSort {
  public:
+  static constexpr std::size_t max_runs = 64;
+
   explicit ExternalSort(std::size_t budget) : budget_(budget) {}
 
   void add(std::uint64_t key, std::uint32_t source, std::string text) {
@@ -54,17 +57,92 @@ class ExternalSort {
       spill();
   }
 
-  std::size_t runs() const noexcept { return runs_.size(); }
-
   /// Calls visit(key, source, text) for every record, in order. Once.
   void for_each(const std::function<void(std::uint64_t, std::uint32_t, std::string_view)>& visit) {
-    sort_buffer();
     if (runs_.empty()) {
+      sort_buffer();
       for (const auto& r : buffer_)
         visit(r.key, r.source, r.text);
       return;
     }
     spill();
+    merge_runs([&](const Record& r) { visit(r.key, r.source, r.text); });
+  }
+
+ private:
+  struct Record {
+    std::uint64_t key = 0;
+    std::uint32_t source = 0;
+    std::string text;
+  };
+  using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+
+  static File temporary_file() {
+    File file(std::tmpfile(), &std::fclose);  // deleted when closed, even if the process dies
+    if (!file)
+      throw MergeError(std::string("cannot create a temporary file to sort in: ") + std::strerror(errno));
+    return file;
+  }
+
+  static void write(std::FILE* file, const Record& r) {
+    const std::uint64_t size = r.text.size();
+    if (std::fwrite(&r.key, sizeof r.key, 1, file) != 1 ||
+        std::fwrite(&r.source, sizeof r.source, 1, file) != 1 ||
+        std::fwrite(&size, sizeof size, 1, file) != 1 ||
+        std::fwrite(r.text.data(), 1, r.text.size(), file) != r.text.size())
+      throw MergeError(std::string("cannot write a temporary file to sort in: ") + std::strerror(errno));
+  }
+
+  static void finish(std::FILE* file) {
+    if (std::fflush(file) != 0)
+      throw MergeError(std::string("cannot write a temporary file to sort in: ") + std::strerror(errno));
+  }
+
+  static std::optional<Record> read(std::FILE* file) {
+    Record r;
+    std::uint64_t size = 0;
+    if (std::fread(&r.key, sizeof r.key, 1, file) != 1) {
+      if (std::ferror(file))
+        throw MergeError(std::string("cannot read a temporary sort file: ") + std::strerror(errno));
+      return std::nullopt;
+    }
+    if (std::fread(&r.source, sizeof r.source, 1, file) != 1 || std::fread(&size, sizeof size, 1, file) != 1)
+      throw MergeError("a temporary sort file was cut short");
+    r.text.resize(size);
+    if (std::fread(r.text.data(), 1, size, file) != size)
+      throw MergeError("a temporary sort file was cut short");
+    return r;
+  }
+
+  void sort_buffer() {
+    std::sort(buffer_.begin(), buffer_.end(), [](const Record& a, const Record& b) {
+      return std::tie(a.key, a.source) < std::tie(b.key, b.source);
+    });
+  }
+
+  void spill() {
+    if (buffer_.empty())
+      return;
+    sort_buffer();
+    File file = temporary_file();
+    for (const auto& r : buffer_)
+      write(file.get(), r);
+    finish(file.get());
+    runs_.push_back(std::move(file));
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    bytes_ = 0;
+    if (runs_.size() >= max_runs) {
+      File merged = temporary_file();
+      merge_runs([&](const Record& r) { write(merged.get(), r); });
+      finish(merged.get());
+      runs_.clear();
+      runs_.push_back(std::move(merged));
+    }
+  }
+
+  /// The runs' records, merged k ways in order: one record of each run in memory.
+  void merge_runs(const std::function<void(const Record&)>& emit) {
     struct Head {
       Record record;
       std::size_t run;
@@ -81,60 +159,10 @@ class ExternalSort {
     while (!heads.empty()) {
       Head head = heads.top();
       heads.pop();
-      visit(head.record.key, head.record.source, head.record.text);
+      emit(head.record);
       if (auto r = read(runs_[head.run].get()))
         heads.push(Head{std::move(*r), head.run});
     }
-  }
-
- private:
-  struct Record {
-    std::uint64_t key = 0;
-    std::uint32_t source = 0;
-    std::string text;
-  };
-  using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
-
-  void sort_buffer() {
-    std::sort(buffer_.begin(), buffer_.end(), [](const Record& a, const Record& b) {
-      return std::tie(a.key, a.source) < std::tie(b.key, b.source);
-    });
-  }
-
-  void spill() {
-    if (buffer_.empty())
-      return;
-    sort_buffer();
-    File file(std::tmpfile(), &std::fclose);  // deleted when closed, even if the process dies
-    if (!file)
-      throw MergeError(std::string("cannot create a temporary file to sort in: ") + std::strerror(errno));
-    for (const auto& r : buffer_) {
-      const std::uint64_t size = r.text.size();
-      if (std::fwrite(&r.key, sizeof r.key, 1, file.get()) != 1 ||
-          std::fwrite(&r.source, sizeof r.source, 1, file.get()) != 1 ||
-          std::fwrite(&size, sizeof size, 1, file.get()) != 1 ||
-          std::fwrite(r.text.data(), 1, r.text.size(), file.get()) != r.text.size())
-        throw MergeError(std::string("cannot write a temporary file to sort in: ") + std::strerror(errno));
-    }
-    if (std::fflush(file.get()) != 0)
-      throw MergeError(std::string("cannot write a temporary file to sort in: ") + std::strerror(errno));
-    runs_.push_back(std::move(file));
-    buffer_.clear();
-    buffer_.shrink_to_fit();
-    bytes_ = 0;
-  }
-
-  static std::optional<Record> read(std::FILE* file) {
-    Record r;
-    std::uint64_t size = 0;
-    if (std::fread(&r.key, sizeof r.key, 1, file) != 1)
-      return std::nullopt;
-    if (std::fread(&r.source, sizeof r.source, 1, file) != 1 || std::fread(&size, sizeof size, 1, file) != 1)
-      throw MergeError("a temporary sort file was cut short");
-    r.text.resize(size);
-    if (std::fread(r.text.data(), 1, size, file) != size)
-      throw MergeError("a temporary sort file was cut short");
-    return r;
   }
 
   std::size_t budget_;

@@ -21,9 +21,10 @@ namespace imgdl::app {
 /// any position found in two reports. The last two are found while writing: on stdout, the report is
 /// then cut short (and the exit status 2).
 ///
-/// Memory: results are external-sorted by index: runs of up to `IMGDL_MERGE_MEMORY` bytes (64 MiB by
-/// default) are sorted in memory and spilled to anonymous temporary files, then merged k ways, so a
-/// report of any size costs a bounded buffer plus one line per run.
+/// Memory: results are external-sorted by index: runs of up to --sort-buffer bytes (64 MiB by default;
+/// an eighth of it for invalid lines) are sorted in memory and spilled to anonymous temporary files,
+/// then merged k ways (runs are merged into one whenever there are 64), so reports of any size cost the
+/// buffer plus one result per run.
 ///
 /// Returns the exit status: the merged report's exit_code, or 2 for a usage or input error.
 int run_merge(int argc, char** argv);

@@ -1083,6 +1083,19 @@ def scenario_merge_refusals(tmp):
           and merged["totals"]["bytes"] == 5, "two complementary shards do not merge", code, err, merged)
     code, out, err = run_imgdl(["merge", "--help"], tmp)
     check(code == 0 and "--report FILE" in out and "--sort-buffer SIZE" in out, "imgdl merge --help", out)
+    # 1,200 results sorted in 1 KiB of memory: hundreds of runs on disk, merged into one every 64; the
+    # same report as a merge in memory.
+    shard_report("big0.json", 0, 2, [i for i in range(1200) if i % 2 == 0][::-1])
+    shard_report("big1.json", 1, 2, [i for i in range(1200) if i % 2 == 1][::-1])
+    code, out, err = run_imgdl(["merge", "big0.json", "big1.json", "--report", "in_memory.json"], tmp)
+    check(code == 0, f"imgdl merge of 1,200 results exited {code}", err)
+    code, out, err = run_imgdl(["merge", "--sort-buffer", "1K", "big0.json", "big1.json", "--report", "on_disk.json"],
+                               tmp)
+    check(code == 0, f"imgdl merge --sort-buffer 1K of 1,200 results exited {code}", err)
+    in_memory = json.load(open(os.path.join(tmp, "in_memory.json")))
+    check([r["index"] for r in in_memory["results"]] == list(range(1200)), "1,200 results out of order")
+    check(open(os.path.join(tmp, "on_disk.json")).read() == open(os.path.join(tmp, "in_memory.json")).read(),
+          "a merge sorted on disk in many runs differs from one in memory")
 
 
 SCENARIOS = {
