@@ -124,7 +124,9 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     }
     std::size_t position = 0;  // the next row's input position
     std::size_t pulled = 0;    // rows handed to the Downloader: its stream index
-    std::unordered_map<std::size_t, std::size_t> positions;  // stream index -> input position, in flight
+    // With a journal, the Downloader's stream index -> input position of each URL in flight (without
+    // one, the two are equal).
+    std::unordered_map<std::size_t, std::size_t> positions;
     d.download_stream(
         [&]() -> std::optional<std::string> {
           for (;;) {
@@ -138,13 +140,18 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
               (void)ctx.source.take_extras(p);  // reported from the journal, as it was then
               continue;
             }
-            positions.emplace(pulled++, p);
+            if (journal)
+              positions.emplace(pulled, p);
+            ++pulled;
             return url;
           }
         },
         [&](std::size_t stream_index, DownloadResult&& r) {
-          auto node = positions.extract(stream_index);
-          const std::size_t index = node.empty() ? stream_index : node.mapped();
+          std::size_t index = stream_index;
+          if (journal) {
+            const auto node = positions.extract(stream_index);
+            index = node.empty() ? stream_index : node.mapped();
+          }
           outcome.totals.add(r);
           const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
