@@ -124,7 +124,10 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
       });
     }
     std::size_t pulled = 0;  // rows handed to the Downloader: its stream index
-    std::unordered_map<std::size_t, std::size_t> positions;  // stream index -> input position, in flight
+    // With a journal or a shard, which skip positions, the Downloader's stream index -> input position
+    // of each URL in flight (without either, the two are equal).
+    const bool skips = journal != nullptr || ctx.shard.has_value();
+    std::unordered_map<std::size_t, std::size_t> positions;
     d.download_stream(
         [&]() -> std::optional<std::string> {
           for (;;) {
@@ -133,19 +136,24 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
               ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
               return std::nullopt;
             }
-            const std::size_t p =
-                next->position;  // the whole list's (with --shard, the source skips others')
+            // The whole list's position (with --shard, the source has skipped the other shards').
+            const std::size_t p = next->position;
             if (journal && journal->done(p)) {
               (void)ctx.source.take_extras(p);  // reported from the journal, as it was then
               continue;
             }
-            positions.emplace(pulled++, p);
+            if (skips)
+              positions.emplace(pulled, p);
+            ++pulled;
             return std::move(next->url);
           }
         },
         [&](std::size_t stream_index, DownloadResult&& r) {
-          auto node = positions.extract(stream_index);
-          const std::size_t index = node.empty() ? stream_index : node.mapped();
+          std::size_t index = stream_index;
+          if (skips) {
+            const auto node = positions.extract(stream_index);
+            index = node.empty() ? stream_index : node.mapped();
+          }
           outcome.totals.add(r);
           const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
