@@ -72,6 +72,15 @@ Lists of any length are read as the downloads go, so memory stays bounded. The r
 and each entry's "index" is its position in the input, from 0, URL arguments first. Files' SHA-256
 digests are computed only when a report is asked for.
 
+A list read from a file (-i FILE) keeps a run journal in DIR/.imgdl/: rerunning the same command
+skips what is done (successes and permanent failures such as 404) and fetches the rest;
+--retry-failed also fetches the transient failures again. A changed list or option is refused
+unless --force.
+
+--shard K/N splits one list over N processes (machines, Slurm array tasks, pods) by blocks of
+--shard-block URLs; each writes its own --report, and 'imgdl merge' joins the reports into the one a
+single run would have written ('imgdl merge --help'). See docs/scale.md.
+
 Exit status: 0 all ok (skips count as ok), 1 some failed, 2 usage or input error, 130 interrupted.
 Set NO_COLOR to disable colours.)";
 
@@ -246,6 +255,20 @@ ParseOutcome parse_command_line(int argc, char** argv) {
   app.add_option("--shard-size", shard_size, "Samples per WebDataset shard (default: 10000)")
       ->option_text("N")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
+  std::string shard;
+  auto* shard_opt =
+      app.add_option("--shard", shard,
+                     "Take only shard K of N of the list (K from 0), by blocks of --shard-block URLs: "
+                     "K/N, auto (from a Slurm array, Open MPI, PMI or a Slurm step), auto/N (also a "
+                     "Kubernetes Indexed Job's JOB_COMPLETION_INDEX)")
+          ->option_text("K/N|auto");
+  std::size_t shard_block = Shard::default_block_size;
+  auto* shard_block_opt =
+      app.add_option("--shard-block", shard_block,
+                     "URLs per block of --shard; with webdataset a multiple of --shard-size (default: " +
+                         std::to_string(Shard::default_block_size) + ")")
+          ->option_text("N")
+          ->check(CLI::Range(std::size_t{1}, std::numeric_limits<std::size_t>::max()));
   std::string min_size;
   app.add_option("--min-size", min_size, "Refuse images narrower or shorter than WxH (e.g. 256x256)")
       ->option_text("WxH")
@@ -268,6 +291,14 @@ ParseOutcome parse_command_line(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_flag("-k,--insecure", dl.insecure, "Do not verify TLS certificates (unsafe)");
 
+  app.add_flag("--retry-failed", settings.retry_failed,
+               "Rerunning a list: also fetch again the URLs an earlier run failed for a transient reason "
+               "(timeouts, connection errors, 5xx, ...)");
+  app.add_flag("--force", settings.force,
+               "Start a new run journal even though the list or options changed since the last run");
+  auto* no_journal_opt =
+      app.add_flag("--no-journal", settings.no_journal,
+                   "Keep no run journal (DIR/.imgdl/): a rerun then fetches the whole list again");
   std::string report_file;
   auto* report_opt = app.add_option("--report", report_file, "Write a JSON report of every URL to FILE")
                          ->option_text("FILE");
@@ -303,6 +334,15 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     if (settings.urls.empty() && input_opt->count() == 0) {
       throw CLI::ValidationError("no URLs: give URL arguments or --input FILE");
     }
+    if (shard_block_opt->count() > 0 && shard_opt->count() == 0)
+      throw CLI::ValidationError("--shard-block needs --shard");
+    // The journal is kept for a list read from a file: only that can be read again and checked.
+    if ((settings.retry_failed || settings.force) &&
+        (input_opt->count() == 0 || input == "-" || no_journal_opt->count() > 0 || settings.compare)) {
+      throw CLI::ValidationError(std::string(settings.retry_failed ? "--retry-failed" : "--force") +
+                                 " works on the run journal, kept only for a list read from a file "
+                                 "(-i FILE), without --no-journal and --compare");
+    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
       return app.exit(e);
@@ -332,6 +372,26 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     std::tie(dl.min_width, dl.min_height) = *parse_dimensions(min_size);
   if (output_format_opt->count() > 0 && output_format == "webdataset")
     settings.shard_size = shard_size;
+  if (shard_opt->count() > 0) {
+    try {
+      settings.shard = parse_shard(shard, shard_block);
+      settings.journal_id = settings.shard->id();  // each shard's run keeps its own journal
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "imgdl: " << e.what() << "\nRun 'imgdl --help' for usage.\n";
+      return exit_usage;
+    }
+    std::string conflict;
+    if (settings.compare)
+      conflict = "--shard does not combine with --compare";
+    else if (settings.shard_size && !settings.shard->fits_tar_shards(*settings.shard_size))
+      conflict = "--shard-block " + std::to_string(shard_block) + " is not a multiple of --shard-size " +
+                 std::to_string(*settings.shard_size) +
+                 ": each WebDataset tar must fall inside one block, or two shards would write it";
+    if (!conflict.empty()) {
+      std::cerr << "imgdl: " << conflict << "\nRun 'imgdl --help' for usage.\n";
+      return exit_usage;
+    }
+  }
   if (keep_cols_opt->count() > 0) {
     settings.table.keep_all_columns = false;
     std::string_view rest = keep_cols;
@@ -346,7 +406,10 @@ ParseOutcome parse_command_line(int argc, char** argv) {
 }
 
 UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidHandler on_invalid)
-    : positional_(settings.urls), errors_(errors), on_invalid_(std::move(on_invalid)) {
+    : positional_(settings.urls),
+      errors_(errors),
+      on_invalid_(std::move(on_invalid)),
+      shard_(settings.shard) {
   if (!settings.input)
     return;
   const std::string& input = *settings.input;
@@ -369,6 +432,8 @@ UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidH
   }
   keep_extras_ = !settings.compare;  // --compare reads the whole list first, and reports no columns
   auto on_error = [this](const UrlLineError& e) {
+    if (shard_ && !shard_->owns(positions_))
+      return;  // another shard's: the one that owns the next valid row's position reports it
     errors_ << "imgdl: " << display_ << ":" << e.line_number << ": skipped invalid line";
     if (!e.text.empty())
       errors_ << " \"" << e.text << "\"";
@@ -387,26 +452,35 @@ UrlSource::UrlSource(const AppSettings& settings, std::ostream& errors, InvalidH
 
 UrlSource::~UrlSource() = default;
 
-std::optional<std::string> UrlSource::next() {
-  if (next_positional_ < positional_.size())
-    return std::move(positional_[next_positional_++]);
-  if (!reader_)
-    return std::nullopt;
-  if (auto row = reader_->next()) {
-    if (keep_extras_ && (row->caption || !row->columns.empty()))
-      extras_.emplace(next_positional_ + pulled_,
-                      RowExtras{std::move(row->caption), std::move(row->columns)});
-    ++pulled_;
-    return std::move(row->url);
+std::optional<SourceUrl> UrlSource::next() {
+  for (;;) {
+    std::optional<std::string> url;
+    std::optional<RowExtras> extras;
+    if (next_positional_ < positional_.size()) {
+      url = std::move(positional_[next_positional_++]);
+    } else if (!reader_) {
+      return std::nullopt;
+    } else if (auto row = reader_->next()) {
+      url = std::move(row->url);
+      if (keep_extras_ && (row->caption || !row->columns.empty()))
+        extras = RowExtras{std::move(row->caption), std::move(row->columns)};
+    } else {
+      if (in_->bad() && read_error_.empty())
+        read_error_ = "cannot read '" + display_ + "': read error";
+      reader_.reset();  // the list has ended: never read past it again
+      return std::nullopt;
+    }
+    const std::size_t position = positions_++;
+    if (shard_ && !shard_->owns(position))
+      continue;  // another shard's
+    if (extras)
+      extras_.emplace(position, std::move(*extras));
+    return SourceUrl{position, std::move(*url)};
   }
-  if (in_->bad() && read_error_.empty())
-    read_error_ = "cannot read '" + display_ + "': read error";
-  reader_.reset();  // the list has ended: never read past it again
-  return std::nullopt;
 }
 
-std::optional<RowExtras> UrlSource::take_extras(std::size_t index) {
-  const auto it = extras_.find(index);
+std::optional<RowExtras> UrlSource::take_extras(std::size_t position) {
+  const auto it = extras_.find(position);
   if (it == extras_.end())
     return std::nullopt;
   RowExtras extras = std::move(it->second);

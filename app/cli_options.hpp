@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "imgdl/downloader.hpp"
+#include "imgdl/shard.hpp"
 #include "imgdl/url_list.hpp"
 #include "imgdl/url_table.hpp"
 
@@ -36,8 +37,15 @@ struct AppSettings {
   std::optional<std::string> input;       ///< -i FILE; "-" is stdin
   UrlTableOptions table;                  ///< --input-format, --url-col, --caption-col, --keep-cols
   std::optional<std::size_t> shard_size;  ///< --output-format webdataset: samples per shard
+  std::optional<Shard> shard;             ///< --shard K/N (or auto) and --shard-block: this process's share
   bool sequential = false;
   bool compare = false;
+  /// The run journal (.imgdl/journal-<journal_id> in the output directory), kept for a list read from a
+  /// file unless --no-journal; --retry-failed and --force are its flags.
+  bool no_journal = false;
+  bool retry_failed = false;
+  bool force = false;
+  std::string journal_id = "all";
   std::optional<std::filesystem::path> report_file;
   bool json = false;  ///< report on stdout, human output on stderr
   bool quiet = false;
@@ -64,12 +72,22 @@ struct RowExtras {
   std::vector<std::pair<std::string, std::string>> columns;
 };
 
+/// A URL of the list and its position in it (from 0, URL arguments first: the report's index).
+struct SourceUrl {
+  std::size_t position = 0;
+  std::string url;
+};
+
 /// The URLs of a run, pulled one at a time so a list of any length costs only its current row:
 /// the positional URLs first, then the rows of settings.input (a file, or stdin for "-": a list, CSV,
 /// TSV or JSON Lines, maybe compressed) read with imgdl::UrlTableReader. Each invalid row is printed
 /// on `errors` as "imgdl: FILE:LINE: skipped invalid line ...: MESSAGE" and passed to `on_invalid` as
 /// it is read. A row's caption and columns wait in take_extras() until its result is reported, so
 /// memory holds only the rows in flight.
+///
+/// With settings.shard, every URL of the input is still read and numbered (positions are the whole
+/// input's), but next() gives only the shard's (imgdl::Shard::owns), and an invalid row is printed
+/// and passed on only by the shard that owns the position the next valid row takes.
 class UrlSource {
  public:
   using InvalidHandler = std::function<void(const UrlLineError&)>;
@@ -81,11 +99,12 @@ class UrlSource {
   UrlSource(const UrlSource&) = delete;
   UrlSource& operator=(const UrlSource&) = delete;
 
-  /// The next URL, or nullopt at the end. A read error also ends the list (see read_error()).
-  std::optional<std::string> next();
+  /// The next URL (of the shard's, with one), or nullopt at the end. A read error also ends the list
+  /// (see read_error()).
+  std::optional<SourceUrl> next();
 
-  /// The caption and columns of the `index`-th URL next() gave (from 0), once; nullopt when it had none.
-  std::optional<RowExtras> take_extras(std::size_t index);
+  /// The caption and columns of the URL at `position`, once; nullopt when it had none.
+  std::optional<RowExtras> take_extras(std::size_t position);
 
   std::size_t invalid_count() const noexcept { return invalid_count_; }
   /// "cannot read 'FILE': read error" once reading failed mid-way; empty otherwise.
@@ -101,8 +120,11 @@ class UrlSource {
   std::istream* in_ = nullptr;
   std::unique_ptr<UrlTableReader> reader_;  // reset at the end of the list
   bool keep_extras_ = false;
-  std::size_t pulled_ = 0;
-  std::unordered_map<std::size_t, RowExtras> extras_;  // rows in flight with a caption or columns
+  std::optional<Shard> shard_;
+  std::size_t positions_ = 0;                             // URLs read so far, this shard's or not
+  std::size_t given_ = 0;                                 // URLs next() gave
+  std::unordered_map<std::size_t, RowExtras> extras_;     // rows in flight with a caption or columns
+  std::unordered_map<std::size_t, std::size_t> sharded_;  // with a shard: given index -> position
   std::size_t invalid_count_ = 0;
   std::string read_error_;
 };

@@ -181,8 +181,8 @@ struct CompareRow {
 RunOutcome run_compare(RunContext& ctx) {
   // Every row needs the whole list, so it is held in memory: lists for comparisons are small.
   std::vector<std::string> urls;
-  while (auto url = ctx.source.next())
-    urls.push_back(std::move(*url));
+  while (auto next = ctx.source.next())
+    urls.push_back(std::move(next->url));
   const std::size_t workers = ctx.options.max_workers.value_or(ThreadPoolExecutor::default_max_workers());
 
   // Timed in a scratch directory each, in this order: the baseline of the speedups first.

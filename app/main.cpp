@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <variant>
 #include <vector>
@@ -23,7 +24,9 @@
 #include "compare.hpp"
 #include "format.hpp"
 #include "imgdl/downloader.hpp"
+#include "imgdl/run_journal.hpp"
 #include "interrupt.hpp"
+#include "merge.hpp"
 #include "report.hpp"
 #include "runners.hpp"
 #include "terminal_output.hpp"
@@ -61,6 +64,53 @@ OutputStyle make_style(const AppSettings& s, std::FILE* out) {
   return style;
 }
 
+std::string_view format_name(InputFormat format) {
+  switch (format) {
+    case InputFormat::Auto:
+      return "auto";
+    case InputFormat::Lines:
+      return "lines";
+    case InputFormat::Csv:
+      return "csv";
+    case InputFormat::Tsv:
+      return "tsv";
+    case InputFormat::Jsonl:
+      return "jsonl";
+  }
+  return "auto";
+}
+
+/// What a rerun must share with the run that started the journal: the list (the file's checksum, and
+/// the URL arguments before it) and the options that change names or outcomes. Throws JournalError
+/// when the list cannot be read.
+JournalManifest journal_manifest(const AppSettings& s) {
+  JournalManifest m;
+  m.input_checksum = RunJournal::checksum_file(*s.input);
+  m.settings = journal_settings(s.download);
+  auto add = [&m](std::string name, std::string value) {
+    m.settings.emplace_back(std::move(name), std::move(value));
+  };
+  if (!s.urls.empty()) {
+    std::string joined;
+    for (const auto& url : s.urls)
+      joined += url + "\n";
+    add("url_arguments", RunJournal::checksum_text(joined));
+  }
+  add("output_format", s.shard_size ? "webdataset" : "files");
+  if (s.shard_size)
+    add("shard_size", std::to_string(*s.shard_size));
+  if (s.shard)  // the journal's name holds K and N; another block size would own other positions
+    add("shard_block", std::to_string(s.shard->block_size));
+  add("input_format", std::string(format_name(s.table.format)));
+  add("url_col", s.table.url_column);
+  add("caption_col", s.table.caption_column);
+  std::string keep = s.table.keep_all_columns ? "(all)" : "";
+  for (const auto& column : s.table.keep_columns)
+    keep += (keep.empty() ? "" : ",") + column;
+  add("keep_cols", keep);
+  return m;
+}
+
 int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   const auto start = Clock::now();
   std::FILE* human = settings.json ? stderr : stdout;
@@ -75,10 +125,14 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     const InputFormat format = settings.table.format == InputFormat::Auto
                                    ? input_format_for_name(*settings.input)
                                    : settings.table.format;
-    const auto lines =
-        style.bars && format == InputFormat::Lines ? count_list_lines(*settings.input) : std::nullopt;
+    // A shard takes blocks of the list's URLs, whose count the cheap pass cannot tell: no total.
+    const auto lines = style.bars && format == InputFormat::Lines && !settings.shard
+                           ? count_list_lines(*settings.input)
+                           : std::nullopt;
     planned = lines ? std::optional(*lines + settings.urls.size()) : std::nullopt;
   }
+  if (settings.shard)
+    planned.reset();
 
   std::optional<ReportWriter> report;
   std::optional<UrlSource> source;
@@ -105,7 +159,47 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     report.emplace(std::move(sinks));
   }
 
+  // The run journal, for a list read from a file: opened (locked, checked against its manifest) before
+  // anything is fetched, so a refusal costs nothing.
+  std::optional<RunJournal> journal;
+  // Only a regular file can be read twice (its checksum, then its rows): a pipe (`-i <(zcat ...)`),
+  // like stdin, keeps no journal.
+  std::error_code not_regular;
+  const bool regular_input = settings.input && *settings.input != "-" &&
+                             std::filesystem::is_regular_file(*settings.input, not_regular);
+  const bool journaled = regular_input && !settings.no_journal && !settings.compare && !settings.shard_size;
+  if (!journaled && (settings.retry_failed || settings.force) && !settings.shard_size) {
+    std::cerr
+        << "imgdl: --retry-failed and --force work on the run journal, kept only for a list read from a "
+           "regular file (-i FILE)\n";
+    return exit_usage;
+  }
+  if (journaled) {
+    try {
+      JournalOptions options;
+      options.output_dir = settings.download.output_dir;
+      options.id = settings.journal_id;
+      options.force = settings.force;
+      options.retry_failed = settings.retry_failed;
+      options.manifest = journal_manifest(settings);
+      journal.emplace(std::move(options));
+    } catch (const std::exception& e) {
+      std::cerr << "imgdl: " << e.what() << "\n";
+      return exit_usage;
+    }
+    if (planned)  // the bar counts what this run fetches
+      *planned -= std::min(*planned, journal->done_count());
+    if (journal->dropped_bytes() > 0)
+      std::cerr << "imgdl: " << journal->path().string() << ": dropped " << journal->dropped_bytes()
+                << " bytes of a record cut short (an earlier run was killed while writing it)\n";
+  } else if (settings.shard_size && (settings.retry_failed || settings.force)) {
+    std::cerr << "imgdl: --retry-failed and --force need the run journal, not kept yet with --output-format "
+                 "webdataset\n";
+    return exit_usage;
+  }
+
   RunContext ctx{settings.download, *source, report ? &*report : nullptr, *output, watcher, planned};
+  ctx.journal = journal ? &*journal : nullptr;
   ctx.options.observer = output;
   ctx.options.compute_sha256 = report.has_value();  // only the report shows digests
   if (settings.shard_size) {
@@ -116,6 +210,7 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     ctx.shard_size = settings.shard_size;
     ctx.options.compute_sha256 = true;  // each sample's JSON records it
   }
+  ctx.shard = settings.shard;
   RunOutcome outcome;
   try {
     outcome = settings.compare      ? run_compare(ctx)
@@ -130,6 +225,11 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   }
   Totals& totals = outcome.totals;
   totals.invalid_lines = source->invalid_count();
+  if (journal) {
+    journal->flush();
+    if (const std::string error = journal->error(); !error.empty())
+      std::cerr << "imgdl: run journal: " << error << " (a rerun will fetch the URLs it misses again)\n";
+  }
 
   const bool interrupted = watcher.interrupted();
   const bool all_ok = totals.all_ok() && outcome.other_runs_ok;
@@ -162,6 +262,8 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
 
 int main(int argc, char** argv) {
   using namespace imgdl::app;
+  if (argc > 1 && std::string_view(argv[1]) == "merge")
+    return run_merge(argc, argv);  // a subcommand of its own: no downloads, no signal handling
   try {
     // First, before any thread exists: every later thread inherits the blocked SIGINT/SIGTERM.
     InterruptWatcher watcher;

@@ -33,6 +33,13 @@ void Totals::add(const DownloadResult& r) {
   }
 }
 
+void Totals::add_earlier(const DownloadResult& r) {
+  add(r);
+  if (r.status == DownloadStatus::Ok)
+    bytes -= r.bytes;
+  ++earlier_run;
+}
+
 Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t invalid_lines,
                       double elapsed_s) {
   Totals t;
@@ -78,10 +85,30 @@ nlohmann::ordered_json to_json(const Totals& t) {
       {"host_unreachable", t.host_unreachable},
       {"cancelled", t.cancelled},
       {"invalid_lines", t.invalid_lines},
+      {"earlier_run", t.earlier_run},
       {"bytes", t.bytes},
       {"elapsed_s", t.elapsed_s},
       {"bytes_per_s", t.elapsed_s > 0 ? static_cast<double>(t.bytes) / t.elapsed_s : 0.0},
   };
+}
+
+nlohmann::ordered_json to_json(const Shard& shard) {
+  return {{"index", shard.index}, {"count", shard.count}, {"block_size", shard.block_size}};
+}
+
+std::string extras_json(const RowExtras& extras) {
+  if (!extras.caption && extras.columns.empty())
+    return {};
+  nlohmann::ordered_json json = nlohmann::ordered_json::object();
+  if (extras.caption)
+    json["caption"] = *extras.caption;
+  if (!extras.columns.empty()) {
+    nlohmann::ordered_json columns = nlohmann::ordered_json::object();
+    for (const auto& [name, value] : extras.columns)
+      columns[name] = value;
+    json["columns"] = std::move(columns);
+  }
+  return json.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::ofstream open_report_file(const std::filesystem::path& file) {
@@ -121,14 +148,16 @@ void ReportWriter::write(std::string_view text) {
     sink->write(text.data(), static_cast<std::streamsize>(text.size()));
 }
 
-void ReportWriter::begin(std::string_view mode, std::size_t workers,
-                         const std::filesystem::path& output_dir) {
-  const nlohmann::ordered_json head = {
+void ReportWriter::begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir,
+                         const std::optional<Shard>& shard) {
+  nlohmann::ordered_json head = {
       {"imgdl_version", std::string(imgdl::version())},
       {"mode", std::string(mode)},
       {"workers", workers},
       {"output_dir", output_dir.string()},
   };
+  if (shard)
+    head["shard"] = to_json(*shard);
   // The pretty-printed head without its closing "\n}", so the results array can follow.
   std::string text = dump(head, 2);
   text.resize(text.size() - 2);
@@ -147,12 +176,36 @@ void ReportWriter::add_result(std::size_t index, const DownloadResult& result, c
       entry["columns"] = std::move(columns);
     }
   }
+  add_result_text(dump(entry));
+}
+
+void ReportWriter::add_result_text(std::string_view json) {
+  write(std::string(element_prefix(results_++ == 0)) + std::string(json));
+}
+
+void ReportWriter::add_earlier_result(std::size_t index, const DownloadResult& result,
+                                      std::string_view extras_json) {
+  auto entry = to_json(result, index);
+  if (!extras_json.empty()) {
+    const auto extras = nlohmann::ordered_json::parse(extras_json, nullptr, false);
+    if (extras.is_object()) {
+      for (const char* key : {"caption", "columns"}) {
+        if (const auto it = extras.find(key); it != extras.end())
+          entry[key] = *it;
+      }
+    }
+  }
+  entry["earlier_run"] = true;
   write(std::string(element_prefix(results_++ == 0)) + dump(entry));
 }
 
 void ReportWriter::add_invalid_line(const UrlLineError& error) {
+  add_invalid_line_text(dump(to_json(error)));
+}
+
+void ReportWriter::add_invalid_line_text(std::string_view json) {
   const bool first = spill_ == nullptr && spill_fallback_.empty();
-  const std::string text = std::string(element_prefix(first)) + dump(to_json(error));
+  const std::string text = std::string(element_prefix(first)) + std::string(json);
   if (first && !spill_failed_)
     spill_ = std::tmpfile();  // deleted when closed, even if the process dies
   if (spill_ == nullptr) {

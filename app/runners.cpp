@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <stop_token>
+#include <unordered_map>
 #include <utility>
 
 #include "imgdl/download_image.hpp"
@@ -43,7 +44,12 @@ class StopOnInterrupt {
 double run_downloader(RunContext& ctx, const DownloadOptions& options, std::optional<std::size_t> files,
                       const std::function<void(Downloader&)>& body) {
   auto downloader = std::make_unique<Downloader>(options);
-  const StopOnInterrupt stop_on_interrupt(ctx, [d = downloader.get()] { d->cancel(); });
+  // SIGTERM is what a batch scheduler sends before it kills: the journal is written out at once.
+  const StopOnInterrupt stop_on_interrupt(ctx, [d = downloader.get(), journal = ctx.journal] {
+    d->cancel();
+    if (journal)
+      journal->flush();
+  });
   ctx.output.begin_run(files);
   const auto start = std::chrono::steady_clock::now();
   body(*downloader);
@@ -103,25 +109,57 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     shards.emplace(ctx.options.output_dir, *ctx.shard_size);
     options.output_dir = scratch_dir(ctx.options);
   }
+  RunJournal* const journal = ctx.journal;
   outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
-      ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir);
-    std::size_t pulled = 0;
+      ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir,
+                        ctx.shard);
+    if (journal) {
+      // Streamed from the file: the report of a long list's done rows takes no memory to build.
+      journal->for_each_done([&](const JournalEntry& e) {
+        outcome.totals.add_earlier(e.result);
+        if (ctx.report)
+          ctx.report->add_earlier_result(e.position, e.result, e.extra);
+      });
+    }
+    std::size_t pulled = 0;  // rows handed to the Downloader: its stream index
+    // With a journal or a shard, which skip positions, the Downloader's stream index -> input position
+    // of each URL in flight (without either, the two are equal).
+    const bool skips = journal != nullptr || ctx.shard.has_value();
+    std::unordered_map<std::size_t, std::size_t> positions;
     d.download_stream(
         [&]() -> std::optional<std::string> {
-          auto url = ctx.source.next();
-          if (url)
+          for (;;) {
+            auto next = ctx.watcher.interrupted() ? std::nullopt : ctx.source.next();
+            if (!next) {
+              ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
+              return std::nullopt;
+            }
+            // The whole list's position (with --shard, the source has skipped the other shards').
+            const std::size_t p = next->position;
+            if (journal && journal->done(p)) {
+              (void)ctx.source.take_extras(p);  // reported from the journal, as it was then
+              continue;
+            }
+            if (skips)
+              positions.emplace(pulled, p);
             ++pulled;
-          else
-            ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
-          return url;
+            return std::move(next->url);
+          }
         },
-        [&](std::size_t index, DownloadResult&& r) {
+        [&](std::size_t stream_index, DownloadResult&& r) {
+          std::size_t index = stream_index;
+          if (skips) {
+            const auto node = positions.extract(stream_index);
+            index = node.empty() ? stream_index : node.mapped();
+          }
           outcome.totals.add(r);
           const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
             ctx.report->add_result(index, r, extras ? &*extras : nullptr);
+          if (journal)
+            journal->record(index, r, extras ? extras_json(*extras) : std::string());
           if (shards) {
             static const std::vector<std::pair<std::string, std::string>> none;
             shards->add(index, r, extras ? extras->caption : std::nullopt, extras ? extras->columns : none);
@@ -129,6 +167,8 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
         },
         mode);
   });
+  if (journal)
+    journal->flush();
   if (shards) {
     shards->finish();
     std::error_code ignored;

@@ -13,6 +13,7 @@
 
 #include "cli_options.hpp"
 #include "imgdl/downloader.hpp"
+#include "imgdl/run_journal.hpp"
 #include "interrupt.hpp"
 #include "report.hpp"
 #include "terminal_output.hpp"
@@ -26,8 +27,12 @@ struct RunContext {
   ReportWriter* report = nullptr;  ///< null without --report and --json
   TerminalOutput& output;
   InterruptWatcher& watcher;
-  std::optional<std::size_t> planned;     ///< the overall bar's total, when known up front
+  std::optional<std::size_t> planned;     ///< the overall bar's total, when known up front (less done rows)
   std::optional<std::size_t> shard_size;  ///< WebDataset output: samples per shard
+  std::optional<Shard> shard;             ///< --shard: this process's share of the list, for the report
+  /// The run journal, when one is kept (a list from a file): done positions are not fetched but
+  /// reported from it, and each result is recorded in it.
+  RunJournal* journal = nullptr;
 };
 
 /// What a runner leaves for main(): the summary's totals and, from --compare, the table.
@@ -63,7 +68,8 @@ TimedRun run_list(RunContext& ctx, const DownloadOptions& options, const std::ve
 TimedRun run_thread_per_url(RunContext& ctx, const DownloadOptions& options,
                             const std::vector<std::string>& urls, std::size_t workers);
 
-/// --sequential: one transfer at a time, in input order, streamed.
+/// --sequential: one transfer at a time, in input order, streamed. With a journal, the positions an
+/// earlier run finished are reported from it first (marked earlier_run) and skipped in the list.
 RunOutcome run_sequential(RunContext& ctx);
 /// The default: the list streamed through the pool, URLs pulled as transfer slots free up, so memory
 /// does not grow with the list.

@@ -112,7 +112,10 @@ void TerminalOutput::print_summary(const Totals& t, bool interrupted) {
     s += ", " + paint(sgr_red,
                       std::to_string(t.invalid_lines) + " invalid line" + (t.invalid_lines == 1 ? "" : "s"));
   }
-  s += " (" + std::to_string(t.urls) + " URL" + (t.urls == 1 ? "" : "s") + "); ";
+  s += " (" + std::to_string(t.urls) + " URL" + (t.urls == 1 ? "" : "s");
+  if (t.earlier_run > 0)
+    s += ", " + std::to_string(t.earlier_run) + " of them done by an earlier run";
+  s += "); ";
   s += format_bytes(t.bytes) + " in " + format_seconds(t.elapsed_s) + " s (" +
        format_rate(static_cast<double>(t.bytes), t.elapsed_s) + ")";
   print(s);

@@ -23,6 +23,9 @@ for group in "$@"; do
     bench) packages+=(curl wget2 aria2 python3 time libboost-dev nginx-light openssl ca-certificates) ;;
     # lintian: Debian's checks of the .deb files (docs/packaging.md), by hand before a release.
     package) packages+=(lintian) ;;
+    # slurmctld, slurmd and the client commands (sbatch, squeue, scontrol): tests/slurm runs a
+    # one-node cluster on 127.0.0.1 with them.
+    slurm) packages+=(slurm-wlm) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-dev}"
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh slurm   # the base list and Slurm, for tests/slurm
 cmake --preset "$preset"
 cmake --build --preset "$preset"
 ctest --preset "$preset"

@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
+import urllib.request
 
 ANSI = re.compile(r"\x1b\[")
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -61,6 +63,11 @@ def run_imgdl(args, cwd, stdin_text=None, env=None, timeout=30):
 def write_list(path, urls):
     with open(path, "w") as f:
         f.write("".join(u + "\n" for u in urls))
+
+
+def output_files(directory):
+    """The entries of an output directory but the run journal's `.imgdl`, sorted."""
+    return sorted(name for name in os.listdir(directory) if name != ".imgdl")
 
 
 def sha256_of(path):
@@ -228,8 +235,8 @@ def scenario_all_ok(tmp):
     totals = report["totals"]
     check(totals["urls"] == 5 and totals["ok"] == 5 and totals["failed"] == 0 and totals["bytes"] == 250000,
           "report totals", totals)
-    check(sorted(os.listdir(os.path.join(tmp, "downloads"))) == sorted(SEED_NAMES), "unexpected files",
-          os.listdir(os.path.join(tmp, "downloads")))
+    check(sorted(output_files(os.path.join(tmp, "downloads"))) == sorted(SEED_NAMES), "unexpected files",
+          output_files(os.path.join(tmp, "downloads")))
 
 
 def scenario_some_failed(tmp):
@@ -248,8 +255,8 @@ def scenario_some_failed(tmp):
           and r404["sha256"] == "", "404 entry", r404)
     check(by_url[urls[2]]["error"] == "not_image", "html entry", by_url[urls[2]])
     check(report["exit_code"] == 1 and report["totals"]["failed"] == 2, "report totals", report["totals"])
-    check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["good.jpg"], "only good.jpg should exist",
-          os.listdir(os.path.join(tmp, "out")))
+    check(sorted(output_files(os.path.join(tmp, "out"))) == ["good.jpg"], "only good.jpg should exist",
+          output_files(os.path.join(tmp, "out")))
 
 
 def scenario_skips_are_ok(tmp):
@@ -261,7 +268,7 @@ def scenario_skips_are_ok(tmp):
     check(code == 0, f"a run where everything is skipped exited {code}, expected 0", out, err)
     check(len(re.findall(r"^\S+ skipped", out, re.M)) == 2, "expected two 'skipped' lines", out)
     check(re.search(r"^Done: 0 ok, 2 skipped, 0 failed", out, re.M), "no summary with 2 skipped", out)
-    check(len(os.listdir(os.path.join(tmp, "out"))) == 2, "skip created new files", os.listdir(os.path.join(tmp, "out")))
+    check(len(output_files(os.path.join(tmp, "out"))) == 2, "skip created new files", output_files(os.path.join(tmp, "out")))
 
 
 def scenario_compare(tmp):
@@ -305,7 +312,7 @@ def scenario_compare(tmp):
     check(report["compare"]["ideal_pooled"]["workers"] == 5, "report ideal_pooled", report["compare"])
     check(len(report["compare"]["sequential_results"]) == 5, "report sequential_results")
     check_files_match_report(report, tmp)
-    files = sorted(os.listdir(os.path.join(tmp, "downloads")))
+    files = sorted(output_files(os.path.join(tmp, "downloads")))
     check(not any(f.startswith(".imgdl-compare") for f in files), "the scratch directory was left behind", files)
     check(open(os.path.join(tmp, "downloads", SEED_NAMES[0]), "rb").read() == b"mine", "an existing file was replaced")
     renamed = "Python_bivittatus_1701.1.jpg"
@@ -327,7 +334,7 @@ def seed_existing(directory, names):
 
 
 def directory_digests(directory):
-    return {name: sha256_of(os.path.join(directory, name)) for name in os.listdir(directory)}
+    return {name: sha256_of(os.path.join(directory, name)) for name in output_files(directory)}
 
 
 def outcomes_by_url(report):
@@ -345,7 +352,7 @@ def plain_and_compared(tmp, server_urls, existing, flags):
                                    tmp)
         check(code == 0, f"the {name} run exited {code}", out, err)
         reports.append(json.load(open(os.path.join(tmp, name + ".json"))))
-        files = os.listdir(os.path.join(tmp, name))
+        files = output_files(os.path.join(tmp, name))
         check(not any(f.startswith(".imgdl-compare") for f in files), "a scratch directory was left behind", files)
     return reports
 
@@ -356,7 +363,7 @@ def check_compare_kept_what_a_plain_run_keeps(tmp, plain, compared):
           outcomes_by_url(plain), outcomes_by_url(compared))
     check(directory_digests(os.path.join(tmp, "compared")) == directory_digests(os.path.join(tmp, "plain")),
           "--compare left another output directory than a plain pooled run",
-          sorted(os.listdir(os.path.join(tmp, "plain"))), sorted(os.listdir(os.path.join(tmp, "compared"))))
+          sorted(output_files(os.path.join(tmp, "plain"))), sorted(output_files(os.path.join(tmp, "compared"))))
 
 
 def scenario_compare_naming(tmp):
@@ -404,8 +411,8 @@ def scenario_stdin(tmp):
         urls = seed_urls(server)
         code, out, err = run_imgdl(["-i", "-", "-o", "out"], tmp, stdin_text="# from a pipe\n\n" + "\n".join(urls) + "\n")
     check(code == 0, f"exited {code}", out, err)
-    check(sorted(os.listdir(os.path.join(tmp, "out"))) == sorted(SEED_NAMES), "stdin URLs not all downloaded",
-          os.listdir(os.path.join(tmp, "out")))
+    check(sorted(output_files(os.path.join(tmp, "out"))) == sorted(SEED_NAMES), "stdin URLs not all downloaded",
+          output_files(os.path.join(tmp, "out")))
 
 
 def scenario_invalid_lines(tmp):
@@ -419,8 +426,8 @@ def scenario_invalid_lines(tmp):
     for n in (4, 5, 7):
         check(re.search(rf"^imgdl: list\.txt:{n}: skipped invalid line ", err, re.M), f"line {n} not reported", err)
     check(not re.search(r"list\.txt:(1|2|3|6):", err), "a valid, blank or comment line was reported", err)
-    check(sorted(os.listdir(os.path.join(tmp, "out"))) == sorted(SEED_NAMES[:2]), "the valid lines were not downloaded",
-          os.listdir(os.path.join(tmp, "out")))
+    check(sorted(output_files(os.path.join(tmp, "out"))) == sorted(SEED_NAMES[:2]), "the valid lines were not downloaded",
+          output_files(os.path.join(tmp, "out")))
     check(re.search(r"^Done: 2 ok, 0 skipped, 0 failed, 3 invalid lines \(2 URLs\)", out, re.M), "summary", out)
     report = json.load(open(os.path.join(tmp, "r.json")))
     check([e["line"] for e in report["invalid_lines"]] == [4, 5, 7], "report invalid_lines", report["invalid_lines"])
@@ -454,8 +461,8 @@ def scenario_image_checks(tmp):
                         out, re.M), "the wide image was not filtered", out)
         check("FAILED cut.png: incomplete image: PNG ends before its IEND chunk (cut at 5000 bytes)" in out,
               "the cut image was not refused as incomplete", out)
-        check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["a.jpg"], "only the whole image may be kept",
-              os.listdir(os.path.join(tmp, "out")))
+        check(sorted(output_files(os.path.join(tmp, "out"))) == ["a.jpg"], "only the whole image may be kept",
+              output_files(os.path.join(tmp, "out")))
         report = json.load(open(os.path.join(tmp, "report.json")))
         by_name = {r["url"].split("/")[-1].split("?")[0]: r for r in report["results"]}
         check(by_name["a.jpg"]["width"] == 1 and by_name["a.jpg"]["format"] == "jpeg", "a.jpg's size", by_name)
@@ -482,13 +489,22 @@ def scenario_table_input(tmp):
         check("list.csv.gz:3: skipped invalid line \"not a url\"" in err, "bad URL row not reported", err)
         check("list.csv.gz:6: skipped invalid line: unterminated quoted field" in err,
               "unterminated quote not reported with its line", err)
-        check(sorted(os.listdir(os.path.join(tmp, "out"))) == ["a.jpg", "b.png", "c.gif"], "files",
-              os.listdir(os.path.join(tmp, "out")))
+        check(sorted(output_files(os.path.join(tmp, "out"))) == ["a.jpg", "b.png", "c.gif"], "files",
+              output_files(os.path.join(tmp, "out")))
         report = json.load(open(os.path.join(tmp, "report.json")))
         rows = sorted(report["results"], key=lambda r: r["index"])
         check([r.get("caption") for r in rows] == ['a cat, "Tom"', "two\nlines", "last"], "captions", rows)
         check([r.get("columns") for r in rows] == [{"lang": "en"}, {"lang": "de"}, {"lang": "en"}], "columns", rows)
         check([e["line"] for e in report["invalid_lines"]] == [3, 6], "invalid lines", report["invalid_lines"])
+        # Rerun: the rows come back from the run journal with their captions and columns, nothing is fetched.
+        before = server_hits(server)
+        code, out, err = run_imgdl(["-i", "list.csv.gz", "--caption-col", "caption", "--keep-cols", "lang",
+                                    "-o", "out", "--report", "rerun.json"], tmp)
+        check(code == 1 and server_hits(server) == before, f"the rerun exited {code} or fetched again", out, err)
+        rerun = json.load(open(os.path.join(tmp, "rerun.json")))
+        check(sorted(rerun["results"], key=lambda r: r["index"]) == [dict(r, earlier_run=True) for r in rows],
+              "the rerun's rows differ from the first run's", rerun["results"], rows)
+        check([e["line"] for e in rerun["invalid_lines"]] == [3, 6], "the rerun's invalid lines", rerun["invalid_lines"])
 
         with open(os.path.join(tmp, "list.jsonl"), "w") as f:
             f.write(json.dumps({"url": a, "caption": "cat", "w": 640}) + "\n[1]\n")
@@ -578,6 +594,133 @@ def scenario_sigint(tmp):
     check(all(r["status"] == "cancelled" for r in report["results"]), "not all cancelled", report["results"])
 
 
+def server_hits(server):
+    """The test server's requests per path so far (its /hits route, which is left out)."""
+    with urllib.request.urlopen(server.url("/hits"), timeout=10) as response:
+        hits = json.loads(response.read().decode(errors="replace"))
+    hits.pop("/hits", None)
+    return hits
+
+
+def hits_since(before, after, paths):
+    return {p: after.get(p, 0) - before.get(p, 0) for p in paths}
+
+
+def scenario_resume(tmp):
+    """A run stopped by SIGTERM mid-list, rerun: the server's counters show the rerun fetches nothing that
+    had finished and everything that had not; --retry-failed fetches only the transient failures again."""
+    with Server(tmp, threads=16) as server:  # threads to spare for /hits while imgdl's connections wait
+        fast = [f"/img/f{i}.jpg" for i in range(6)]
+        slow = [f"/img/s{i}.jpg" for i in range(3)]
+        urls = ([server.url(p + "?size=3000") for p in fast] + [server.url("/status/404"),
+                server.url("/flaky/t.jpg?fails=1&size=3000")] +
+                [server.url(p + "?size=3000&latency_ms=4000") for p in slow])
+        write_list(os.path.join(tmp, "list.txt"), urls)
+        paths = fast + ["/status/404", "/flaky/t.jpg"] + slow
+        command = ["-i", "list.txt", "-o", "out", "-j", "4", "--retries", "0", "-q"]
+        proc = subprocess.Popen([ARGS.imgdl] + command + ["--report", "r1.json"], cwd=tmp, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Stopped once the first eight have ended and the three slow ones are waiting for their answers.
+        deadline = time.monotonic() + 20 * SLACK
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise CheckFailed("imgdl ended before it was stopped: " + proc.stderr.read().decode(errors="replace"))
+            hits = server_hits(server)
+            out_dir = os.path.join(tmp, "out")
+            if all(hits.get(p, 0) == 1 for p in paths) and os.path.isdir(out_dir) and len(output_files(out_dir)) == 6:
+                break
+            time.sleep(0.05)
+        else:
+            raise CheckFailed("the list did not reach its slow URLs in time")
+        # A second run on the same output directory is refused while this one holds the journal.
+        code, out, err = run_imgdl(command, tmp)
+        check(code == 2 and "in use by another imgdl run" in err, f"a second run exited {code}", out, err)
+        check(server_hits(server) == hits, "the refused run fetched something", hits, server_hits(server))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10 * SLACK)
+        check(proc.returncode == 143, f"exited {proc.returncode} after SIGTERM, expected 143", out, err)
+        first = server_hits(server)
+        report = json.load(open(os.path.join(tmp, "r1.json")))
+        check(sorted(r["status"] for r in report["results"]).count("cancelled") == 3, "the slow ones were not cancelled",
+              report["results"])
+
+        code, out, err = run_imgdl(command + ["--report", "r2.json"], tmp)
+        second = server_hits(server)
+        check(code == 1, f"the rerun exited {code}, expected 1 (the 404 is still a failure)", out, err)
+        check(hits_since(first, second, paths) == {p: int(p in slow) for p in paths},
+              "the rerun fetched something that had finished, or not everything that had not",
+              hits_since(first, second, paths))
+        report = json.load(open(os.path.join(tmp, "r2.json")))
+        rows = {r["index"]: r for r in report["results"]}
+        check(sorted(rows) == list(range(len(urls))), "the rerun's report does not cover every row", sorted(rows))
+        check(all(rows[i].get("earlier_run") is True for i in range(8)) and
+              all("earlier_run" not in rows[i] for i in range(8, 11)), "earlier_run marks the wrong rows", rows)
+        check(rows[6]["http_status"] == 404 and rows[7]["error"] == "http_status" and rows[7]["http_status"] == 503,
+              "the failures were not reported as the first run saw them", rows[6], rows[7])
+        check(all(rows[i]["path"] == os.path.join("out", f"f{i}.jpg") and rows[i]["sha256"] for i in range(6)),
+              "the done rows lost their paths or digests", rows)
+        totals = report["totals"]
+        check((totals["urls"], totals["ok"], totals["failed"], totals["earlier_run"]) == (11, 9, 2, 8),
+              "the rerun's totals do not cover the whole list", totals)
+        check_files_match_report(report, tmp)
+        check(output_files(os.path.join(tmp, "out")) == sorted(p.split("/")[-1] for p in fast + slow),
+              "files", output_files(os.path.join(tmp, "out")))
+
+        code, out, err = run_imgdl(command + ["--retry-failed", "--report", "r3.json"], tmp)
+        third = server_hits(server)
+        check(code == 1, f"--retry-failed exited {code}", out, err)
+        check(hits_since(second, third, paths) == {p: int(p == "/flaky/t.jpg") for p in paths},
+              "--retry-failed fetched something other than the transient failure", hits_since(second, third, paths))
+        report = json.load(open(os.path.join(tmp, "r3.json")))
+        check((report["totals"]["ok"], report["totals"]["failed"], report["totals"]["earlier_run"]) == (10, 1, 10),
+              "--retry-failed's totals", report["totals"])
+
+        code, out, err = run_imgdl(command[:-1], tmp)  # with the summary
+        check(code == 1 and hits_since(third, server_hits(server), paths) == {p: 0 for p in paths},
+              "a rerun of a finished list fetched something", out, err)
+        check("(11 URLs, 11 of them done by an earlier run)" in out, "the summary does not say what was done before",
+              out)
+
+
+def scenario_resume_refusals(tmp):
+    """A changed list or option is refused before any fetch, unless --force; stdin keeps no journal."""
+    with Server(tmp) as server:
+        urls = [server.url(f"/img/r{i}.jpg?size=2000") for i in range(3)]
+        write_list(os.path.join(tmp, "list.txt"), urls)
+        command = ["-i", "list.txt", "-o", "out", "-q"]
+        code, out, err = run_imgdl(command, tmp)
+        check(code == 0, f"the first run exited {code}", out, err)
+        before = server_hits(server)
+        write_list(os.path.join(tmp, "list.txt"), urls + [server.url("/img/r3.jpg?size=2000")])
+        code, out, err = run_imgdl(command, tmp)
+        check(code == 2 and "the list is not the same" in err and "--force" in err,
+              f"a changed list was not refused clearly (exit {code})", err)
+        write_list(os.path.join(tmp, "list.txt"), urls)
+        code, out, err = run_imgdl(command + ["--no-clobber"], tmp)
+        check(code == 2 and "on_exists was rename, now skip" in err, f"a changed option was not refused (exit {code})",
+              err)
+        check(server_hits(server) == before, "a refused run fetched something", before, server_hits(server))
+        code, out, err = run_imgdl(command + ["--force"], tmp)
+        check(code == 0, f"--force exited {code}", out, err)
+        check(hits_since(before, server_hits(server), [f"/img/r{i}.jpg" for i in range(3)]) ==
+              {f"/img/r{i}.jpg": 1 for i in range(3)}, "--force did not start over", server_hits(server))
+        # A list on stdin cannot be read again: no journal, and the journal's flags are usage errors.
+        code, out, err = run_imgdl(["-i", "-", "-o", "piped", "-q"], tmp, stdin_text="\n".join(urls) + "\n")
+        check(code == 0 and not os.path.exists(os.path.join(tmp, "piped", ".imgdl")), "stdin kept a journal", err)
+        code, out, err = run_imgdl(["-i", "-", "-o", "piped", "--retry-failed"], tmp, stdin_text=urls[0] + "\n")
+        check(code == 2 and "-i FILE" in err, f"--retry-failed on stdin exited {code}", err)
+        # Nor does a pipe by name (as `-i <(zcat list.gz)`): reading it for a checksum would consume the list.
+        fifo = os.path.join(tmp, "list.fifo")
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=lambda: open(fifo, "w").write("\n".join(urls) + "\n"))
+        writer.start()
+        code, out, err = run_imgdl(["-i", fifo, "-o", "fifo_out", "--report", "fifo.json"], tmp)
+        writer.join()
+        check(code == 0 and len(json.load(open(os.path.join(tmp, "fifo.json")))["results"]) == 3,
+              f"a list from a pipe was not read whole (exit {code})", out, err)
+        check(not os.path.exists(os.path.join(tmp, "fifo_out", ".imgdl")), "a pipe kept a journal")
+
+
 def scenario_memory_bounded(tmp):
     # A long list streams: memory must not grow with it (the whole list and every result used to be
     # held, ~1.2 KiB a URL). Fewer URLs under a sanitizer, whose own memory makes RSS meaningless.
@@ -602,7 +745,23 @@ def scenario_memory_bounded(tmp):
           f"the report does not hold {count} results with distinct indexes 0..{count - 1}",
           len(report["results"]), len(indexes))
     check(report["totals"]["ok"] == count and report["exit_code"] == 0, "report totals", report["totals"])
-    check(len(os.listdir(os.path.join(tmp, "out"))) == count, "not every file was downloaded")
+    check(len(output_files(os.path.join(tmp, "out"))) == count, "not every file was downloaded")
+    # Rerun with the server gone: every row is done, so nothing is fetched (a fetch would fail), and every
+    # row is reported from the run journal, streamed, in the same bounded memory.
+    proc = subprocess.run([time_bin, "-f", "%M", "-o", "rss2.txt", ARGS.imgdl, "-i", "list.txt", "-o", "out", "-j",
+                           "32", "-q", "--report", "r2.json"], cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=120)
+    err = proc.stderr.decode(errors="replace")
+    check(proc.returncode == 0, f"the rerun exited {proc.returncode}", err[-2000:])
+    rss_kib = int(open(os.path.join(tmp, "rss2.txt")).read().split()[-1])
+    print(f"{count} URLs rerun from the journal: peak RSS {rss_kib / 1024:.1f} MiB")
+    if not sanitizer:
+        check(rss_kib <= 64 * 1024, f"peak RSS {rss_kib / 1024:.1f} MiB rerunning {count} URLs, bound 64 MiB")
+    report = json.load(open(os.path.join(tmp, "r2.json")))
+    check(len(report["results"]) == count and {r["index"] for r in report["results"]} == set(range(count)) and
+          all(r["earlier_run"] for r in report["results"]), "the rerun's report does not hold every row from the journal")
+    check(report["totals"]["earlier_run"] == count and report["totals"]["ok"] == count, "rerun totals",
+          report["totals"])
 
 
 def run_in_pty(args, cwd, env_extra, columns=100, rows=30, timeout=30):
@@ -704,7 +863,7 @@ def scenario_tls_untrusted(tmp):
     check(result["error"] == "tls" and "--cacert FILE" in result["message"] and "--insecure" in result["message"],
           "the report's entry", result)
     check(result["http_version"] == "", "no response, no HTTP version", result)
-    check(not os.listdir(os.path.join(tmp, "out")), "nothing should be written", os.listdir(os.path.join(tmp, "out")))
+    check(not output_files(os.path.join(tmp, "out")), "nothing should be written", output_files(os.path.join(tmp, "out")))
 
 
 def scenario_tls_cacert(tmp):
@@ -749,7 +908,7 @@ def scenario_tls_bad_certs(tmp):
     check(code == 1, f"exited {code} without --insecure, expected 1", out, err)
     for r in json.load(open(os.path.join(tmp, "refused.json")))["results"]:
         check(r["status"] == "failed" and r["error"] == "tls", "a bad certificate must fail as tls", r)
-    check(not os.listdir(os.path.join(tmp, "refused")), "nothing should be written")
+    check(not output_files(os.path.join(tmp, "refused")), "nothing should be written")
     code, out, err = accepted
     check(code == 0, f"exited {code} with --insecure, expected 0", out, err)
     report = json.load(open(os.path.join(tmp, "accepted.json")))
@@ -758,7 +917,190 @@ def scenario_tls_bad_certs(tmp):
           "--insecure accepts them", report["results"])
 
 
+def comparable_report(report):
+    """A report without what differs between two runs of one list: timings, and the results' order."""
+    results = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in sorted(report["results"],
+                                                                                  key=lambda r: r["index"])]
+    totals = {k: v for k, v in report["totals"].items() if k not in ("elapsed_s", "bytes_per_s")}
+    return {"results": results, "invalid_lines": report["invalid_lines"], "totals": totals,
+            "interrupted": report["interrupted"], "exit_code": report["exit_code"]}
+
+
+def files_with_digests(directory):
+    """Each file of an output directory (not the run journal's .imgdl) with its SHA-256."""
+    return {name: sha256_of(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
+            if name != ".imgdl"}
+
+
+def scenario_shard_bad_values(tmp):
+    """Bad --shard values are usage errors (exit 2) before anything is fetched: the URL's host would
+    refuse the connection, which would be exit 1."""
+    env = {k: "" for k in ("SLURM_ARRAY_TASK_ID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID",
+                           "JOB_COMPLETION_INDEX")}
+    cases = [
+        (["--shard", "4/4"], "shard 4 is not below the shard count 4 (shards are numbered from 0: 0/4 to 3/4)"),
+        (["--shard", "0/0"], "the shard count must be at least 1"),
+        (["--shard", "1of4"], "not K/N, auto or auto/N"),
+        (["--shard", "-1/4"], "not K/N, auto or auto/N"),
+        (["--shard", "auto"], "no shard in the environment"),
+        (["--shard", "0/2", "--shard-block", "0"], "--shard-block"),
+        (["--shard-block", "10"], "--shard-block needs --shard"),
+        (["--shard", "0/2", "--compare"], "--shard does not combine with --compare"),
+        (["--shard", "0/2", "--output-format", "webdataset", "--shard-size", "3000"],
+         "--shard-block 10000 is not a multiple of --shard-size 3000"),
+    ]
+    for args, message in cases:
+        code, out, err = run_imgdl(args + ["http://127.0.0.1:1/a.jpg", "-o", "out"], tmp, env=env)
+        check(code == 2, f"imgdl {' '.join(args)} exited {code}, expected 2", out, err)
+        check(message in err, f"imgdl {' '.join(args)}: no clear message ({message!r})", err)
+        check(not os.path.exists(os.path.join(tmp, "out")), f"imgdl {' '.join(args)} created the output directory")
+    code, out, err = run_imgdl(["--shard", "auto", "http://127.0.0.1:1/a.jpg", "-o", "out"], tmp,
+                               env=dict(env, JOB_COMPLETION_INDEX="1"))
+    check(code == 2 and "use --shard auto/N" in err, "a Kubernetes index without N is not refused clearly", err)
+
+
+def scenario_shard_split_and_merge(tmp):
+    """Three shards of a list (invalid lines, comments, a 404 among the images), blocks of 2 URLs, each
+    with its report; `imgdl merge` joins them into the report a single run writes, and the files are
+    the single run's."""
+    with Server(tmp) as server:
+        lines = [server.url(f"/img/p{i:02d}.jpg?size={500 + 11 * i}") for i in range(13)]
+        lines[4] = server.url("/status/404")
+        lines.insert(6, "ftp://nope/x.jpg")
+        lines.insert(2, "# comment")
+        lines.insert(9, "")
+        lines.append("also not a url")
+        for d in ("one", "many"):
+            os.makedirs(os.path.join(tmp, d))
+            write_list(os.path.join(tmp, d, "list.txt"), lines)
+        common = ["-i", "list.txt", "-o", "out", "-q", "--retries", "0"]
+        code, out, err = run_imgdl(common + ["--report", "report.json"], os.path.join(tmp, "one"))
+        check(code == 1, f"the single run exited {code}, expected 1", out, err)
+        many = os.path.join(tmp, "many")
+        for k in range(3):
+            code, out, err = run_imgdl(common + ["--shard", f"{k}/3", "--shard-block", "2", "--report",
+                                                 f"shard-{k}.json"], many)
+            check(code in (0, 1), f"shard {k}/3 exited {code}", out, err)
+            report = json.load(open(os.path.join(many, f"shard-{k}.json")))
+            check(report["shard"] == {"index": k, "count": 3, "block_size": 2}, "a shard's report names its shard",
+                  report.get("shard"))
+            # Positions are the whole list's: shard k holds blocks k, k + 3, ... of 2 positions.
+            check(all((r["index"] // 2) % 3 == k for r in report["results"]), f"shard {k}'s positions",
+                  [r["index"] for r in report["results"]])
+        shard_reports = [f"shard-{k}.json" for k in range(3)]
+        code, out, err = run_imgdl(["merge"] + shard_reports + ["--report", "report.json"], many)
+    check(code == 1, f"imgdl merge exited {code}, expected the single run's 1", out, err)
+    expected = comparable_report(json.load(open(os.path.join(tmp, "one", "report.json"))))
+    merged = json.load(open(os.path.join(many, "report.json")))
+    check([r["index"] for r in merged["results"]] == list(range(13)), "merged results are not in input order",
+          [r["index"] for r in merged["results"]])
+    check("shard" not in merged, "the merged report still names a shard", merged.get("shard"))
+    check(comparable_report(merged) == expected, "the merged report differs from the single run's",
+          json.dumps(comparable_report(merged))[:3000], json.dumps(expected)[:3000])
+    check(expected["totals"]["invalid_lines"] == 2 and expected["totals"]["failed"] == 1, "the list's totals",
+          expected["totals"])
+    check(files_with_digests(os.path.join(many, "out")) == files_with_digests(os.path.join(tmp, "one", "out")),
+          "the shards' files are not the single run's (names and sha256)")
+    # A sort buffer far smaller than the reports spills sorted runs to disk and merges them: same report.
+    code, out, err = run_imgdl(["merge", "--sort-buffer", "1K"] + shard_reports + ["--report", "small.json"], many)
+    check(code == 1, f"imgdl merge --sort-buffer 1K exited {code}", out, err)
+    check(comparable_report(json.load(open(os.path.join(many, "small.json")))) == expected,
+          "a merge sorted on disk differs")
+    # On stdout, and in any order of its arguments.
+    code, out, err = run_imgdl(["merge"] + shard_reports[::-1], many)
+    check(code == 1 and comparable_report(json.loads(out)) == expected, "a merge on stdout differs", err)
+
+
+def scenario_shard_webdataset(tmp):
+    """WebDataset shards written by two processes (blocks of 4 URLs, tars of 2 samples) are numbered
+    globally and never collide: together they are the single run's tars."""
+    import tarfile
+    with Server(tmp) as server:
+        urls = [server.url(f"/img/w{i}.jpg?size={300 + i}") for i in range(11)]
+        for d in ("one", "many"):
+            os.makedirs(os.path.join(tmp, d))
+            write_list(os.path.join(tmp, d, "list.txt"), urls)
+        common = ["-i", "list.txt", "-o", "out", "-q", "--output-format", "webdataset", "--shard-size", "2"]
+        code, out, err = run_imgdl(common, os.path.join(tmp, "one"))
+        check(code == 0, f"the single run exited {code}", out, err)
+        for k in range(2):
+            code, out, err = run_imgdl(common + ["--shard", f"{k}/2", "--shard-block", "4"], os.path.join(tmp, "many"))
+            check(code == 0, f"shard {k}/2 exited {code}", out, err)
+    one, many = os.path.join(tmp, "one", "out"), os.path.join(tmp, "many", "out")
+    check(sorted(os.listdir(many)) == sorted(os.listdir(one)), "the two processes' tars are not the single run's",
+          sorted(os.listdir(many)), sorted(os.listdir(one)))
+    for name in sorted(os.listdir(one)):
+        if name.endswith(".tar"):
+            with tarfile.open(os.path.join(one, name)) as a, tarfile.open(os.path.join(many, name)) as b:
+                check(sorted(a.getnames()) == sorted(b.getnames()), f"{name} holds other samples",
+                      a.getnames(), b.getnames())
+
+
+def scenario_merge_refusals(tmp):
+    """imgdl merge refuses, with exit 2 and no merged file, what cannot make one run's report."""
+    def shard_report(name, k, n, indexes, block=1):
+        results = [{"url": f"http://h/{i}.jpg", "path": f"out/{i}.jpg", "status": "ok", "bytes": 1, "error": "none",
+                    "index": i} for i in indexes]
+        report = {"imgdl_version": "0", "mode": "pooled", "workers": 1, "output_dir": "out",
+                  "results": results, "invalid_lines": [], "totals": {"elapsed_s": 1.0}, "interrupted": False,
+                  "exit_code": 0}
+        if k is not None:
+            report["shard"] = {"index": k, "count": n, "block_size": block}
+        with open(os.path.join(tmp, name), "w") as f:
+            json.dump(report, f)
+    shard_report("a.json", 0, 2, [0, 2, 4])
+    shard_report("b.json", 1, 2, [1, 3])
+    shard_report("a3.json", 0, 3, [0, 3])
+    shard_report("whole.json", None, None, [0, 1, 2])
+    shard_report("wrong.json", 1, 2, [1, 2])
+    shard_report("other.json", None, None, [2, 5])
+    with open(os.path.join(tmp, "cut.json"), "w") as f:
+        f.write(open(os.path.join(tmp, "a.json")).read()[:60])
+    with open(os.path.join(tmp, "list.json"), "w") as f:
+        f.write("[1, 2]")
+    cases = [
+        (["missing.json", "b.json"], "cannot read 'missing.json': No such file or directory"),
+        (["cut.json", "b.json"], "cut.json: not an imgdl report (not valid JSON"),
+        (["list.json"], "list.json: not an imgdl report"),
+        (["a.json"], "shard(s) 1 of 2 missing"),
+        (["a.json", "a.json", "b.json"], "a.json and a.json are both shard 0/2: overlapping shards"),
+        (["a.json", "a3.json", "b.json"], "not shards of one split"),
+        (["a.json", "whole.json"], "whole.json is a whole run's report"),
+        (["a.json", "wrong.json"], "wrong.json: result 2 is not in its shard 1/2"),
+        (["whole.json", "other.json"], "result 2 is in both whole.json and other.json: overlapping reports"),
+        ([], "REPORT is required"),
+    ]
+    for args, message in cases:
+        code, out, err = run_imgdl(["merge"] + args + ["--report", "merged.json"], tmp)
+        check(code == 2, f"imgdl merge {' '.join(args)} exited {code}, expected 2", out, err)
+        check(message in err, f"imgdl merge {' '.join(args)}: no clear message ({message!r})", err)
+        check(not os.path.exists(os.path.join(tmp, "merged.json")) and
+              not os.path.exists(os.path.join(tmp, "merged.json.part")),
+              f"imgdl merge {' '.join(args)} left a merged report")
+    code, out, err = run_imgdl(["merge", "a.json", "b.json", "--report", "merged.json"], tmp)
+    merged = json.load(open(os.path.join(tmp, "merged.json")))
+    check(code == 0 and [r["index"] for r in merged["results"]] == [0, 1, 2, 3, 4] and merged["totals"]["ok"] == 5
+          and merged["totals"]["bytes"] == 5, "two complementary shards do not merge", code, err, merged)
+    code, out, err = run_imgdl(["merge", "--help"], tmp)
+    check(code == 0 and "--report FILE" in out and "--sort-buffer SIZE" in out, "imgdl merge --help", out)
+    # 1,200 results sorted in 1 KiB of memory: hundreds of runs on disk, merged into one every 64; the
+    # same report as a merge in memory.
+    shard_report("big0.json", 0, 2, [i for i in range(1200) if i % 2 == 0][::-1])
+    shard_report("big1.json", 1, 2, [i for i in range(1200) if i % 2 == 1][::-1])
+    code, out, err = run_imgdl(["merge", "big0.json", "big1.json", "--report", "in_memory.json"], tmp)
+    check(code == 0, f"imgdl merge of 1,200 results exited {code}", err)
+    code, out, err = run_imgdl(["merge", "--sort-buffer", "1K", "big0.json", "big1.json", "--report", "on_disk.json"],
+                               tmp)
+    check(code == 0, f"imgdl merge --sort-buffer 1K of 1,200 results exited {code}", err)
+    in_memory = json.load(open(os.path.join(tmp, "in_memory.json")))
+    check([r["index"] for r in in_memory["results"]] == list(range(1200)), "1,200 results out of order")
+    check(open(os.path.join(tmp, "on_disk.json")).read() == open(os.path.join(tmp, "in_memory.json")).read(),
+          "a merge sorted on disk in many runs differs from one in memory")
+
+
 SCENARIOS = {
+    "resume": scenario_resume,
+    "resume_refusals": scenario_resume_refusals,
     "help": scenario_help,
     "version": scenario_version,
     "bad_flags": scenario_bad_flags,
@@ -784,6 +1126,10 @@ SCENARIOS = {
     "tls_untrusted": scenario_tls_untrusted,
     "tls_cacert": scenario_tls_cacert,
     "tls_bad_certs": scenario_tls_bad_certs,
+    "shard_bad_values": scenario_shard_bad_values,
+    "shard_split_and_merge": scenario_shard_split_and_merge,
+    "shard_webdataset": scenario_shard_webdataset,
+    "merge_refusals": scenario_merge_refusals,
 }
 
 

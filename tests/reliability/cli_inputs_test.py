@@ -97,9 +97,11 @@ def image_bytes_sha(path_in_dir):
 
 
 def files_in(directory):
-    """Every entry below `directory`, relative, recursively."""
+    """Every entry below `directory`, relative, recursively, but the run journal's `.imgdl`."""
     found = set()
     for root, dirs, files in os.walk(directory):
+        if root == directory:
+            dirs[:] = [d for d in dirs if d != ".imgdl"]
         for name in dirs + files:
             found.add(os.path.relpath(os.path.join(root, name), directory))
     return found

@@ -24,6 +24,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 #include <deque>
 #include <filesystem>
@@ -1142,6 +1143,34 @@ void TestServer::Impl::add_routes() {
       body += '\n';
     }
     res.set_content(body, "text/plain");
+  });
+
+  route("/hits", [this](const httplib::Request&, httplib::Response& res) {
+    std::string body = "{";
+    counters.read([&body](const Counters& c) {
+      for (const auto& [path, count] : c.hits_) {
+        if (body.size() > 1)
+          body += ',';
+        body += '"';
+        for (const char ch : path) {  // paths arrive percent-decoded: escape what JSON needs
+          if (ch == '"' || ch == '\\') {
+            body += '\\';
+            body += ch;
+          } else if (static_cast<unsigned char>(ch) < 0x20) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\u%04x",
+                          static_cast<unsigned>(static_cast<unsigned char>(ch)));
+            body += escaped;
+          } else {
+            body += ch;
+          }
+        }
+        body += "\":" + std::to_string(count);
+      }
+      return 0;
+    });
+    body += "}\n";
+    res.set_content(body, "application/json");
   });
 
   route("/echo-headers", [](const httplib::Request& req, httplib::Response& res) {

@@ -43,6 +43,8 @@
 //   GET /file/<name>           The bytes given to serve_file(name, ...) (a 404 before); cut=M sends only
 //                              the first M.
 //   GET /echo-headers          The request line and headers as text/plain.
+//   GET /hits                  The requests each path got so far (as hits(); this one's own included), as a
+//                              JSON object {"/img/a.jpg": 2, ...}: counters for drivers outside the process.
 //   Anything else is a 404.
 // Waits (latency, stalls, drips, unbounded) end early when the server stops, so destruction is prompt.
 #pragma once
