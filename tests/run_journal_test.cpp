@@ -3,11 +3,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -370,6 +372,28 @@ TEST_CASE("a position whose output was not kept is not done, whatever its record
   CHECK_FALSE(journal.done(3));
   CHECK(journal.done(4));
   CHECK(done_entries(journal).size() == 4);
+}
+
+TEST_CASE("records from one thread and flushes from another (a signal thread) lose nothing") {
+  TempDir dir;
+  constexpr std::size_t count = 2000;
+  {
+    RunJournal journal(options_for(dir.path));
+    std::atomic<bool> done{false};
+    std::thread flusher([&] {
+      while (!done.load())
+        journal.flush();
+    });
+    for (std::size_t p = 0; p < count; ++p)
+      journal.record(p, ok("x" + std::to_string(p)));
+    done = true;
+    flusher.join();
+    CHECK(journal.error().empty());
+  }
+  const RunJournal journal(options_for(dir.path));
+  CHECK(journal.dropped_bytes() == 0);
+  CHECK(journal.earlier_records() == count);
+  CHECK(journal.done_count() == count);
 }
 
 TEST_CASE("a journal id that could leave .imgdl is refused") {
