@@ -1,9 +1,11 @@
 #include "runners.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stop_token>
 #include <utility>
+#include <vector>
 
 #include "imgdl/download_image.hpp"
 #include "imgdl/executor.hpp"
@@ -93,6 +95,47 @@ std::filesystem::path scratch_dir(const DownloadOptions& options) {
   return options.output_dir / ".imgdl-downloading";
 }
 
+/// The input rows the Downloader is not given, for WebDataset output: those of a shard already
+/// published (by an earlier run into this directory), which is never written again. Maps a position in
+/// the Downloader's stream back to its row. Memory: an entry per run of skipped rows, at most one per
+/// shard.
+class ShardSkipper {
+ public:
+  explicit ShardSkipper(const WebDatasetWriter* shards) : shards_(shards) {}
+
+  /// Whether `row` belongs to a published shard (one look at the directory per shard).
+  bool skips(std::size_t row) {
+    if (!shards_)
+      return false;
+    const std::size_t shard = row / shards_->shard_size();
+    if (shard != checked_shard_) {
+      checked_shard_ = shard;
+      checked_published_ = shards_->published(shard);
+    }
+    return checked_published_;
+  }
+
+  /// The row a URL handed to the Downloader came from; `row` is the next row, `pulled` URLs were handed
+  /// before it.
+  void handed(std::size_t pulled, std::size_t row) {
+    if (offsets_.empty() ? row != pulled : row - pulled != offsets_.back().second)
+      offsets_.emplace_back(pulled, row - pulled);
+  }
+
+  /// The row of the Downloader's stream position `position`.
+  std::size_t row_of(std::size_t position) const {
+    const auto after = std::upper_bound(offsets_.begin(), offsets_.end(), position,
+                                        [](std::size_t p, const auto& entry) { return p < entry.first; });
+    return after == offsets_.begin() ? position : position + std::prev(after)->second;
+  }
+
+ private:
+  const WebDatasetWriter* shards_;
+  std::size_t checked_shard_ = static_cast<std::size_t>(-1);
+  bool checked_published_ = false;
+  std::vector<std::pair<std::size_t, std::size_t>> offsets_;  // (first position, row - position)
+};
+
 /// The list streamed through one Downloader: each result is counted and reported as it completes
 /// (and, for WebDataset output, packed into its shard).
 RunOutcome run_streamed(RunContext& ctx, Mode mode) {
@@ -103,21 +146,43 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     shards.emplace(ctx.options.output_dir, *ctx.shard_size);
     options.output_dir = scratch_dir(ctx.options);
   }
+  ShardSkipper skipper(shards ? &*shards : nullptr);
+  bool list_ended = false;
   outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
       ctx.report->begin(mode == Mode::Sequential ? "sequential" : "pooled", workers, ctx.options.output_dir);
     std::size_t pulled = 0;
+    std::size_t rows = 0;
     d.download_stream(
         [&]() -> std::optional<std::string> {
-          auto url = ctx.source.next();
-          if (url)
-            ++pulled;
-          else
-            ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
-          return url;
+          while (true) {
+            auto url = ctx.source.next();
+            if (!url) {
+              list_ended = true;
+              ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
+              return url;
+            }
+            const std::size_t row = rows++;
+            if (skipper.skips(row)) {
+              // Its shard is whole from an earlier run: reported as skipped, not fetched again.
+              DownloadResult r;
+              r.url = std::move(*url);
+              r.status = DownloadStatus::Skipped;
+              r.message = "its shard " + WebDatasetWriter::shard_file_name(row / shards->shard_size()) +
+                          " is already published";
+              outcome.totals.add(r);
+              const auto extras = ctx.source.take_extras(row);
+              if (ctx.report)
+                ctx.report->add_result(row, r, extras ? &*extras : nullptr);
+              continue;
+            }
+            skipper.handed(pulled++, row);
+            return url;
+          }
         },
-        [&](std::size_t index, DownloadResult&& r) {
+        [&](std::size_t position, DownloadResult&& r) {
+          const std::size_t index = skipper.row_of(position);
           outcome.totals.add(r);
           const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
@@ -128,9 +193,14 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
           }
         },
         mode);
+    list_ended = list_ended && !d.cancelled();
   });
   if (shards) {
-    shards->finish();
+    // A stopped run publishes no open shard: its rows are fetched again by the next run.
+    if (list_ended && !ctx.watcher.interrupted())
+      shards->finish();
+    else
+      shards->abandon();
     std::error_code ignored;
     std::filesystem::remove(scratch_dir(ctx.options), ignored);  // only when empty
   }
