@@ -118,11 +118,36 @@ def write_list(path, n, make_line, header=None):
     return path
 
 
+def sample_process(time_pid, list_path):
+    """(list file offset, VmHWM KiB, VmRSS KiB) of the imgdl that /usr/bin/time `time_pid` runs."""
+    try:
+        with open(f"/proc/{time_pid}/task/{time_pid}/children") as f:
+            pid = int(f.read().split()[0])
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+        hwm, rss = (int(status[k].split()[0]) for k in ("VmHWM", "VmRSS"))
+        pos = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == list_path:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    pos = int(f.readline().split()[1])
+        return pos, hwm, rss
+    except (OSError, IndexError, ValueError, KeyError):
+        return None
+
+
 def memory(args, server):
     # Distinct URLs, distinct names: every URL costs the planner a name and the run a result.
-    base = server.url("/missing/")
-    path = write_list(os.path.join(args.workdir, f"missing-{args.n}-{server.port}.txt"), args.n,
-                      lambda i: f"{base}u{i}.jpg\n")
+    if args.unreachable:
+        # A port nothing listens on: after --unreachable-after (5) refused connections the host is given
+        # up on and every later URL fails at once, without a request, yet is still read, planned,
+        # scheduled, finished and reported: the whole program's per-URL path but the transfer, fast.
+        base = f"http://127.0.0.1:{free_port()}/"
+        path = write_list(os.path.join(args.workdir, f"unreachable-{args.n}.txt"), args.n,
+                          lambda i: f"{base}u{i}.jpg\n")
+    else:
+        base = server.url("/missing/")
+        path = write_list(os.path.join(args.workdir, f"missing-{args.n}-{server.port}.txt"), args.n,
+                          lambda i: f"{base}u{i}.jpg\n")
     out = tempfile.mkdtemp(prefix="out-", dir=args.workdir)
     argv = [os.path.join(args.build_dir, "app", "imgdl"), "-i", path, "-o", out, "-q", "-j", str(args.workers)]
     if args.output_format == "webdataset":
@@ -130,17 +155,36 @@ def memory(args, server):
     if args.report:
         argv += ["--report", os.path.join(out, "..", "report-" + os.path.basename(out) + ".json")]
     rss_file = out + ".time"
-    log(f"memory: {args.n:,} URLs (404), {args.output_format}, -j {args.workers}; load {os.getloadavg()}")
+    log(f"memory: {args.n:,} URLs ({'unreachable host' if args.unreachable else '404'}), {args.output_format}, -j {args.workers}; load {os.getloadavg()}")
     start = time.monotonic()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M %e %U %S", "-o", rss_file] + argv,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %e %U %S", "-o", rss_file] + argv,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    line_bytes = os.path.getsize(path) / args.n
+    # Samples while it runs: how far into the list it has read (the list's file offset, from fdinfo),
+    # and its peak and current RSS, so the curve shows whether memory grows with the URLs taken in.
+    next_sample = start + args.sample_s
+    stderr = b""
+    while proc.poll() is None:
+        try:
+            stderr += proc.communicate(timeout=max(0.1, next_sample - time.monotonic()))[1] or b""
+        except subprocess.TimeoutExpired:
+            pass
+        if proc.poll() is not None:
+            break
+        next_sample += args.sample_s
+        sample = sample_process(proc.pid, path)
+        if sample:
+            pos, hwm, rss = sample
+            print(f"  t={time.monotonic() - start:7.0f} s  read ~{pos / line_bytes:11,.0f} URLs  peak RSS {hwm / 1024:6.1f} MiB"
+                  f"  RSS {rss / 1024:6.1f} MiB  load {os.getloadavg()[0]:.1f}", flush=True)
     wall = time.monotonic() - start
+    proc.stderr = None
     rss_kib, elapsed, user, sys_s = open(rss_file).read().split()[-4:]
     print(f"N={args.n} mode={args.output_format} exit={proc.returncode} peak_rss_mib={int(rss_kib) / 1024:.1f} "
           f"wall_s={float(elapsed):.1f} urls_per_s={args.n / float(elapsed):.0f} cpu_s={float(user) + float(sys_s):.1f} "
           f"load_end={os.getloadavg()[0]:.2f}")
     if proc.returncode not in (0, 1):
-        print(proc.stderr.decode(errors="replace")[-2000:])
+        print(stderr.decode(errors="replace")[-2000:])
     shutil.rmtree(out, ignore_errors=True)
     del wall
 
@@ -202,6 +246,8 @@ def main():
     m = sub.add_parser("memory")
     m.add_argument("--n", type=int, required=True)
     m.add_argument("--output-format", choices=("files", "webdataset"), default="files")
+    m.add_argument("--unreachable", action="store_true", help="URLs to a closed port instead of 404s")
+    m.add_argument("--sample-s", type=float, default=30, help="seconds between samples of RSS and progress")
     c = sub.add_parser("csv-vs-files")
     c.add_argument("--n", type=int, default=20000)
     c.add_argument("--reps", type=int, default=7)
