@@ -203,7 +203,9 @@ def csv_vs_files(args, server):
         for name in runs:
             runs[name] = runs[name] + ["--report", "REPORT"]
     times = {name: [] for name in runs}
+    cpus = {name: [] for name in runs}
     ratios = []
+    cpu_ratios = []
     log(f"csv-vs-files: {args.n:,} rows, 1 KiB PNGs, -j {args.workers}, {args.reps} pairs; load {os.getloadavg()}")
     loads = [os.getloadavg()[0]]
     for rep in range(args.reps + 1):  # the first pair warms the page cache and is not counted
@@ -213,23 +215,33 @@ def csv_vs_files(args, server):
             out = tempfile.mkdtemp(prefix=f"{name}-", dir=args.workdir)
             argv = [imgdl] + [a if a != "REPORT" else out + ".json" for a in runs[name]] + ["-o", out]
             start = time.monotonic()
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
             wall = time.monotonic() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
             if proc.returncode != 0:
-                raise RuntimeError(f"{name} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-1000:]}")
+                raise RuntimeError(f"{name} exited {proc.returncode}")
+            cpu = usage.ru_utime + usage.ru_stime
             shutil.rmtree(out)
             if os.path.exists(out + ".json"):
                 os.remove(out + ".json")
             pair[name] = wall
-            log(f"  pair {rep} {name:10s} {wall:7.3f} s")
+            pair[name + "-cpu"] = cpu
+            log(f"  pair {rep} {name:10s} {wall:7.3f} s  cpu {cpu:6.3f} s")
         loads.append(os.getloadavg()[0])
         if rep > 0:
             for name in runs:
                 times[name].append(pair[name])
+                cpus[name].append(pair[name + "-cpu"])
             ratios.append(pair["webdataset"] / pair["files"])
+            cpu_ratios.append(pair["webdataset-cpu"] / pair["files-cpu"])
     for name, t in times.items():
         print(f"{name:10s} median {statistics.median(t):.3f} s  min {min(t):.3f}  max {max(t):.3f}  "
-              f"rows/s {args.n / statistics.median(t):.0f}")
+              f"rows/s {args.n / statistics.median(t):.0f}  cpu median {statistics.median(cpus[name]):.3f} s "
+              f"(min {min(cpus[name]):.3f}, max {max(cpus[name]):.3f})")
+    print(f"webdataset/files CPU: median of pairwise ratios {statistics.median(cpu_ratios):.3f} "
+          f"(min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f})")
     print(f"webdataset/files: median of pairwise ratios {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}); load average {min(loads):.2f}-{max(loads):.2f}")
 
