@@ -569,6 +569,33 @@ def scenario_webdataset_rerun(tmp):
           "unexpected files in the output directory", os.listdir(shards))
 
 
+def scenario_webdataset_sigint(tmp):
+    # Ctrl-C before a shard is whole: nothing is published (a rerun must fetch its rows again, and it
+    # would skip the rows of any shard it finds), and no .part file or scratch file is left.
+    with Server(tmp) as server:
+        urls = [server.url(f"/img/w{i}.jpg?size=300")
+                for i in range(3)] + [server.url(f"/img/slow{i}.jpg?latency_ms=5000") for i in range(3)]
+        out_dir = os.path.join(tmp, "shards")
+        proc = subprocess.Popen([ARGS.imgdl, "-o", out_dir, "-j", "3", "--output-format", "webdataset",
+                                 "--shard-size", "4"] + urls, cwd=tmp, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        scratch = os.path.join(out_dir, ".imgdl-downloading")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (os.path.isdir(scratch) and files_held_open(proc.pid, scratch)):
+            check(proc.poll() is None, "imgdl ended before the slow transfers started")
+            time.sleep(0.02)
+        check(files_held_open(proc.pid, scratch), "no transfer started within 10 s")
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise CheckFailed("imgdl did not exit within 5 s of SIGINT")
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    check(proc.returncode == 130, f"exited {proc.returncode} after SIGINT, expected 130", out, err)
+    check(os.listdir(out_dir) == [], "an interrupted run left shards or files behind", os.listdir(out_dir))
+
+
 def scenario_json_stdout(tmp):
     with Server(tmp) as server:
         urls = seed_urls(server)[:3]
@@ -815,6 +842,7 @@ SCENARIOS = {
     "table_input": scenario_table_input,
     "webdataset": scenario_webdataset,
     "webdataset_rerun": scenario_webdataset_rerun,
+    "webdataset_sigint": scenario_webdataset_sigint,
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,
