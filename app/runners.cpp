@@ -165,6 +165,8 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
             }
             const std::size_t row = rows++;
             if (skipper.skips(row)) {
+              if (ctx.watcher.interrupted())
+                return std::nullopt;  // Ctrl-C while passing over published shards: stop now
               // Its shard is whole from an earlier run: reported as skipped, not fetched again.
               DownloadResult r;
               r.url = std::move(*url);
