@@ -1,10 +1,12 @@
 #include "runners.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stop_token>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "imgdl/download_image.hpp"
 #include "imgdl/executor.hpp"
@@ -99,6 +101,30 @@ std::filesystem::path scratch_dir(const DownloadOptions& options) {
   return options.output_dir / ".imgdl-downloading";
 }
 
+/// For WebDataset output, the input rows of a shard already published (by an earlier run into this
+/// directory), which is never written again: the Downloader is not given them.
+class PublishedShards {
+ public:
+  explicit PublishedShards(const WebDatasetWriter* shards) : shards_(shards) {}
+
+  /// Whether `row` belongs to a published shard (one look at the directory per shard).
+  bool skips(std::size_t row) {
+    if (!shards_)
+      return false;
+    const std::size_t shard = row / shards_->shard_size();
+    if (shard != checked_shard_) {
+      checked_shard_ = shard;
+      checked_published_ = shards_->published(shard);
+    }
+    return checked_published_;
+  }
+
+ private:
+  const WebDatasetWriter* shards_;
+  std::size_t checked_shard_ = static_cast<std::size_t>(-1);
+  bool checked_published_ = false;
+};
+
 /// The list streamed through one Downloader: each result is counted and reported as it completes
 /// (and, for WebDataset output, packed into its shard).
 RunOutcome run_streamed(RunContext& ctx, Mode mode) {
@@ -110,6 +136,8 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     options.output_dir = scratch_dir(ctx.options);
   }
   RunJournal* const journal = ctx.journal;
+  PublishedShards published(shards ? &*shards : nullptr);
+  bool list_ended = false;
   outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
     if (ctx.report)
@@ -124,15 +152,18 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
       });
     }
     std::size_t pulled = 0;  // rows handed to the Downloader: its stream index
-    // With a journal or a shard, which skip positions, the Downloader's stream index -> input position
-    // of each URL in flight (without either, the two are equal).
-    const bool skips = journal != nullptr || ctx.shard.has_value();
+    // With a journal, a shard or published WebDataset shards, which skip positions, the Downloader's
+    // stream index -> input position of each URL in flight (without them, the two are equal).
+    const bool skips = journal != nullptr || ctx.shard.has_value() || shards.has_value();
     std::unordered_map<std::size_t, std::size_t> positions;
     d.download_stream(
         [&]() -> std::optional<std::string> {
           for (;;) {
-            auto next = ctx.watcher.interrupted() ? std::nullopt : ctx.source.next();
+            if (ctx.watcher.interrupted())
+              return std::nullopt;  // also while passing over done rows or published shards
+            auto next = ctx.source.next();
             if (!next) {
+              list_ended = true;
               ctx.output.set_expected(pulled);  // the exact total, now that the list has ended
               return std::nullopt;
             }
@@ -140,6 +171,19 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
             const std::size_t p = next->position;
             if (journal && journal->done(p)) {
               (void)ctx.source.take_extras(p);  // reported from the journal, as it was then
+              continue;
+            }
+            if (published.skips(p)) {
+              // Its shard is whole from an earlier run: reported as skipped, not fetched again.
+              DownloadResult r;
+              r.url = std::move(next->url);
+              r.status = DownloadStatus::Skipped;
+              r.message = "its shard " + WebDatasetWriter::shard_file_name(p / shards->shard_size()) +
+                          " is already published";
+              outcome.totals.add(r);
+              const auto extras = ctx.source.take_extras(p);
+              if (ctx.report)
+                ctx.report->add_result(p, r, extras ? &*extras : nullptr);
               continue;
             }
             if (skips)
@@ -166,11 +210,16 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
           }
         },
         mode);
+    list_ended = list_ended && !d.cancelled();
   });
   if (journal)
     journal->flush();
   if (shards) {
-    shards->finish();
+    // A stopped run publishes no open shard: its rows are fetched again by the next run.
+    if (list_ended && !ctx.watcher.interrupted())
+      shards->finish();
+    else
+      shards->abandon();
     std::error_code ignored;
     std::filesystem::remove(scratch_dir(ctx.options), ignored);  // only when empty
   }

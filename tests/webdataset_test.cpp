@@ -107,13 +107,51 @@ TEST_CASE("results become whole tar shards that GNU tar and Python's tarfile rea
   CHECK(read_file(out / "00000_stats.json").find("\"ok\": 2") != std::string::npos);
 }
 
-TEST_CASE("a writer that goes away unfinished publishes what it has, never a half-written tar") {
+TEST_CASE("a writer that goes away unfinished publishes nothing of its open shards, and leaves no .part") {
   TempDir dir;
   {
     WebDatasetWriter writer(dir.path / "shards", 10);
     writer.add(0, downloaded(dir.path / "s", "a.png", "A"));
+    CHECK(fs::exists(dir.path / "shards" / "00000.tar.part"));
   }
-  CHECK(fs::exists(dir.path / "shards" / "00000.tar"));
-  CHECK(run("tar -tf '" + (dir.path / "shards" / "00000.tar").string() + "' > /dev/null") == 0);
+  CHECK_FALSE(fs::exists(dir.path / "shards" / "00000.tar"));
+  CHECK_FALSE(fs::exists(dir.path / "shards" / "00000.tar.part"));
   CHECK_THROWS_AS(WebDatasetWriter(dir.path / "x", 0), std::invalid_argument);
+}
+
+TEST_CASE("a shard that got a cancelled result is never published: the run stopped before it was whole") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  WebDatasetWriter writer(out, 2);
+  writer.add(0, downloaded(dir.path / "s", "a.png", "A"));
+  DownloadResult cancelled;
+  cancelled.url = "http://h/b.png";
+  cancelled.status = DownloadStatus::Cancelled;
+  cancelled.error = ErrorKind::Cancelled;
+  writer.add(1, cancelled);
+  writer.add(2, downloaded(dir.path / "s", "c.png", "C"));
+  writer.abandon();  // the run stopped: shard 1 is open and dropped too
+  CHECK(writer.shards_written() == 0);
+  CHECK(dir.entries().count("shards/00000.tar") == 0);
+  CHECK(dir.entries().count("shards/00000.tar.part") == 0);
+  CHECK(dir.entries().count("shards/00001.tar.part") == 0);
+  CHECK_FALSE(writer.published(0));
+}
+
+TEST_CASE("a published shard is never replaced, and says it is there") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  {
+    WebDatasetWriter first(out, 1);
+    first.add(0, downloaded(dir.path / "s", "a.png", "FIRST"));
+    CHECK(first.published(0));
+    CHECK_FALSE(first.published(1));
+  }
+  const std::string before = read_file(out / "00000.tar");
+  WebDatasetWriter second(out, 1);
+  CHECK(second.published(0));
+  CHECK_THROWS_AS(second.add(0, downloaded(dir.path / "s", "a.png", "SECOND")), std::system_error);
+  CHECK(read_file(out / "00000.tar") == before);
+  CHECK(WebDatasetWriter::shard_file_name(12) == "00012.tar");
+  CHECK(second.shard_size() == 1);
 }

@@ -30,11 +30,28 @@ std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256*
   return {};
 }
 
-std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan& plan) {
+void settle_name(const OutputRules& rules, Plan& plan) {
+  if (plan.name_settled || !plan.past_window || plan.error != ErrorKind::None || plan.duplicate ||
+      !rules.run_start || rules.options->on_exists == OnExists::Rename)
+    return;
+  plan.name_settled = true;
+  for (int n = 0; n < 100000; ++n) {
+    std::string candidate = n == 0 ? plan.name : next_free_name(plan.name, n);
+    if (n > 0 && rules.reserved && rules.reserved(candidate))
+      continue;
+    if (final_file_age(*rules.dir, candidate, *rules.run_start) != EntryAge::Newer) {
+      plan.name = std::move(candidate);
+      return;
+    }
+  }
+}
+
+std::optional<Ending> ending_without_fetch(const OutputRules& rules, Plan& plan) {
   if (plan.error != ErrorKind::None)
     return Ending{DownloadStatus::Failed, plan.error, plan.message};
   if (plan.duplicate)
     return Ending{DownloadStatus::Skipped, ErrorKind::None, "duplicate of an earlier URL in this run"};
+  settle_name(rules, plan);
   const OnExists on_exists = rules.options->on_exists;
   if ((on_exists == OnExists::Skip || on_exists == OnExists::Resume) &&
       final_file_exists(*rules.dir, plan.name))
@@ -75,9 +92,24 @@ bool final_file_exists(const OutputDir& dir, const std::string& name) {
   return false;
 }
 
-BodySink::BodySink(const OutputRules& rules, std::string name)
+EntryAge final_file_age(const OutputDir& dir, const std::string& name, DiskTime since) {
+  EntryAge age = dir.age(name, since);
+  if (age == EntryAge::Newer || has_extension(name))
+    return age;
+  for (const ImageType type : image_types_with_extension) {
+    const EntryAge with_ext = dir.age(with_extension_for(name, extension_for(type)), since);
+    if (with_ext == EntryAge::Newer)
+      return with_ext;
+    if (with_ext == EntryAge::Older)
+      age = EntryAge::Older;
+  }
+  return age;
+}
+
+BodySink::BodySink(const OutputRules& rules, std::string name, bool past_window)
     : rules_(rules),
       name_(std::move(name)),
+      past_window_(past_window),
       // A resumed part file's prefix is hashed as it is opened, and the rest as it streams.
       hash_mode_(!rules.options->compute_sha256                                     ? HashMode::None
                  : rules.hash_after && rules.options->on_exists != OnExists::Resume ? HashMode::After
@@ -185,8 +217,9 @@ Ending BodySink::finish(AttemptOutcome outcome, DownloadResult& result) {
   // later URL of this run: names must depend on the input order alone.
   static const std::function<bool(const std::string&)> none = [](const std::string&) { return false; };
   std::error_code error;
-  const auto published = rules_.dir->publish(part_, final_name, options.on_exists,
-                                             rules_.reserved ? rules_.reserved : none, error);
+  const auto published =
+      rules_.dir->publish(part_, final_name, options.on_exists, rules_.reserved ? rules_.reserved : none,
+                          error, past_window_ ? rules_.run_start : std::nullopt);
   if (error) {
     part_.discard();
     return {DownloadStatus::Failed, ErrorKind::Write,

@@ -28,6 +28,12 @@ struct OutputRules {
   /// Hash a body once it is whole, from its file, instead of while it streams: the Downloader sets it
   /// when it can hand large bodies' digests to other pool workers (see BodySink::hash_file).
   bool hash_after = false;
+  /// When the run started, on the directory's clock (OutputDir::now()). A file whose ctime is at or
+  /// after it was made by this run (or by a process writing beside it) and is a name taken: Skip and
+  /// Resume do not take it for "already there", Overwrite does not replace it; the URL moves on to
+  /// the next free name. That is what keeps names apart beyond the planner's window. Unset (as for
+  /// download_image, whose every call is a run of its own): every existing file counts as older.
+  std::optional<DiskTime> run_start;
 };
 
 /// How a URL ended, before it is written into its DownloadResult.
@@ -46,8 +52,15 @@ std::error_code append_body(PartFile& part, Sha256* hash, std::string_view data)
 std::error_code write_held_body(AttemptOutcome& outcome, PartFile& part, Sha256* hash);
 
 /// Whether a URL ends before any request: a plan error, a duplicate, or (under Skip and Resume) a
-/// file already there. nullopt means fetch it. Any thread.
-std::optional<Ending> ending_without_fetch(const OutputRules& rules, const Plan& plan);
+/// file already there. nullopt means fetch it. Settles the plan's name first (settle_name). Any thread
+/// that owns the plan.
+std::optional<Ending> ending_without_fetch(const OutputRules& rules, Plan& plan);
+
+/// Under Skip, Resume and Overwrite with a run start, for a plan made past the planner's window: moves the
+/// plan's name past files this run made (see OutputRules::run_start), to the first of name, name.1, name.2,
+/// ... (passing over names planned for other URLs) that is free or holds an older file. Done once per plan; a
+/// no-op under Rename, whose exclusive publishing already moves on. Any thread that owns the plan.
+void settle_name(const OutputRules& rules, Plan& plan);
 
 /// Writes how a URL ended into its result, with the time since `start`. A file that was not published
 /// names its planned file; a duplicate names none, since the earlier URL's file may have been renamed.
@@ -63,11 +76,16 @@ DownloadResult cancelled_before_start(const DownloadOptions& options, const std:
 /// so any image extension counts. Any thread.
 bool final_file_exists(const OutputDir& dir, const std::string& name);
 
+/// final_file_exists() with ages: Newer if any of the name's files was made at or after `since`, else
+/// Older if one exists, else Absent. Any thread.
+EntryAge final_file_age(const OutputDir& dir, const std::string& name, DiskTime since);
+
 /// One URL's body on its way to a file. Used by one thread at a time; never moved while an attempt
 /// writes to it (libcurl's callbacks hold its part file and hash).
 class BodySink {
  public:
-  BodySink(const OutputRules& rules, std::string name);
+  /// `past_window`: the plan's (Plan::past_window): Overwrite then never replaces a file this run made.
+  BodySink(const OutputRules& rules, std::string name, bool past_window = false);
   BodySink(const BodySink&) = delete;
   BodySink& operator=(const BodySink&) = delete;
 
@@ -113,6 +131,7 @@ class BodySink {
 
   const OutputRules& rules_;
   std::string name_;
+  bool past_window_;
   HashMode hash_mode_;
   bool hashed_ = false;
   bool resume_;

@@ -42,6 +42,7 @@ class Call {
   Call(const DownloadOptions& options, detail::Plan plan) : options_(options), plan_(std::move(plan)) {}
 
   const detail::Plan& plan() const noexcept { return plan_; }
+  detail::Plan& plan() noexcept { return plan_; }
 
   /// Runs `call` on the observer, if any; keeps the first exception for rethrow().
   template <class F>

@@ -45,7 +45,9 @@ class Downloader::Impl {
         rules_{&options_, &output_, [this](const std::string& name) { return is_reserved(name); },
                // Only the Downloader's own pool surely has a worker free for a digest: on a shared one,
                // a digest queued behind a task that waits for this very URL would never run.
-               /*hash_after=*/!options_.executor},
+               /*hash_after=*/!options_.executor,
+               // Files made from here on are this run's: a far-apart URL's name never lands on one.
+               output_.now()},
         context_{&options_,
                  &settings_,
                  &rules_,
@@ -89,7 +91,9 @@ class Downloader::Impl {
         [this](const detail::ParsedUrl& parsed, Plan& p) {
           std::lock_guard lock(plan_mutex_);
           p.index = next_index_++;
-          return planner_.assign(parsed);
+          auto name = planner_.assign(parsed);
+          p.past_window = planner_.has_forgotten();
+          return name;
         },
         [this](Plan& p) {
           std::lock_guard lock(plan_mutex_);
@@ -184,6 +188,8 @@ class Downloader::Impl {
   static DownloadOptions resolve(DownloadOptions o) {
     if (o.max_workers && *o.max_workers == 0)
       throw std::invalid_argument("max_workers must be greater than 0");
+    if (o.name_window == 0)
+      throw std::invalid_argument("name_window must be at least 1");
     if (!o.max_workers)
       o.max_workers = ThreadPoolExecutor::default_max_workers();
     o = detail::resolve_transfer_options(std::move(o));  // shared with download_image
@@ -346,7 +352,7 @@ class Downloader::Impl {
   std::shared_ptr<ThreadPoolExecutor> executor_;
   const detail::OutputRules rules_;
   std::mutex plan_mutex_;
-  detail::NamePlanner planner_;
+  detail::NamePlanner planner_{options_.name_window};
   std::size_t next_index_ = 0;
   std::atomic<bool> cancelled_{false};
   std::recursive_mutex observer_mutex_;

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
 namespace imgdl::detail {
 namespace {
@@ -495,28 +496,29 @@ std::string next_free_name(std::string_view name, int n) {
 
 // --- NamePlanner ---------------------------------------------------------------------------------
 
-std::size_t NamePlanner::KeySet::slot_of(const Key& key) const noexcept {
+std::size_t NamePlanner::KeySet::slot_of(Key key) const noexcept {
   const std::size_t mask = slots_.size() - 1;
-  std::size_t i = static_cast<std::size_t>(key.lo) & mask;
-  while (slots_[i] != Key{} && slots_[i] != key) {
+  // The low bits pick the slot: SipHash's output bits are all equally mixed.
+  std::size_t i = static_cast<std::size_t>(key) & mask;
+  while (slots_[i] != 0 && slots_[i] != key) {
     i = (i + 1) & mask;
   }
   return i;
 }
 
-bool NamePlanner::KeySet::contains(const Key& key) const noexcept {
-  return !slots_.empty() && slots_[slot_of(key)] == key;
+bool NamePlanner::KeySet::contains(Key key) const noexcept {
+  return size_ != 0 && slots_[slot_of(key)] == key;
 }
 
-bool NamePlanner::KeySet::insert(const Key& key) {
+bool NamePlanner::KeySet::insert(Key key) {
   if (contains(key)) {
     return false;
   }
   if ((size_ + 1) * 2 > slots_.size()) {
     std::vector<Key> old(std::max<std::size_t>(16, slots_.size() * 2));
     old.swap(slots_);
-    for (const Key& k : old) {
-      if (k != Key{}) {
+    for (const Key k : old) {
+      if (k != 0) {
         slots_[slot_of(k)] = k;
       }
     }
@@ -526,17 +528,47 @@ bool NamePlanner::KeySet::insert(const Key& key) {
   return true;
 }
 
+void NamePlanner::KeySet::clear() noexcept {
+  std::fill(slots_.begin(), slots_.end(), Key{0});
+  size_ = 0;
+}
+
+void NamePlanner::Generation::clear() noexcept {
+  urls.clear();
+  names.clear();
+  bare.clear();
+  next_suffix.clear();
+}
+
+NamePlanner::NamePlanner(std::size_t window) : window_(window) {
+  if (window == 0) {
+    throw std::invalid_argument("the name planner's window must hold at least 1 URL");
+  }
+}
+
+std::size_t NamePlanner::memory_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (const Generation& g : generations_) {
+    bytes += g.urls.memory_bytes() + g.names.memory_bytes() + g.bare.memory_bytes();
+    // A node per entry (key, value, next pointer, cached hash) plus its bucket pointer.
+    bytes += g.next_suffix.size() * (sizeof(Key) + sizeof(int) + 2 * sizeof(void*)) +
+             g.next_suffix.bucket_count() * sizeof(void*);
+  }
+  return bytes;
+}
+
 NamePlanner::Key NamePlanner::key_of(std::string_view s) const noexcept {
   const SipDigest d = siphash128(secret_, s);
-  Key k{d.first, d.second};
-  if (k.hi == 0 && k.lo == 0) {
-    k.lo = 1;  // {0, 0} marks an empty slot
-  }
-  return k;
+  const Key k = d.first ^ d.second;
+  return k == 0 ? 1 : k;  // 0 marks an empty slot
+}
+
+bool NamePlanner::names_contain(Key key) const noexcept {
+  return generations_[0].names.contains(key) || generations_[1].names.contains(key);
 }
 
 bool NamePlanner::taken(std::string_view name) const {
-  if (names_.contains(key_of(name))) {
+  if (names_contain(key_of(name))) {
     return true;
   }
   const std::string_view ext = extension_of(name);
@@ -546,35 +578,70 @@ bool NamePlanner::taken(std::string_view name) const {
     for (const ImageType t : image_types_with_extension) {
       with_ext.resize(name.size());
       with_ext.append(extension_for(t));
-      if (names_.contains(key_of(with_ext))) {
+      if (names_contain(key_of(with_ext))) {
         return true;
       }
     }
     return false;
   }
   // "cat.jpg" clashes with a planned bare "cat" that may be saved as "cat.jpg".
-  return bare_.size() > 0 && is_image_extension(ext) &&
-         bare_.contains(key_of(name.substr(0, name.size() - ext.size())));
+  if (!is_image_extension(ext) || (generations_[0].bare.size() == 0 && generations_[1].bare.size() == 0)) {
+    return false;
+  }
+  const Key bare = key_of(name.substr(0, name.size() - ext.size()));
+  return generations_[0].bare.contains(bare) || generations_[1].bare.contains(bare);
 }
 
 void NamePlanner::claim(const std::string& name) {
+  Generation& g = generations_[current_];
   const Key key = key_of(name);
-  names_.insert(key);
+  g.names.insert(key);
   if (!has_extension(name)) {
-    bare_.insert(key);
+    g.bare.insert(key);
   }
 }
 
+int& NamePlanner::next_suffix_of(Key base) {
+  Generation& current = generations_[current_];
+  if (const auto it = current.next_suffix.find(base); it != current.next_suffix.end()) {
+    return it->second;
+  }
+  // Carried over from the older generation, so a base name that keeps coming keeps its count.
+  const Generation& older = generations_[1 - current_];
+  const auto old = older.next_suffix.find(base);
+  return current.next_suffix.try_emplace(base, old == older.next_suffix.end() ? 1 : old->second)
+      .first->second;
+}
+
+bool NamePlanner::has_suffix_counter(Key base) const {
+  return generations_[0].next_suffix.count(base) > 0 || generations_[1].next_suffix.count(base) > 0;
+}
+
+void NamePlanner::start_generation_if_full() {
+  if (generations_[current_].urls.size() < window_) {
+    return;
+  }
+  current_ = 1 - current_;
+  forgotten_ = forgotten_ || generations_[current_].urls.size() > 0;
+  generations_[current_].clear();  // the older generation goes; its tables keep their capacity
+}
+
 std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
-  if (!urls_.insert(key_of(url.normalized))) {
+  const Key url_key = key_of(url.normalized);
+  if (generations_[0].urls.contains(url_key) || generations_[1].urls.contains(url_key)) {
     return std::nullopt;
   }
+  start_generation_if_full();
+  generations_[current_].urls.insert(url_key);
+  ++assigned_;
   std::string base = filename_from_url(url);
-  if (!taken(base)) {
+  const Key base_key = key_of(base);
+  // A base name with a collision counter was planned before, even if its own entry has aged out.
+  if (!taken(base) && !has_suffix_counter(base_key)) {
     claim(base);
     return base;
   }
-  int& next = next_suffix_.try_emplace(key_of(base), 1).first->second;
+  int& next = next_suffix_of(base_key);
   for (;; ++next) {
     std::string candidate = next_free_name(base, next);
     if (!taken(candidate)) {
@@ -586,7 +653,8 @@ std::optional<std::string> NamePlanner::assign(const ParsedUrl& url) {
 }
 
 bool NamePlanner::is_duplicate(const ParsedUrl& url) const {
-  return urls_.contains(key_of(url.normalized));
+  const Key key = key_of(url.normalized);
+  return generations_[0].urls.contains(key) || generations_[1].urls.contains(key);
 }
 
 bool NamePlanner::is_reserved(std::string_view final_name) const {

@@ -97,66 +97,101 @@ std::string next_free_name(std::string_view name, int n);
 /// (or "cat.png", ...) becomes "cat.1.jpg", because "cat" may be saved as "cat.jpg" after sniffing;
 /// and after "cat.jpg", a bare "cat" becomes "cat.1". Comparison is byte-wise (case-sensitive, as Linux).
 ///
-/// Memory: only 128-bit digests (SipHash-2-4-128 under a key drawn at random per planner) of normalized
-/// URLs and of planned names are kept, in flat open-addressing tables: about 64 MB for 1,000,000 URLs
-/// instead of every string. Two different strings sharing a digest is not a practical concern (2^-128
-/// per pair, and the secret key keeps a hostile list from choosing colliding URLs); for names it would
-/// only cost an unneeded suffix.
+/// Over a window: the planner remembers the URLs and names of at least the last `window` URLs (between
+/// `window` and 2 × `window`: two generations, the older dropped whole when the newer fills), so its
+/// memory is bounded whatever the length of the list. Inside the window everything above holds exactly.
+/// A URL listed again further apart is planned again (fetched again), and a name planned further back
+/// may be planned again: the output directory is then the record of names taken (publishing never
+/// replaces a file this run made; see OutputRules::run_start). A base name's collision counter moves
+/// to the newer generation whenever that name comes up, and keeps the base name itself taken, so a
+/// name common across the list keeps counting on ("image.jpg", "image.1.jpg", ... never restarting
+/// while it keeps coming at least once a window).
+///
+/// Memory: only 64-bit digests (SipHash-2-4 under a key drawn at random per planner) of normalized
+/// URLs and of planned names are kept, in flat open-addressing tables: about 8 MiB for the default
+/// window of 2^17, the same for ten URLs or ten million once the window has filled. Two different
+/// strings of one window sharing a digest is not a practical concern (about 2^-30 per window of
+/// 2^17, and the secret key keeps a hostile list from choosing colliding URLs); for names it would
+/// only cost an unneeded suffix, for URLs a URL wrongly reported as a duplicate.
 ///
 /// Thread-safety: assign() must not run concurrently with anything else on the planner; the const
 /// members may be called from many threads at once once planning is over.
 class NamePlanner {
  public:
-  /// The name for a URL not seen before, or nullopt if its normalized form was already assigned.
+  /// The default window: 131,072 URLs.
+  static constexpr std::size_t default_window = std::size_t{1} << 17;
+
+  /// A planner remembering at least the last `window` URLs (at least 1). Throws std::invalid_argument
+  /// for 0.
+  explicit NamePlanner(std::size_t window = default_window);
+
+  /// The name for a URL not seen within the window, or nullopt if its normalized form was.
   std::optional<std::string> assign(const ParsedUrl& url);
 
-  /// True if this URL (by its normalized form) was already assigned a name.
+  /// True if this URL (by its normalized form) was assigned a name within the window.
   bool is_duplicate(const ParsedUrl& url) const;
 
-  /// True if `final_name` is a planned name, or would clash with a planned extensionless name once
-  /// that gets its image extension. The downloader's on_exists=rename loop should skip such names so
-  /// it never takes a name planned for another URL. (A URL's own planned name is reserved too: ask
-  /// only about the alternatives.)
+  /// True if `final_name` is a name planned within the window, or would clash with such a planned
+  /// extensionless name once that gets its image extension. The downloader's on_exists=rename loop
+  /// should skip such names so it never takes a name planned for another URL. (A URL's own planned name
+  /// is reserved too: ask only about the alternatives.)
   bool is_reserved(std::string_view final_name) const;
 
-  /// How many URLs got a name.
-  std::size_t size() const noexcept { return names_.size(); }
+  /// How many URLs got a name (over the planner's whole life, not only the window).
+  std::size_t size() const noexcept { return assigned_; }
 
-  /// A 128-bit digest; {0, 0} marks an empty slot, so a real {0, 0} digest is stored as {0, 1}.
-  struct Key {
-    std::uint64_t hi = 0;
-    std::uint64_t lo = 0;
-    friend bool operator==(const Key&, const Key&) = default;
-  };
+  /// The window this planner was made with.
+  std::size_t window() const noexcept { return window_; }
+
+  /// True once a generation was dropped: from then on a name may be planned that was planned before
+  /// for a URL the planner has forgotten, and only the output directory tells them apart.
+  bool has_forgotten() const noexcept { return forgotten_; }
+
+  /// Bytes held by the planner's tables now (for tests and benchmarks of its bound).
+  std::size_t memory_bytes() const noexcept;
 
  private:
+  using Key = std::uint64_t;  ///< a digest; 0 marks an empty slot, so a real 0 is stored as 1
+
   /// An insert-only open-addressing hash set of Keys (linear probing, load factor <= 1/2, so a miss
-  /// probes about 2.5 slots).
+  /// probes about 2.5 slots). clear() keeps its capacity: the next generation fills it again.
   class KeySet {
    public:
-    bool contains(const Key& key) const noexcept;
-    bool insert(const Key& key);  ///< false if already present
+    bool contains(Key key) const noexcept;
+    bool insert(Key key);  ///< false if already present
     std::size_t size() const noexcept { return size_; }
+    void clear() noexcept;
+    std::size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(Key); }
 
    private:
-    std::size_t slot_of(const Key& key) const noexcept;
+    std::size_t slot_of(Key key) const noexcept;
     std::vector<Key> slots_;
     std::size_t size_ = 0;
   };
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const noexcept { return static_cast<std::size_t>(k.lo); }
+
+  /// What one generation of the window remembers.
+  struct Generation {
+    KeySet urls;   // normalized URLs assigned
+    KeySet names;  // every planned name, as planned
+    KeySet bare;   // the planned names without extension (will get one after sniffing)
+    std::unordered_map<Key, int> next_suffix;  // base name -> next n to try: O(1) per collision
+    void clear() noexcept;
   };
 
   bool taken(std::string_view name) const;
+  bool names_contain(Key key) const noexcept;
   void claim(const std::string& name);
+  int& next_suffix_of(Key base);
+  bool has_suffix_counter(Key base) const;
+  void start_generation_if_full();
   Key key_of(std::string_view s) const noexcept;
 
   SipKey secret_ = SipKey::random();
-
-  KeySet urls_;   // normalized URLs already assigned
-  KeySet names_;  // every planned name, as planned
-  KeySet bare_;   // the planned names without extension (will get one after sniffing)
-  std::unordered_map<Key, int, KeyHash> next_suffix_;  // base name -> next n to try: O(1) per collision
+  std::size_t window_;
+  std::size_t assigned_ = 0;
+  Generation generations_[2];
+  int current_ = 0;  // the generation being filled; the other is the older one
+  bool forgotten_ = false;
 };
 
 /// The stem of a name's `.part` file: the name itself, unless `<name>.part` would pass 255 bytes

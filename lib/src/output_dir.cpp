@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 
 #include "naming.hpp"
 
@@ -112,6 +113,25 @@ OutputDir::OutputDir(const std::filesystem::path& path) : path_(path.empty() ? "
 bool OutputDir::exists(const std::string& name) const {
   struct stat st {};
   return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+DiskTime OutputDir::now() const {
+  struct stat st {};
+  const UniqueFd probe(::openat(fd_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (probe && ::fstat(probe.get(), &st) == 0)
+    return {st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+  // Files are stamped from the coarse clock, which lags the precise one by up to a tick: reading the
+  // coarse one too keeps "made after now()" meaning ctime >= now().
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return {ts.tv_sec, ts.tv_nsec};
+}
+
+EntryAge OutputDir::age(const std::string& name, DiskTime since) const {
+  struct stat st {};
+  if (::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT || errno == ENOTDIR ? EntryAge::Absent : EntryAge::Newer;  // unknown: taken
+  return DiskTime{st.st_ctim.tv_sec, st.st_ctim.tv_nsec} >= since ? EntryAge::Newer : EntryAge::Older;
 }
 
 PartFile OutputDir::open_part(const std::string& name, bool resume, std::error_code& error) const {
@@ -220,19 +240,29 @@ bool OutputDir::link_unnamed(int file_fd, const std::string& name) const noexcep
 
 std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists on_exists,
                                const std::function<bool(const std::string&)>& reserved,
-                               std::error_code& error) const {
+                               std::error_code& error, std::optional<DiskTime> kept_since) const {
   error.clear();
   if (on_exists == OnExists::Overwrite) {
     if (part.unnamed()) {
       error = std::make_error_code(std::errc::invalid_argument);  // a link cannot replace an entry
       return {};
     }
-    if (::renameat(fd_.get(), part.name().c_str(), fd_.get(), name.c_str()) != 0) {
-      error = last_error();
-      return {};
+    // A file this run made is never replaced: a URL far apart in the list with the same name moves on.
+    for (int n = 0; n < 100000; ++n) {
+      const std::string candidate = n == 0 ? name : next_free_name(name, n);
+      if (n > 0 && reserved && reserved(candidate))
+        continue;
+      if (kept_since && age(candidate, *kept_since) == EntryAge::Newer)
+        continue;
+      if (::renameat(fd_.get(), part.name().c_str(), fd_.get(), candidate.c_str()) != 0) {
+        error = last_error();
+        return {};
+      }
+      part.released();
+      return candidate;
     }
-    part.released();
-    return name;
+    error = std::make_error_code(std::errc::file_exists);
+    return {};
   }
   for (int n = 0;; ++n) {
     const std::string candidate = n == 0 ? name : next_free_name(name, n);
@@ -251,6 +281,17 @@ std::string OutputDir::publish(PartFile& part, const std::string& name, OnExists
       return {};
     }
   }
+}
+
+void OutputDir::publish_exactly(PartFile& part, const std::string& name, std::error_code& error) const {
+  error.clear();
+  if (part.unnamed()
+          ? link_unnamed(part.fd(), name)
+          : ::renameat2(fd_.get(), part.name().c_str(), fd_.get(), name.c_str(), RENAME_NOREPLACE) == 0) {
+    part.released();
+    return;
+  }
+  error = last_error();
 }
 
 }  // namespace imgdl::detail

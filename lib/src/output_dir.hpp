@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -85,6 +86,20 @@ class PartFile {
   bool unnamed_ = false;
 };
 
+/// A moment on the output directory's own clock: a file's inode change time (ctime).
+struct DiskTime {
+  std::int64_t seconds = 0;
+  std::int64_t nanoseconds = 0;
+  friend auto operator<=>(const DiskTime&, const DiskTime&) = default;
+};
+
+/// Whether a directory entry is there, and whether it was made (or changed) at or after a moment.
+enum class EntryAge : std::uint8_t {
+  Absent,  ///< no entry under that name
+  Older,   ///< there, with a ctime before the moment: a file from before the run
+  Newer,   ///< there, with a ctime at or after it: made by this run (or a process running beside it)
+};
+
 /// The directory every file goes to. Thread-safe: it only holds a descriptor.
 class OutputDir {
  public:
@@ -93,6 +108,15 @@ class OutputDir {
 
   /// Does an entry (of any kind, symlinks included, not followed) exist under `name`?
   bool exists(const std::string& name) const;
+
+  /// The time now as the directory's filesystem records it: the ctime of an unnamed file made there
+  /// (so its granularity and clock, a server's for NFS, are the ones files get), else the coarse
+  /// system clock the kernel stamps files with. A file made after this call has a ctime at or after it;
+  /// one made in the same clock tick before it may too.
+  DiskTime now() const;
+
+  /// Whether an entry (not followed) is under `name`, and how old (see EntryAge).
+  EntryAge age(const std::string& name, DiskTime since) const;
 
   /// Opens `<name>.part` for writing, under an exclusive flock held until the PartFile goes. With
   /// `resume`, an existing part file is continued (its size is where the next Range starts); otherwise a
@@ -112,9 +136,16 @@ class OutputDir {
   /// Renames `part` to its final name (links it there, for an unnamed one). Rename/Resume/Skip never
   /// replace an existing entry: they move on to name.1.ext, name.2.ext, ..., passing over names
   /// `reserved` says are planned for other URLs; Overwrite replaces it atomically (a symlink is replaced,
-  /// not followed; only a named part file can overwrite). Returns the name used.
+  /// not followed; only a named part file can overwrite), unless `kept_since` is given and the entry's
+  /// ctime is at or after it (a file this run made): then it moves on as Rename does, to the first name
+  /// free or older. Returns the name used.
   std::string publish(PartFile& part, const std::string& name, OnExists on_exists,
-                      const std::function<bool(const std::string&)>& reserved, std::error_code& error) const;
+                      const std::function<bool(const std::string&)>& reserved, std::error_code& error,
+                      std::optional<DiskTime> kept_since = std::nullopt) const;
+
+  /// Renames (links) `part` to exactly `name`, never replacing an entry there (`file_exists` then, and
+  /// `part` stays as it was).
+  void publish_exactly(PartFile& part, const std::string& name, std::error_code& error) const;
 
   const std::filesystem::path& path() const noexcept { return path_; }
 

@@ -21,6 +21,10 @@ struct Plan {
   ErrorKind error = ErrorKind::None;
   std::string message;
   bool duplicate = false;
+  bool name_settled = false;  // settle_name() ran: `name` is past the files this run made
+  // Planned after the planner forgot older URLs: its name may be one an earlier URL of this run has
+  // on disk, so files this run made count as taken (OutputRules::run_start).
+  bool past_window = false;
 };
 
 /// "scheme://host:port" of a normalized URL: what connections are kept and routed by.

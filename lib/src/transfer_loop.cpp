@@ -199,7 +199,7 @@ bool TransferLoop::begin(Job& job) {
     deliver(job, std::move(*ending));
     return false;
   }
-  job.sink.emplace(*context_.output, job.plan.name);
+  job.sink.emplace(*context_.output, job.plan.name, job.plan.past_window);
   // Future::cancel() on a running transfer: wake the loop to stop it now, not at its next callback.
   job.on_stop.emplace(job.promise.stop_token(), [this] {
     stop_seen_.store(true);

@@ -74,6 +74,7 @@ struct WebDatasetWriter::Impl {
     std::size_t results = 0;
     std::size_t ok = 0;
     std::size_t failed = 0;
+    std::size_t cancelled = 0;                  // a run stopped: the shard is not whole, never published
     std::map<std::string, std::size_t> errors;  // by error kind
     std::uint64_t bytes = 0;                    // image bytes
     Clock::time_point started = Clock::now();
@@ -170,6 +171,8 @@ struct WebDatasetWriter::Impl {
       if (caption)
         add_member(shard, key + ".txt", *caption);
       ++shard.ok;
+    } else if (r.status == DownloadStatus::Cancelled) {
+      ++shard.cancelled;
     } else {
       ++shard.failed;
       ++shard.errors[std::string(r.ok() ? "missing_file" : to_string(r.error))];
@@ -181,22 +184,36 @@ struct WebDatasetWriter::Impl {
       publish(number);
   }
 
-  void publish_file(detail::PartFile& part, const std::string& name) {
+  /// Renames a part file to `name`: a shard never replaces one already there (`exclusive`), its stats
+  /// replace a stale file of a shard that was never published.
+  void publish_file(detail::PartFile& part, const std::string& name, bool exclusive) {
     if (::fsync(part.fd()) != 0)
       throw shard_error(std::error_code(errno, std::generic_category()), "cannot sync " + part.name());
     std::error_code error;
-    static const std::function<bool(const std::string&)> none = [](const std::string&) { return false; };
-    dir.publish(part, name, OnExists::Overwrite, none, error);
+    if (exclusive) {
+      dir.publish_exactly(part, name, error);
+      if (error == std::errc::file_exists)
+        throw shard_error(error,
+                          name + " was published meanwhile by another writer; this run's copy is dropped");
+    } else {
+      static const std::function<bool(const std::string&)> none = [](const std::string&) { return false; };
+      dir.publish(part, name, OnExists::Overwrite, none, error);
+    }
     if (error)
       throw shard_error(error, "cannot publish " + name);
   }
 
   void publish(std::size_t number) {
     auto node = open.extract(number);
+    if (node.empty())
+      return;
     Shard& shard = node.mapped();
+    if (shard.cancelled > 0)
+      return;  // the run stopped before all its URLs ended: dropped (its .part removed), fetched again next
+               // run
     write(shard, std::string(2 * kBlock, '\0'));  // the tar's end
     const std::string base = shard_name(number);
-    publish_file(shard.part, base + ".tar");
+    publish_file(shard.part, base + ".tar", true);
     nlohmann::ordered_json errors = nlohmann::ordered_json::object();
     for (const auto& [kind, count] : shard.errors)
       errors[kind] = count;
@@ -214,7 +231,7 @@ struct WebDatasetWriter::Impl {
       throw shard_error(error, "cannot create " + base + "_stats.json.part");
     if (auto e = part.write(stats.dump(2) + "\n"))
       throw shard_error(e, "cannot write " + part.name());
-    publish_file(part, base + "_stats.json");
+    publish_file(part, base + "_stats.json", false);
     ++written;
   }
 
@@ -222,6 +239,8 @@ struct WebDatasetWriter::Impl {
     while (!open.empty())
       publish(open.begin()->first);
   }
+
+  void abandon() noexcept { open.clear(); }  // each shard's PartFile removes its .part
 };
 
 WebDatasetWriter::WebDatasetWriter(std::filesystem::path dir, std::size_t shard_size) {
@@ -231,11 +250,7 @@ WebDatasetWriter::WebDatasetWriter(std::filesystem::path dir, std::size_t shard_
 }
 
 WebDatasetWriter::~WebDatasetWriter() {
-  try {
-    impl_->finish();
-  } catch (...) {
-    // A shard that cannot be finished stays a .part file: never a half-written tar under a final name.
-  }
+  impl_->abandon();
 }
 
 void WebDatasetWriter::add(std::size_t index, const DownloadResult& result,
@@ -246,6 +261,22 @@ void WebDatasetWriter::add(std::size_t index, const DownloadResult& result,
 
 void WebDatasetWriter::finish() {
   impl_->finish();
+}
+
+void WebDatasetWriter::abandon() noexcept {
+  impl_->abandon();
+}
+
+bool WebDatasetWriter::published(std::size_t shard) const {
+  return impl_->dir.exists(Impl::shard_name(shard) + ".tar");
+}
+
+std::size_t WebDatasetWriter::shard_size() const noexcept {
+  return impl_->shard_size;
+}
+
+std::string WebDatasetWriter::shard_file_name(std::size_t shard) {
+  return Impl::shard_name(shard) + ".tar";
 }
 
 std::string WebDatasetWriter::key(std::size_t index, std::size_t shard_size) {

@@ -547,6 +547,71 @@ def scenario_webdataset(tmp):
     check(stats["ok"] == 1 and stats["failed"] == 1 and stats["errors"] == {"http_status": 1}, "stats", stats)
 
 
+def scenario_webdataset_rerun(tmp):
+    # Shard numbers come from row positions: a rerun into the same directory skips the rows of every
+    # shard already published (never replaces its tar) and fetches the rest; an interrupted shard is
+    # not published, so its rows are fetched again.
+    import tarfile
+    with Server(tmp) as server:
+        rows = [f"{server.url('/img/r' + str(i) + '.jpg')},cap {i}" for i in range(6)]
+        with open(os.path.join(tmp, "list.csv"), "w") as f:
+            f.write("url,caption\n" + "\n".join(rows) + "\n")
+        args = ["-i", "list.csv", "--caption-col", "caption", "-o", "shards", "--output-format", "webdataset",
+                "--shard-size", "4", "--report", "r.json"]
+        shards = os.path.join(tmp, "shards")
+        os.makedirs(shards)
+        with open(os.path.join(shards, "00001.tar"), "wb") as f:
+            f.write(b"a shard published by another run")
+        code, out, err = run_imgdl(args, tmp)
+        check(code == 0, f"first run exited {code}", out, err)
+        check(open(os.path.join(shards, "00001.tar"), "rb").read() == b"a shard published by another run",
+              "a published shard was replaced")
+        report = json.load(open(os.path.join(tmp, "r.json")))
+        skipped = sorted(r["index"] for r in report["results"] if r["status"] == "skipped")
+        check(skipped == [4, 5], "the rows of shard 1 are not the ones skipped", skipped)
+        check(all("00001.tar is already published" in r["message"] and r["attempts"] == 0
+                  for r in report["results"] if r["index"] >= 4), "a published shard's row was fetched", report)
+        with tarfile.open(os.path.join(shards, "00000.tar")) as t:
+            check(sorted(n for n in t.getnames() if n.endswith(".jpg")) == [f"00000000{i}.jpg" for i in range(4)],
+                  "shard 0", t.getnames())
+        before = open(os.path.join(shards, "00000.tar"), "rb").read()
+        code, out, err = run_imgdl(args, tmp)
+        check(code == 0, f"rerun exited {code}", out, err)
+        check(open(os.path.join(shards, "00000.tar"), "rb").read() == before, "the rerun replaced shard 0")
+        report = json.load(open(os.path.join(tmp, "r.json")))
+        check(report["totals"]["skipped"] == 6 and all(r["attempts"] == 0 for r in report["results"]),
+              "the rerun fetched rows of published shards", report["totals"])
+    check(sorted(os.listdir(shards)) == ["00000.tar", "00000_stats.json", "00001.tar"],
+          "unexpected files in the output directory", os.listdir(shards))
+
+
+def scenario_webdataset_sigint(tmp):
+    # Ctrl-C before a shard is whole: nothing is published (a rerun must fetch its rows again, and it
+    # would skip the rows of any shard it finds), and no .part file or scratch file is left.
+    with Server(tmp) as server:
+        urls = [server.url(f"/img/w{i}.jpg?size=300")
+                for i in range(3)] + [server.url(f"/img/slow{i}.jpg?latency_ms=5000") for i in range(3)]
+        out_dir = os.path.join(tmp, "shards")
+        proc = subprocess.Popen([ARGS.imgdl, "-o", out_dir, "-j", "3", "--output-format", "webdataset",
+                                 "--shard-size", "4"] + urls, cwd=tmp, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        scratch = os.path.join(out_dir, ".imgdl-downloading")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (os.path.isdir(scratch) and files_held_open(proc.pid, scratch)):
+            check(proc.poll() is None, "imgdl ended before the slow transfers started")
+            time.sleep(0.02)
+        check(files_held_open(proc.pid, scratch), "no transfer started within 10 s")
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise CheckFailed("imgdl did not exit within 5 s of SIGINT")
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    check(proc.returncode == 130, f"exited {proc.returncode} after SIGINT, expected 130", out, err)
+    check(os.listdir(out_dir) == [], "an interrupted run left shards or files behind", os.listdir(out_dir))
+
+
 def scenario_json_stdout(tmp):
     with Server(tmp) as server:
         urls = seed_urls(server)[:3]
@@ -1118,6 +1183,8 @@ SCENARIOS = {
     "image_checks": scenario_image_checks,
     "table_input": scenario_table_input,
     "webdataset": scenario_webdataset,
+    "webdataset_rerun": scenario_webdataset_rerun,
+    "webdataset_sigint": scenario_webdataset_sigint,
     "sigint": scenario_sigint,
     "pty_bars": scenario_pty_bars,
     "no_color": scenario_no_color,

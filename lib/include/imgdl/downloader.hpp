@@ -125,6 +125,15 @@ struct DownloadOptions {
   /// generic agents.
   std::string user_agent;
   OnExists on_exists = OnExists::Rename;
+  /// How many recent URLs the Downloader remembers (at least this many, at most twice) to fetch a URL
+  /// listed twice only once and to keep names in input order: memory is bounded by it, not by the
+  /// list (about 64 bytes per URL of the window: 8 MiB at the default 131,072, for ten URLs or ten
+  /// million). A URL listed again further apart is fetched again, as a new URL; a name planned further
+  /// back is told apart by the output directory: a file this run made (its inode change time is at or
+  /// after the Downloader was made) is never replaced nor taken for "already there" (Skip, Resume),
+  /// so the later URL gets the next free `name.N.ext`. Keep it well above 2 × max_workers (the URLs in
+  /// flight). Must be at least 1 (else std::invalid_argument).
+  std::size_t name_window = std::size_t{1} << 17;
   /// Refuse bodies whose magic bytes are not a known image format (ErrorKind::NotImage).
   bool require_image = true;
   /// Size limits, read from each image's header as it arrives (the transfer stops there): an image

@@ -22,9 +22,14 @@ namespace imgdl {
 /// no place in a tar but count in their shard's stats. Keys come from positions, so no names are planned.
 ///
 /// A shard is written to `<NNNNN>.tar.part` and renamed to `<NNNNN>.tar` once every position it covers has
-/// a result (or finish() is called), with `<NNNNN>_stats.json` beside it (counts by status and error kind,
-/// bytes, elapsed seconds): a killed run leaves only whole shards (and `.part` files). Shards are
-/// replaced when a later run writes the same numbers.
+/// a result (or finish() is called: the list ended), with `<NNNNN>_stats.json` beside it (counts by
+/// status and error kind, bytes, elapsed seconds). A shard holds fewer samples than shard_size when
+/// some of its URLs failed (its stats count them). Shard numbers and keys come from input positions
+/// alone, so they are the same in every run, and runs over different parts of one list never write
+/// the same shard. A killed run leaves only whole shards (and `.part` files); a shard that got a
+/// cancelled result (the run was stopped) is never published, nor are the open shards of a writer
+/// abandoned or destroyed without finish(). A published `<NNNNN>.tar` is never replaced: ask
+/// published() before fetching a shard's URLs (the CLI skips the rows of a published shard).
 ///
 /// Thread-safety: none; call from one thread (e.g. a download_stream result callback).
 class IMGDL_API WebDatasetWriter {
@@ -42,9 +47,24 @@ class IMGDL_API WebDatasetWriter {
   void add(std::size_t index, const DownloadResult& result, const std::optional<std::string>& caption = {},
            const std::vector<std::pair<std::string, std::string>>& columns = {});
 
-  /// Publishes every shard still open: the list ended, or the run stops. Idempotent; the destructor
-  /// calls it (ignoring errors).
+  /// Publishes every shard still open: the list ended. A shard holding a cancelled result is dropped
+  /// instead. Throws std::system_error when a shard cannot be written, or was published meanwhile by
+  /// another writer (this one's copy is dropped). Idempotent.
   void finish();
+
+  /// Drops every shard still open (the run stopped early): nothing of them is published, their `.part`
+  /// files are removed, so a later run fetches their URLs again. The destructor does this.
+  void abandon() noexcept;
+
+  /// Whether shard `shard`'s tar is in the directory (published by this run or an earlier one): its
+  /// input positions need not be fetched, and add() must not be given them.
+  [[nodiscard]] bool published(std::size_t shard) const;
+
+  /// The samples per shard this writer was made with.
+  std::size_t shard_size() const noexcept;
+
+  /// "00003.tar" for shard 3. Thread-safe: pure.
+  [[nodiscard]] static std::string shard_file_name(std::size_t shard);
 
   /// The sample key of input position `index`. Thread-safe: pure.
   [[nodiscard]] static std::string key(std::size_t index, std::size_t shard_size);
