@@ -470,7 +470,10 @@ struct RunJournal::Impl {
       if (was != value)
         add(name + " was " + was + ", now " + value);
     }
-    for (const auto& [name, value] : settings.items()) {
+    for (const auto& item : settings.items()) {
+      // Not a structured binding: clang 14 (the fuzzers' compiler) cannot capture one in a lambda.
+      const std::string& name = item.key();
+      const auto& value = item.value();
       const bool known = std::any_of(options.manifest.settings.begin(), options.manifest.settings.end(),
                                      [&](const auto& s) { return s.first == name; });
       if (!known)
