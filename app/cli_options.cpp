@@ -463,7 +463,7 @@ std::optional<SourceUrl> UrlSource::next() {
     } else if (auto row = reader_->next()) {
       url = std::move(row->url);
       if (keep_extras_ && (row->caption || !row->columns.empty()))
-        extras = RowExtras{std::move(row->caption), std::move(row->columns)};
+        extras = RowExtras{std::nullopt, std::move(row->caption), std::move(row->columns)};
     } else {
       if (in_->bad() && read_error_.empty())
         read_error_ = "cannot read '" + display_ + "': read error";

@@ -68,6 +68,7 @@ std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_dimensions(std::str
 
 /// A row's caption and kept columns, carried from the list to the URL's report entry.
 struct RowExtras {
+  std::optional<std::string> key;  ///< WebDataset output: the sample's key (set by the runner)
   std::optional<std::string> caption;
   std::vector<std::pair<std::string, std::string>> columns;
 };

@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -25,6 +27,7 @@
 #include "format.hpp"
 #include "imgdl/downloader.hpp"
 #include "imgdl/run_journal.hpp"
+#include "imgdl/webdataset.hpp"
 #include "interrupt.hpp"
 #include "merge.hpp"
 #include "report.hpp"
@@ -111,6 +114,22 @@ JournalManifest journal_manifest(const AppSettings& s) {
   return m;
 }
 
+/// For WebDataset output, whether a journal's record of a position still holds: only once its shard is
+/// published is its sample kept (a run stopped earlier left the shard unpublished, to be fetched again).
+/// Positions come in increasing order: one look at the directory per shard.
+std::function<bool(std::size_t)> published_shard_test(const std::filesystem::path& dir,
+                                                      std::size_t shard_size) {
+  return [dir, shard_size, shard = static_cast<std::size_t>(-1), published = false](std::size_t p) mutable {
+    if (p / shard_size != shard) {
+      shard = p / shard_size;
+      std::error_code error;
+      published = std::filesystem::is_regular_file(
+          std::filesystem::symlink_status(dir / WebDatasetWriter::shard_file_name(shard), error));
+    }
+    return published;
+  };
+}
+
 int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   const auto start = Clock::now();
   std::FILE* human = settings.json ? stderr : stdout;
@@ -167,8 +186,8 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
   std::error_code not_regular;
   const bool regular_input = settings.input && *settings.input != "-" &&
                              std::filesystem::is_regular_file(*settings.input, not_regular);
-  const bool journaled = regular_input && !settings.no_journal && !settings.compare && !settings.shard_size;
-  if (!journaled && (settings.retry_failed || settings.force) && !settings.shard_size) {
+  const bool journaled = regular_input && !settings.no_journal && !settings.compare;
+  if (!journaled && (settings.retry_failed || settings.force)) {
     std::cerr
         << "imgdl: --retry-failed and --force work on the run journal, kept only for a list read from a "
            "regular file (-i FILE)\n";
@@ -182,6 +201,8 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
       options.force = settings.force;
       options.retry_failed = settings.retry_failed;
       options.manifest = journal_manifest(settings);
+      if (settings.shard_size)
+        options.still_done = published_shard_test(settings.download.output_dir, *settings.shard_size);
       journal.emplace(std::move(options));
     } catch (const std::exception& e) {
       std::cerr << "imgdl: " << e.what() << "\n";
@@ -192,10 +213,6 @@ int run_app(AppSettings& settings, InterruptWatcher& watcher) {
     if (journal->dropped_bytes() > 0)
       std::cerr << "imgdl: " << journal->path().string() << ": dropped " << journal->dropped_bytes()
                 << " bytes of a record cut short (an earlier run was killed while writing it)\n";
-  } else if (settings.shard_size && (settings.retry_failed || settings.force)) {
-    std::cerr << "imgdl: --retry-failed and --force need the run journal, not kept yet with --output-format "
-                 "webdataset\n";
-    return exit_usage;
   }
 
   RunContext ctx{settings.download, *source, report ? &*report : nullptr, *output, watcher, planned};

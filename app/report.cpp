@@ -97,9 +97,11 @@ nlohmann::ordered_json to_json(const Shard& shard) {
 }
 
 std::string extras_json(const RowExtras& extras) {
-  if (!extras.caption && extras.columns.empty())
+  if (!extras.key && !extras.caption && extras.columns.empty())
     return {};
   nlohmann::ordered_json json = nlohmann::ordered_json::object();
+  if (extras.key)
+    json["key"] = *extras.key;
   if (extras.caption)
     json["caption"] = *extras.caption;
   if (!extras.columns.empty()) {
@@ -167,6 +169,8 @@ void ReportWriter::begin(std::string_view mode, std::size_t workers, const std::
 void ReportWriter::add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras) {
   auto entry = to_json(result, index);
   if (extras != nullptr) {
+    if (extras->key)
+      entry["key"] = *extras->key;
     if (extras->caption)
       entry["caption"] = *extras->caption;
     if (!extras->columns.empty()) {
@@ -189,7 +193,7 @@ void ReportWriter::add_earlier_result(std::size_t index, const DownloadResult& r
   if (!extras_json.empty()) {
     const auto extras = nlohmann::ordered_json::parse(extras_json, nullptr, false);
     if (extras.is_object()) {
-      for (const char* key : {"caption", "columns"}) {
+      for (const char* key : {"key", "caption", "columns"}) {
         if (const auto it = extras.find(key); it != extras.end())
           entry[key] = *it;
       }

@@ -55,7 +55,8 @@ nlohmann::ordered_json to_json(const Totals& totals);
 /// {"index": K, "count": N, "block_size": B}.
 nlohmann::ordered_json to_json(const Shard& shard);
 
-/// A row's caption and columns as a JSON object's text, for the run journal ("" when it has neither).
+/// A row's sample key, caption and columns as a JSON object's text, for the run journal ("" when it has
+/// none of them).
 std::string extras_json(const RowExtras& extras);
 
 /// Opens (creates or truncates) the report file up front, so a bad path fails before any download.
@@ -82,7 +83,8 @@ class ReportWriter {
   /// `mode`: "pooled", "sequential" or "compare"; `shard`: the run's share of the list, if it took one.
   void begin(std::string_view mode, std::size_t workers, const std::filesystem::path& output_dir,
              const std::optional<Shard>& shard = std::nullopt);
-  /// One result; a table row's caption and kept columns go with it ("caption", "columns").
+  /// One result; a WebDataset sample's key and a table row's caption and kept columns go with it
+  /// ("key", "caption", "columns").
   void add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras = nullptr);
   /// A result an earlier run recorded in the journal, with the caption and columns it kept
   /// (`extras_json`, from extras_json()), marked "earlier_run": true.

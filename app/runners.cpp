@@ -102,27 +102,62 @@ std::filesystem::path scratch_dir(const DownloadOptions& options) {
 }
 
 /// For WebDataset output, the input rows of a shard already published (by an earlier run into this
-/// directory), which is never written again: the Downloader is not given them.
+/// directory), which is never written anew: the Downloader is not given them, but for the failures a
+/// --retry-failed run fetches again through a repair of the shard.
 class PublishedShards {
  public:
-  explicit PublishedShards(const WebDatasetWriter* shards) : shards_(shards) {}
+  PublishedShards(WebDatasetWriter* shards, const RunJournal* journal) : shards_(shards), journal_(journal) {}
 
-  /// Whether `row` belongs to a published shard (one look at the directory per shard).
+  /// Whether `row` belongs to a published shard and is not one its repair fetches again (one look at
+  /// the directory per shard, and a repair opened when the journal retries some of its rows).
   bool skips(std::size_t row) {
     if (!shards_)
       return false;
-    const std::size_t shard = row / shards_->shard_size();
+    const std::size_t size = shards_->shard_size();
+    const std::size_t shard = row / size;
     if (shard != checked_shard_) {
       checked_shard_ = shard;
       checked_published_ = shards_->published(shard);
+      if (checked_published_ && journal_ && !shards_->repairing(shard) && retries_some(shard * size, size))
+        (void)shards_->repair(shard, [j = journal_](std::size_t p) { return j->retrying(p); });
     }
-    return checked_published_;
+    return checked_published_ && !shards_->awaits(row);
   }
 
  private:
-  const WebDatasetWriter* shards_;
+  bool retries_some(std::size_t first, std::size_t count) const {
+    for (std::size_t p = first; p < first + count; ++p)
+      if (journal_->retrying(p))
+        return true;
+    return false;
+  }
+
+  WebDatasetWriter* shards_;
+  const RunJournal* journal_;
   std::size_t checked_shard_ = static_cast<std::size_t>(-1);
   bool checked_published_ = false;
+};
+
+/// The journal records of a shard under repair, held until the repaired tar is published: until then
+/// the published tar lacks their samples, so a run stopped before that must fetch them again.
+class HeldRecords {
+ public:
+  explicit HeldRecords(RunJournal* journal) : journal_(journal) {}
+  void hold(std::size_t shard, std::size_t position, const DownloadResult& result, std::string extra) {
+    held_[shard].push_back(JournalEntry{position, result, std::move(extra)});
+  }
+  /// Shard `shard` is published: its records are written.
+  void release(std::size_t shard) {
+    const auto node = held_.extract(shard);
+    if (node.empty())
+      return;
+    for (const JournalEntry& e : node.mapped())
+      journal_->record(e.position, e.result, e.extra);
+  }
+
+ private:
+  RunJournal* journal_;
+  std::unordered_map<std::size_t, std::vector<JournalEntry>> held_;
 };
 
 /// The list streamed through one Downloader: each result is counted and reported as it completes
@@ -131,12 +166,14 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
   RunOutcome outcome;
   std::optional<WebDatasetWriter> shards;
   DownloadOptions options = ctx.options;
+  RunJournal* const journal = ctx.journal;
+  HeldRecords held(journal);
   if (ctx.shard_size) {
     shards.emplace(ctx.options.output_dir, *ctx.shard_size);
+    shards->on_published([&held](std::size_t shard) { held.release(shard); });
     options.output_dir = scratch_dir(ctx.options);
   }
-  RunJournal* const journal = ctx.journal;
-  PublishedShards published(shards ? &*shards : nullptr);
+  PublishedShards published(shards ? &*shards : nullptr, journal);
   bool list_ended = false;
   outcome.totals.elapsed_s = run_downloader(ctx, options, ctx.planned, [&](Downloader& d) {
     const std::size_t workers = mode == Mode::Sequential ? 1 : d.options().max_workers.value_or(1);
@@ -151,6 +188,16 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
           ctx.report->add_earlier_result(e.position, e.result, e.extra);
       });
     }
+    // The row's extras, with its sample key for WebDataset output.
+    auto extras_of = [&](std::size_t position) {
+      auto extras = ctx.source.take_extras(position);
+      if (shards) {
+        if (!extras)
+          extras.emplace();
+        extras->key = WebDatasetWriter::key(position, shards->shard_size());
+      }
+      return extras;
+    };
     std::size_t pulled = 0;  // rows handed to the Downloader: its stream index
     // With a journal, a shard or published WebDataset shards, which skip positions, the Downloader's
     // stream index -> input position of each URL in flight (without them, the two are equal).
@@ -181,7 +228,7 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
               r.message = "its shard " + WebDatasetWriter::shard_file_name(p / shards->shard_size()) +
                           " is already published";
               outcome.totals.add(r);
-              const auto extras = ctx.source.take_extras(p);
+              const auto extras = extras_of(p);
               if (ctx.report)
                 ctx.report->add_result(p, r, extras ? &*extras : nullptr);
               continue;
@@ -198,22 +245,32 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
             const auto node = positions.extract(stream_index);
             index = node.empty() ? stream_index : node.mapped();
           }
+          const auto extras = extras_of(index);
+          bool held_back = false;
+          if (shards) {
+            const std::size_t shard = index / shards->shard_size();
+            // Reported and recorded where the sample ends up: in its shard, its file gone.
+            const auto in_shard = ctx.options.output_dir / WebDatasetWriter::shard_file_name(shard);
+            held_back = journal != nullptr && shards->repairing(shard);
+            if (held_back) {  // before add(), which may publish the shard and so release what is held
+              DownloadResult recorded = r;
+              if (recorded.status == DownloadStatus::Ok)
+                recorded.path = in_shard;
+              held.hold(shard, index, recorded, extras_json(*extras));
+            }
+            shards->add(index, r, extras->caption, extras->columns);
+            if (r.status == DownloadStatus::Ok)
+              r.path = in_shard;
+          }
           outcome.totals.add(r);
-          const auto extras = ctx.source.take_extras(index);
           if (ctx.report)
             ctx.report->add_result(index, r, extras ? &*extras : nullptr);
-          if (journal)
+          if (journal && !held_back)
             journal->record(index, r, extras ? extras_json(*extras) : std::string());
-          if (shards) {
-            static const std::vector<std::pair<std::string, std::string>> none;
-            shards->add(index, r, extras ? extras->caption : std::nullopt, extras ? extras->columns : none);
-          }
         },
         mode);
     list_ended = list_ended && !d.cancelled();
   });
-  if (journal)
-    journal->flush();
   if (shards) {
     // A stopped run publishes no open shard: its rows are fetched again by the next run.
     if (list_ended && !ctx.watcher.interrupted())
@@ -223,6 +280,8 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
     std::error_code ignored;
     std::filesystem::remove(scratch_dir(ctx.options), ignored);  // only when empty
   }
+  if (journal)
+    journal->flush();
   return outcome;
 }
 

@@ -181,6 +181,7 @@ TEST_CASE("a rerun finds successes and permanent failures done, and transient on
     CHECK_FALSE(journal.done(3));
     CHECK_FALSE(journal.done(4));
     CHECK(journal.done_count() == 3);
+    CHECK_FALSE(journal.retrying(2));  // without retry_failed, a transient failure is done too
   }
   auto retry = options_for(dir.path);
   retry.retry_failed = true;
@@ -189,6 +190,9 @@ TEST_CASE("a rerun finds successes and permanent failures done, and transient on
   CHECK(journal.done(1));
   CHECK_FALSE(journal.done(2));
   CHECK(journal.done_count() == 2);
+  CHECK(journal.retrying(2));  // fetched again because it failed transiently, not for want of a record
+  CHECK_FALSE(journal.retrying(1));
+  CHECK_FALSE(journal.retrying(3));
   const auto entries = done_entries(journal);
   REQUIRE(entries.size() == 2);
   CHECK(entries[0].position == 1);  // newest first

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "imgdl/webdataset.hpp"
 #include "support/test_files.hpp"
@@ -154,4 +155,160 @@ TEST_CASE("a published shard is never replaced, and says it is there") {
   CHECK(read_file(out / "00000.tar") == before);
   CHECK(WebDatasetWriter::shard_file_name(12) == "00012.tar");
   CHECK(second.shard_size() == 1);
+}
+
+namespace {
+
+/// The member names of a tar, in order, as Python's tarfile reads them (one per line).
+std::string tar_names(const fs::path& tar) {
+  const fs::path listing = tar.string() + ".names";
+  const std::string command =
+      "python3 -c \"import tarfile,sys; print('\\n'.join(tarfile.open(sys.argv[1]).getnames()))\" '" +
+      tar.string() + "' > '" + listing.string() + "'";
+  REQUIRE(run(command) == 0);
+  std::string names = read_file(listing);
+  fs::remove(listing);
+  return names;
+}
+
+DownloadResult http_failure(const std::string& url, long status) {
+  DownloadResult r = failed(url, ErrorKind::HttpStatus);
+  r.http_status = status;
+  return r;
+}
+
+/// Shard 0 of size 4 with samples at 0 and 3, a 404 at 1 and a 503 at 2.
+void publish_shard_with_failures(const fs::path& scratch, const fs::path& out) {
+  WebDatasetWriter writer(out, 4);
+  writer.add(0, downloaded(scratch, "a.png", "A"));
+  writer.add(1, http_failure("http://h/404", 404));
+  writer.add(2, http_failure("http://h/503", 503));
+  writer.add(3, downloaded(scratch, "d.png", "D"));
+  REQUIRE(writer.published(0));
+}
+
+}  // namespace
+
+TEST_CASE("published stats list each failed position by key, URL and error") {
+  TempDir dir;
+  publish_shard_with_failures(dir.path / "s", dir.path / "shards");
+  const std::string stats = read_file(dir.path / "shards" / "00000_stats.json");
+  CHECK(stats.find(
+            "\"key\": \"000000001\",\n      \"url\": \"http://h/404\",\n      \"error\": \"http_status\",\n"
+            "      \"http_status\": 404") != std::string::npos);
+  CHECK(stats.find("\"key\": \"000000002\"") != std::string::npos);
+  CHECK(stats.find("000000000") == std::string::npos);  // a sample is in the tar, not in the failures
+}
+
+TEST_CASE("a repair adds the retried samples to the published shard and keeps every earlier one") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  publish_shard_with_failures(dir.path / "s", out);
+  const std::string before = read_file(out / "00000.tar");
+
+  WebDatasetWriter writer(out, 4);
+  std::vector<std::size_t> asked;
+  std::vector<std::size_t> published;
+  writer.on_published([&](std::size_t shard) { published.push_back(shard); });
+  // Only the 503 is retried: the caller says which failures are worth another try.
+  CHECK(writer.repair(0, [&](std::size_t p) {
+    asked.push_back(p);
+    return p == 2;
+  }) == 1);
+  CHECK(asked == std::vector<std::size_t>{1, 2});  // only the listed failures are asked about
+  CHECK(writer.repairing(0));
+  CHECK(writer.awaits(2));
+  CHECK_FALSE(writer.awaits(1));
+  CHECK_FALSE(writer.awaits(0));
+  CHECK_THROWS_AS(writer.add(1, http_failure("http://h/404", 404)), std::invalid_argument);
+  CHECK(read_file(out / "00000.tar") == before);  // nothing replaced before the repair is whole
+
+  writer.add(2, downloaded(dir.path / "s", "c.png", "C"));
+  CHECK(published == std::vector<std::size_t>{0});
+  CHECK_FALSE(writer.repairing(0));
+  const std::string after = read_file(out / "00000.tar");
+  // The earlier members, byte for byte (the old end blocks excepted), then the new sample.
+  CHECK(after.compare(0, before.size() - 1024, before, 0, before.size() - 1024) == 0);
+  CHECK(tar_names(out / "00000.tar") ==
+        "000000000.png\n000000000.json\n000000003.png\n000000003.json\n000000002.png\n000000002.json\n");
+  const std::string stats = read_file(out / "00000_stats.json");
+  CHECK(stats.find("\"count\": 4") != std::string::npos);
+  CHECK(stats.find("\"ok\": 3") != std::string::npos);
+  CHECK(stats.find("\"failed\": 1") != std::string::npos);
+  CHECK(stats.find("\"errors\": {\n    \"http_status\": 1\n  }") != std::string::npos);
+  CHECK(stats.find("000000002") == std::string::npos);
+  CHECK(stats.find("000000001") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "00000.tar.part"));
+}
+
+TEST_CASE("a retried position that fails again stays listed with its new error") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  publish_shard_with_failures(dir.path / "s", out);
+  WebDatasetWriter writer(out, 4);
+  REQUIRE(writer.repair(0, [](std::size_t) { return true; }) == 2);
+  writer.add(1, http_failure("http://h/404", 404));
+  writer.add(2, failed("http://h/503", ErrorKind::Timeout));
+  const std::string stats = read_file(out / "00000_stats.json");
+  CHECK(stats.find("\"failed\": 2") != std::string::npos);
+  CHECK(stats.find("\"errors\": {\n    \"http_status\": 1,\n    \"timeout\": 1\n  }") != std::string::npos);
+  CHECK(tar_names(out / "00000.tar") == "000000000.png\n000000000.json\n000000003.png\n000000003.json\n");
+}
+
+TEST_CASE("a repair stopped midway leaves the published shard as it was") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  publish_shard_with_failures(dir.path / "s", out);
+  const std::string before = read_file(out / "00000.tar");
+  const std::string stats = read_file(out / "00000_stats.json");
+  {
+    WebDatasetWriter writer(out, 4);
+    REQUIRE(writer.repair(0, [](std::size_t) { return true; }) == 2);
+    writer.add(2, downloaded(dir.path / "s", "c.png", "C"));
+    CHECK(fs::exists(out / "00000.tar.part"));
+  }  // destroyed with position 1 still awaited
+  CHECK(read_file(out / "00000.tar") == before);
+  CHECK(read_file(out / "00000_stats.json") == stats);
+  CHECK_FALSE(fs::exists(out / "00000.tar.part"));
+
+  WebDatasetWriter writer(out, 4);
+  REQUIRE(writer.repair(0, [](std::size_t) { return true; }) == 2);
+  DownloadResult cancelled = failed("http://h/404", ErrorKind::Cancelled);
+  cancelled.status = DownloadStatus::Cancelled;
+  writer.add(1, cancelled);
+  writer.add(2, downloaded(dir.path / "s", "c.png", "C"));  // the last awaited: a cancelled repair is dropped
+  CHECK(read_file(out / "00000.tar") == before);
+  CHECK(writer.shards_written() == 0);
+}
+
+TEST_CASE("a repair is refused for a shard not published, open, or with no failures listed") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  publish_shard_with_failures(dir.path / "s", out);
+  WebDatasetWriter writer(out, 4);
+  CHECK_THROWS_AS((void)writer.repair(1, [](std::size_t) { return true; }), std::invalid_argument);
+  CHECK(writer.repair(0, [](std::size_t) { return false; }) == 0);  // nothing to retry: nothing opened
+  CHECK_FALSE(writer.repairing(0));
+  REQUIRE(writer.repair(0, [](std::size_t) { return true; }) == 2);
+  CHECK_THROWS_AS((void)writer.repair(0, [](std::size_t) { return true; }), std::invalid_argument);
+  writer.abandon();
+
+  // Stats without a list of failures (imgdl 0.2.0's), or another shard size's keys: left alone.
+  std::ofstream(out / "00000_stats.json", std::ios::trunc) << R"({"count": 4, "ok": 2, "failed": 2})";
+  CHECK(writer.repair(0, [](std::size_t) { return true; }) == 0);
+  publish_shard_with_failures(dir.path / "s", dir.path / "other");
+  WebDatasetWriter wider(dir.path / "other", 100000);
+  CHECK(wider.repair(0, [](std::size_t) { return true; }) == 0);
+}
+
+TEST_CASE("a repair is dropped when its shard was replaced meanwhile by another writer") {
+  TempDir dir;
+  const fs::path out = dir.path / "shards";
+  publish_shard_with_failures(dir.path / "s", out);
+  WebDatasetWriter writer(out, 4);
+  REQUIRE(writer.repair(0, [](std::size_t p) { return p == 2; }) == 1);
+  std::ofstream(out / "00000.tar.other", std::ios::binary) << std::string(1024, '\0');
+  fs::rename(out / "00000.tar.other", out / "00000.tar");
+  CHECK_THROWS_AS(writer.add(2, downloaded(dir.path / "s", "c.png", "C")), std::system_error);
+  CHECK(read_file(out / "00000.tar") == std::string(1024, '\0'));
 }

@@ -115,6 +115,25 @@ bool OutputDir::exists(const std::string& name) const {
   return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+UniqueFd OutputDir::open_read(const std::string& name, std::error_code& error) const {
+  error.clear();
+  UniqueFd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) {
+    error = last_error();
+    return {};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    error = std::make_error_code(std::errc::invalid_argument);
+    return {};
+  }
+  return fd;
+}
+
+bool OutputDir::stat(const std::string& name, struct stat& st) const noexcept {
+  return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 DiskTime OutputDir::now() const {
   struct stat st {};
   const UniqueFd probe(::openat(fd_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));

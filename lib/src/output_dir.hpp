@@ -2,6 +2,7 @@
 // The output directory, held open by descriptor: every file is created relative to it with
 // openat/renameat, so a URL's name can never reach outside it and a symlink is never followed.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -108,6 +109,11 @@ class OutputDir {
 
   /// Does an entry (of any kind, symlinks included, not followed) exist under `name`?
   bool exists(const std::string& name) const;
+  /// Opens the regular file `name` for reading (a symlink is not followed); an empty UniqueFd and the
+  /// error when it cannot.
+  UniqueFd open_read(const std::string& name, std::error_code& error) const;
+  /// lstat of `name` in the directory; false (errno set) when there is no such entry.
+  bool stat(const std::string& name, struct stat& st) const noexcept;
 
   /// The time now as the directory's filesystem records it: the ctime of an unnamed file made there
   /// (so its granularity and clock, a server's for NFS, are the ones files get), else the coarse

@@ -587,6 +587,10 @@ bool RunJournal::done(std::size_t position) const noexcept {
   return impl_->is_done(impl_->states.get(position));
 }
 
+bool RunJournal::retrying(std::size_t position) const noexcept {
+  return impl_->options.retry_failed && impl_->states.get(position) == JournalState::TransientFailure;
+}
+
 void RunJournal::for_each_done(const std::function<void(const JournalEntry&)>& fn) const {
   const Impl& m = *impl_;
   if (done_count_ == 0)

@@ -6,14 +6,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "image_type.hpp"
 #include "output_dir.hpp"
@@ -62,13 +66,64 @@ std::string tar_header(std::string_view name, std::uint64_t size, std::time_t mt
   return h;
 }
 
+/// A number field as put_number() writes it (or as other tars pad it: spaces, NULs).
+std::uint64_t get_number(const char* field, std::size_t width) {
+  std::uint64_t value = 0;
+  if ((static_cast<unsigned char>(field[0]) & 0x80) != 0) {
+    for (std::size_t i = 1; i < width; ++i)
+      value = (value << 8) | static_cast<unsigned char>(field[i]);
+    return value;
+  }
+  for (std::size_t i = 0; i < width; ++i) {
+    if (field[i] >= '0' && field[i] <= '7')
+      value = value * 8 + static_cast<std::uint64_t>(field[i] - '0');
+    else if (value != 0 || (field[i] != ' ' && field[i] != '\0'))
+      break;
+  }
+  return value;
+}
+
 std::system_error shard_error(std::error_code code, const std::string& what) {
   return std::system_error(code, what);
+}
+
+std::error_code errno_code(int error) {
+  return {error, std::generic_category()};
+}
+
+/// Reads exactly `size` bytes at `offset`; false at an early end of file or an error (errno; 0 at the end).
+bool read_at(int fd, char* data, std::size_t size, std::uint64_t offset) {
+  std::size_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::pread(fd, data + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      if (n == 0)
+        errno = 0;
+      return false;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool same_file(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
 }  // namespace
 
 struct WebDatasetWriter::Impl {
+  /// A position that left no sample, as its shard's stats list it.
+  struct Failure {
+    std::size_t index = 0;
+    std::string url;
+    std::string error;  // an error kind's name, or "missing_file"
+    long http_status = 0;
+  };
+
   struct Shard {
     detail::PartFile part;
     std::size_t results = 0;
@@ -76,14 +131,21 @@ struct WebDatasetWriter::Impl {
     std::size_t failed = 0;
     std::size_t cancelled = 0;                  // a run stopped: the shard is not whole, never published
     std::map<std::string, std::size_t> errors;  // by error kind
-    std::uint64_t bytes = 0;                    // image bytes
+    std::vector<Failure> failures;
+    std::uint64_t bytes = 0;  // image bytes
     Clock::time_point started = Clock::now();
+    // A repair: the published tar it replaces, its positions still to come, the time spent before.
+    bool repair = false;
+    struct stat replaces {};
+    std::set<std::size_t> awaited;
+    double earlier_elapsed_s = 0;
   };
 
   detail::OutputDir dir;
   std::size_t shard_size;
   std::map<std::size_t, Shard> open;  // by shard number; a few at most (the results in flight)
   std::size_t written = 0;
+  std::function<void(std::size_t)> published_fn;
   std::time_t mtime = std::time(nullptr);
 
   Impl(const std::filesystem::path& path, std::size_t size) : dir(path), shard_size(size) {}
@@ -151,6 +213,12 @@ struct WebDatasetWriter::Impl {
     const std::size_t number = index / shard_size;
     Shard& shard = shard_for(number);
     const std::string key = WebDatasetWriter::key(index, shard_size);
+    if (shard.repair) {
+      if (shard.awaited.erase(index) == 0)
+        throw std::invalid_argument("position " + std::to_string(index) + " is not one the repair of " +
+                                    shard_name(number) + ".tar awaits");
+      forget_failure(shard, index);  // this result replaces it
+    }
     bool kept = false;
     if (r.status == DownloadStatus::Ok && !r.path.empty()) {
       std::string ext(extension_for(r.image_type));
@@ -175,13 +243,119 @@ struct WebDatasetWriter::Impl {
       ++shard.cancelled;
     } else {
       ++shard.failed;
-      ++shard.errors[std::string(r.ok() ? "missing_file" : to_string(r.error))];
+      Failure failure{index, r.url, std::string(r.ok() ? "missing_file" : to_string(r.error)), r.http_status};
+      ++shard.errors[failure.error];
+      shard.failures.push_back(std::move(failure));
     }
     std::error_code ignored;
     if (!r.path.empty() && r.status == DownloadStatus::Ok)
       std::filesystem::remove(r.path, ignored);  // in the shard now (or unreadable): not left behind
-    if (++shard.results == shard_size)
+    if (shard.repair ? shard.awaited.empty() : ++shard.results == shard_size)
       publish(number);
+  }
+
+  static void forget_failure(Shard& shard, std::size_t index) {
+    const auto it = std::find_if(shard.failures.begin(), shard.failures.end(),
+                                 [index](const Failure& f) { return f.index == index; });
+    if (it == shard.failures.end())
+      return;
+    --shard.failed;
+    if (const auto kind = shard.errors.find(it->error); kind != shard.errors.end() && --kind->second == 0)
+      shard.errors.erase(kind);
+    shard.failures.erase(it);
+  }
+
+  /// The stats of published shard `number`, or nothing when they cannot be read or list no failures.
+  std::optional<nlohmann::json> published_stats(std::size_t number) const {
+    std::error_code error;
+    const detail::UniqueFd fd = dir.open_read(shard_name(number) + "_stats.json", error);
+    struct stat st {};
+    if (error || ::fstat(fd.get(), &st) != 0 || st.st_size > (std::int64_t{1} << 30))
+      return std::nullopt;
+    std::string text(static_cast<std::size_t>(st.st_size), '\0');
+    if (!read_at(fd.get(), text.data(), text.size(), 0))
+      return std::nullopt;
+    auto json = nlohmann::json::parse(text, nullptr, false);
+    if (!json.is_object() || !json.contains("failures") || !json["failures"].is_array())
+      return std::nullopt;
+    return json;
+  }
+
+  /// Copies published tar `name`'s members, up to its end blocks, into `shard`'s part file.
+  void copy_members(Shard& shard, const std::string& name) {
+    std::error_code error;
+    const detail::UniqueFd fd = dir.open_read(name, error);
+    if (error)
+      throw shard_error(error, "cannot read " + name);
+    if (::fstat(fd.get(), &shard.replaces) != 0)
+      throw shard_error(errno_code(errno), "cannot read " + name);
+    const auto size = static_cast<std::uint64_t>(shard.replaces.st_size);
+    std::uint64_t end = 0;  // where the end-of-archive blocks begin
+    char header[kBlock];
+    while (end + kBlock <= size) {
+      if (!read_at(fd.get(), header, kBlock, end))
+        throw shard_error(errno_code(errno != 0 ? errno : EIO), "cannot read " + name);
+      if (std::all_of(header, header + kBlock, [](char c) { return c == '\0'; }))
+        break;
+      end += kBlock + (get_number(header + 124, 12) + kBlock - 1) / kBlock * kBlock;
+    }
+    if (end > size)
+      throw shard_error(errno_code(EIO), name + " is not a whole tar: its last member is cut short");
+    std::string buffer(std::size_t{1} << 18, '\0');
+    for (std::uint64_t copied = 0; copied < end;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - copied));
+      if (!read_at(fd.get(), buffer.data(), n, copied))
+        throw shard_error(errno_code(errno != 0 ? errno : EIO), "cannot read " + name);
+      write(shard, std::string_view(buffer.data(), n));
+      copied += n;
+    }
+  }
+
+  std::size_t repair(std::size_t number, const std::function<bool(std::size_t)>& retry) {
+    if (open.count(number) != 0)
+      throw std::invalid_argument("shard " + shard_name(number) + ".tar is already open");
+    if (!dir.exists(shard_name(number) + ".tar"))
+      throw std::invalid_argument("shard " + shard_name(number) + ".tar is not published");
+    const auto stats = published_stats(number);
+    if (!stats)
+      return 0;
+    Shard shard;
+    shard.repair = true;
+    for (const auto& f : (*stats)["failures"]) {
+      Failure failure;
+      const std::string key = f.value("key", "");
+      const std::string in_shard = key.size() > 5 ? key.substr(5) : std::string();
+      std::size_t offset = 0;
+      const auto [end, ec] = std::from_chars(in_shard.data(), in_shard.data() + in_shard.size(), offset);
+      if (ec != std::errc() || end != in_shard.data() + in_shard.size() || offset >= shard_size ||
+          WebDatasetWriter::key(number * shard_size + offset, shard_size) != key)
+        return 0;  // not a list this writer's shard size made: leave the shard alone
+      failure.index = number * shard_size + offset;
+      failure.url = f.value("url", "");
+      failure.error = f.value("error", "");
+      failure.http_status = f.value("http_status", 0L);
+      if (retry(failure.index))
+        shard.awaited.insert(failure.index);
+      shard.failures.push_back(std::move(failure));
+    }
+    if (shard.awaited.empty())
+      return 0;
+    shard.results = stats->value("count", std::size_t{0});
+    shard.ok = stats->value("ok", std::size_t{0});
+    shard.failed = stats->value("failed", std::size_t{0});
+    if (const auto it = stats->find("errors"); it != stats->end() && it->is_object())
+      for (const auto& [kind, count] : it->items())
+        shard.errors[kind] = count.get<std::size_t>();
+    shard.bytes = stats->value("bytes", std::uint64_t{0});
+    shard.earlier_elapsed_s = stats->value("elapsed_s", 0.0);
+    std::error_code error;
+    shard.part = dir.open_part(shard_name(number) + ".tar", false, error);
+    if (error)
+      throw shard_error(error, "cannot create shard " + shard_name(number) + ".tar.part");
+    copy_members(shard, shard_name(number) + ".tar");
+    const std::size_t awaited = shard.awaited.size();
+    open.emplace(number, std::move(shard));
+    return awaited;
   }
 
   /// Renames a part file to `name`: a shard never replaces one already there (`exclusive`), its stats
@@ -213,10 +387,27 @@ struct WebDatasetWriter::Impl {
                // run
     write(shard, std::string(2 * kBlock, '\0'));  // the tar's end
     const std::string base = shard_name(number);
-    publish_file(shard.part, base + ".tar", true);
+    if (shard.repair) {
+      struct stat now {};
+      if (!dir.stat(base + ".tar", now) || !same_file(now, shard.replaces))
+        throw shard_error(
+            std::make_error_code(std::errc::file_exists),
+            base + ".tar was replaced meanwhile by another writer; this run's repair is dropped");
+    }
+    publish_file(shard.part, base + ".tar", !shard.repair);
     nlohmann::ordered_json errors = nlohmann::ordered_json::object();
     for (const auto& [kind, count] : shard.errors)
       errors[kind] = count;
+    std::sort(shard.failures.begin(), shard.failures.end(),
+              [](const Failure& a, const Failure& b) { return a.index < b.index; });
+    nlohmann::ordered_json failures = nlohmann::ordered_json::array();
+    for (const Failure& f : shard.failures) {
+      nlohmann::ordered_json entry{
+          {"key", WebDatasetWriter::key(f.index, shard_size)}, {"url", f.url}, {"error", f.error}};
+      if (f.http_status != 0)
+        entry["http_status"] = f.http_status;
+      failures.push_back(std::move(entry));
+    }
     const nlohmann::ordered_json stats{
         {"shard", base + ".tar"},
         {"count", shard.results},
@@ -224,15 +415,20 @@ struct WebDatasetWriter::Impl {
         {"failed", shard.failed},
         {"errors", errors},
         {"bytes", shard.bytes},
-        {"elapsed_s", std::chrono::duration<double>(Clock::now() - shard.started).count()}};
+        {"elapsed_s",
+         shard.earlier_elapsed_s + std::chrono::duration<double>(Clock::now() - shard.started).count()},
+        {"failures", failures}};
     std::error_code error;
     auto part = dir.open_part(base + "_stats.json", false, error);
     if (error)
       throw shard_error(error, "cannot create " + base + "_stats.json.part");
-    if (auto e = part.write(stats.dump(2) + "\n"))
+    if (auto e =
+            part.write(stats.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n"))
       throw shard_error(e, "cannot write " + part.name());
     publish_file(part, base + "_stats.json", false);
     ++written;
+    if (published_fn)
+      published_fn(number);
   }
 
   void finish() {
@@ -265,6 +461,24 @@ void WebDatasetWriter::finish() {
 
 void WebDatasetWriter::abandon() noexcept {
   impl_->abandon();
+}
+
+std::size_t WebDatasetWriter::repair(std::size_t shard, const std::function<bool(std::size_t)>& retry) {
+  return impl_->repair(shard, retry);
+}
+
+void WebDatasetWriter::on_published(std::function<void(std::size_t)> fn) {
+  impl_->published_fn = std::move(fn);
+}
+
+bool WebDatasetWriter::awaits(std::size_t index) const {
+  const auto it = impl_->open.find(index / impl_->shard_size);
+  return it != impl_->open.end() && it->second.repair && it->second.awaited.count(index) != 0;
+}
+
+bool WebDatasetWriter::repairing(std::size_t shard) const {
+  const auto it = impl_->open.find(shard);
+  return it != impl_->open.end() && it->second.repair;
 }
 
 bool WebDatasetWriter::published(std::size_t shard) const {

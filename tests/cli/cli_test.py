@@ -531,7 +531,7 @@ def scenario_webdataset(tmp):
                                     "--output-format", "webdataset", "--shard-size", "4"], tmp)
     check(code == 1, f"exited {code}, expected 1 (one 404)", out, err)
     shards = os.path.join(tmp, "shards")
-    check(sorted(os.listdir(shards)) == ["00000.tar", "00000_stats.json", "00001.tar", "00001_stats.json"],
+    check(output_files(shards) == ["00000.tar", "00000_stats.json", "00001.tar", "00001_stats.json"],
           "expected two whole shards and their stats, nothing else", os.listdir(shards))
     with tarfile.open(os.path.join(shards, "00000.tar")) as t:
         names = t.getnames()
@@ -545,6 +545,8 @@ def scenario_webdataset(tmp):
         check(t.extractfile("000000002.txt").read() == b"cap 2", "a sample's caption")
     stats = json.load(open(os.path.join(shards, "00001_stats.json")))
     check(stats["ok"] == 1 and stats["failed"] == 1 and stats["errors"] == {"http_status": 1}, "stats", stats)
+    check(stats["failures"] == [{"key": "000010001", "url": rows[5].split(",")[0], "error": "http_status",
+                                 "http_status": 404}], "the stats do not list the failed sample", stats)
 
 
 def scenario_webdataset_rerun(tmp):
@@ -574,14 +576,23 @@ def scenario_webdataset_rerun(tmp):
         with tarfile.open(os.path.join(shards, "00000.tar")) as t:
             check(sorted(n for n in t.getnames() if n.endswith(".jpg")) == [f"00000000{i}.jpg" for i in range(4)],
                   "shard 0", t.getnames())
+        check(all(r["key"] == f"0000{r['index'] // 4}000{r['index'] % 4}" for r in report["results"]),
+              "a row's sample key is not in the report", report["results"])
+        check(all(r["path"] == os.path.join("shards", "00000.tar") for r in report["results"] if r["index"] < 4),
+              "a sample's path is not its shard", report["results"])
         before = open(os.path.join(shards, "00000.tar"), "rb").read()
-        code, out, err = run_imgdl(args, tmp)
-        check(code == 0, f"rerun exited {code}", out, err)
-        check(open(os.path.join(shards, "00000.tar"), "rb").read() == before, "the rerun replaced shard 0")
-        report = json.load(open(os.path.join(tmp, "r.json")))
-        check(report["totals"]["skipped"] == 6 and all(r["attempts"] == 0 for r in report["results"]),
-              "the rerun fetched rows of published shards", report["totals"])
-    check(sorted(os.listdir(shards)) == ["00000.tar", "00000_stats.json", "00001.tar"],
+        for extra in ([], ["--no-journal"]):  # from the run journal, then from the published shards alone
+            hits = server_hits(server)
+            code, out, err = run_imgdl(args + extra, tmp)
+            check(code == 0, f"rerun exited {code}", out, err)
+            check(server_hits(server) == hits, "the rerun fetched rows of published shards", extra)
+            check(open(os.path.join(shards, "00000.tar"), "rb").read() == before, "the rerun replaced shard 0")
+            report = json.load(open(os.path.join(tmp, "r.json")))
+            check(all(r["attempts"] == 0 or r.get("earlier_run") for r in report["results"]),
+                  "a rerun fetched a row", report["results"])
+        check((report["totals"]["skipped"], report["totals"]["earlier_run"]) == (6, 0),
+              "without the journal, every row of a published shard is skipped", report["totals"])
+    check(output_files(shards) == ["00000.tar", "00000_stats.json", "00001.tar"],
           "unexpected files in the output directory", os.listdir(shards))
 
 
@@ -610,6 +621,127 @@ def scenario_webdataset_sigint(tmp):
     out, err = out.decode(errors="replace"), err.decode(errors="replace")
     check(proc.returncode == 130, f"exited {proc.returncode} after SIGINT, expected 130", out, err)
     check(os.listdir(out_dir) == [], "an interrupted run left shards or files behind", os.listdir(out_dir))
+
+
+def tar_members(path):
+    """{member name: bytes} of a tar, and the names in order."""
+    import tarfile
+    with tarfile.open(path) as t:
+        names = t.getnames()
+        return {n: t.extractfile(n).read() for n in names}, names
+
+
+def scenario_webdataset_resume(tmp):
+    """WebDataset output keeps the run journal too: a rerun fetches only the rows of shards a stopped run
+    left unpublished, and --retry-failed repairs published shards, adding the samples that failed
+    transiently (a repair stopped midway leaves the shard as it was and is tried again)."""
+    with Server(tmp, threads=16) as server:
+        paths = ["/img/a0.jpg", "/status/404", "/flaky/a2.jpg", "/img/a3.jpg",  # shard 0
+                 "/img/b0.jpg", "/flaky/b1.jpg", "/img/b2.jpg", "/img/b3.jpg",  # shard 1
+                 "/img/c0.jpg", "/img/slow.jpg"]  # shard 2
+        # b1 fails at once the first time, then answers slowly; slow.jpg always does.
+        query = {"/flaky/a2.jpg": "?fails=1&size=3000", "/flaky/b1.jpg": "?fails=1&size=3000&latency_ms=3000",
+                 "/img/slow.jpg": "?size=3000&latency_ms=3000"}
+        rows = [f"{server.url(p + query.get(p, '?size=3000'))},cap {i}" for i, p in enumerate(paths)]
+        with open(os.path.join(tmp, "list.csv"), "w") as f:
+            f.write("url,caption\n" + "\n".join(rows) + "\n")
+        shards = os.path.join(tmp, "shards")
+        command = ["-i", "list.csv", "--caption-col", "caption", "-o", "shards", "--output-format", "webdataset",
+                   "--shard-size", "4", "--retries", "0", "-j", "4", "-q"]
+
+        # 1. Stopped while shard 2 waits for its slow row: shards 0 and 1 are published, shard 2 is not.
+        proc = subprocess.Popen([ARGS.imgdl] + command + ["--report", "r1.json"], cwd=tmp,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20 * SLACK
+        while time.monotonic() < deadline:
+            check(proc.poll() is None, "imgdl ended before it was stopped")
+            if os.path.isdir(shards) and {"00000.tar", "00001.tar"} <= set(os.listdir(shards)) and \
+                    all(server_hits(server).get(p, 0) == 1 for p in paths[8:]):
+                break
+            time.sleep(0.05)
+        else:
+            raise CheckFailed("shards 0 and 1 were not published in time", os.listdir(shards))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10 * SLACK)
+        check(proc.returncode == 143, f"exited {proc.returncode} after SIGTERM, expected 143", out, err)
+        check(output_files(shards) == ["00000.tar", "00000_stats.json", "00001.tar", "00001_stats.json"],
+              "a stopped run published shard 2, or left files", os.listdir(shards))
+        stats = json.load(open(os.path.join(shards, "00000_stats.json")))
+        check([(f["key"], f["error"], f.get("http_status")) for f in stats["failures"]] ==
+              [("000000001", "http_status", 404), ("000000002", "http_status", 503)], "shard 0's failures", stats)
+
+        # 2. The same command: only shard 2's rows (its three done ones too: their samples were never
+        # published), nothing of shards 0 and 1.
+        first = server_hits(server)
+        code, out, err = run_imgdl(command + ["--report", "r2.json"], tmp)
+        second = server_hits(server)
+        check(code == 1, f"the rerun exited {code}, expected 1 (a 404 and two 503s)", out, err)
+        check(hits_since(first, second, paths) == {p: int(p in paths[8:]) for p in paths},
+              "the rerun fetched other rows than those of the unpublished shard", hits_since(first, second, paths))
+        report = json.load(open(os.path.join(tmp, "r2.json")))
+        rows_by_index = {r["index"]: r for r in report["results"]}
+        check(sorted(rows_by_index) == list(range(10)) and
+              all(rows_by_index[i].get("earlier_run") is True for i in range(8)) and
+              all("earlier_run" not in rows_by_index[i] for i in range(8, 10)), "the rerun's report", report["results"])
+        check(rows_by_index[0]["key"] == "000000000" and rows_by_index[0]["caption"] == "cap 0" and
+              rows_by_index[0]["path"] == os.path.join("shards", "00000.tar"), "an earlier row's key, caption or path",
+              rows_by_index[0])
+        members, _ = tar_members(os.path.join(shards, "00002.tar"))
+        check(sorted(n for n in members if n.endswith(".jpg")) == [f"00002000{i}.jpg" for i in range(2)], "shard 2",
+              sorted(members))
+        shard0_before, names0_before = tar_members(os.path.join(shards, "00000.tar"))
+        shard1_before = open(os.path.join(shards, "00001.tar"), "rb").read()
+
+        # 3. --retry-failed, stopped while shard 1's repair waits for its slow retry: shard 0 is repaired,
+        # shard 1 stays as it was.
+        proc = subprocess.Popen([ARGS.imgdl] + command + ["--retry-failed", "--report", "r3.json"], cwd=tmp,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20 * SLACK
+        while time.monotonic() < deadline:
+            check(proc.poll() is None, "imgdl ended before it was stopped")
+            retried = hits_since(second, server_hits(server), paths)
+            stats = json.load(open(os.path.join(shards, "00000_stats.json")))
+            if retried == {p: int(p in ("/flaky/a2.jpg", "/flaky/b1.jpg")) for p in paths} and \
+                    all(f["key"] != "000000002" for f in stats["failures"]):
+                break  # shard 0 is repaired, b1's retry is waiting for its answer
+            time.sleep(0.05)
+        else:
+            raise CheckFailed("the retries did not start in time", hits_since(second, server_hits(server), paths))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10 * SLACK)
+        check(proc.returncode == 143, f"exited {proc.returncode} after SIGTERM, expected 143", out, err)
+        check(open(os.path.join(shards, "00001.tar"), "rb").read() == shard1_before,
+              "a repair stopped midway changed its shard")
+        shard0, names0 = tar_members(os.path.join(shards, "00000.tar"))
+        check(names0[:len(names0_before)] == names0_before and all(shard0[n] == b for n, b in shard0_before.items()),
+              "the repaired shard lost or changed an earlier sample", names0_before, names0)
+        check(sorted(set(shard0) - set(shard0_before)) == ["000000002.jpg", "000000002.json", "000000002.txt"],
+              "the repaired shard does not hold exactly the retried sample more", sorted(shard0))
+        stats = json.load(open(os.path.join(shards, "00000_stats.json")))
+        check((stats["count"], stats["ok"], stats["failed"], stats["errors"]) == (4, 3, 1, {"http_status": 1}) and
+              [f["key"] for f in stats["failures"]] == ["000000001"], "the repaired shard's stats", stats)
+        check(output_files(shards) == ["00000.tar", "00000_stats.json", "00001.tar", "00001_stats.json",
+                                       "00002.tar", "00002_stats.json"], "files left behind", os.listdir(shards))
+
+        # 4. --retry-failed again: only shard 1's retry (its repair was dropped), which now completes.
+        third = server_hits(server)
+        code, out, err = run_imgdl(command + ["--retry-failed", "--report", "r4.json"], tmp)
+        fourth = server_hits(server)
+        check(code == 1, f"the second --retry-failed exited {code}, expected 1 (the 404)", out, err)
+        check(hits_since(third, fourth, paths) == {p: int(p == "/flaky/b1.jpg") for p in paths},
+              "the second --retry-failed fetched other rows than the dropped repair's", hits_since(third, fourth, paths))
+        members, _ = tar_members(os.path.join(shards, "00001.tar"))
+        check(sorted(members) == [f"00001000{i}.{e}" for i in range(4) for e in ("jpg", "json", "txt")],
+              "shard 1 after its repair", sorted(members))
+        report = json.load(open(os.path.join(tmp, "r4.json")))
+        totals = report["totals"]
+        check((totals["urls"], totals["ok"], totals["failed"], totals["earlier_run"]) == (10, 9, 1, 9),
+              "the totals after the repairs", totals)
+
+        # 5. Nothing left to fetch: the 404 is permanent.
+        code, out, err = run_imgdl(command + ["--retry-failed"], tmp)
+        check(code == 1 and hits_since(fourth, server_hits(server), paths) == {p: 0 for p in paths},
+              "a rerun of a repaired list fetched something", out, err)
 
 
 def scenario_json_stdout(tmp):
@@ -1166,6 +1298,7 @@ def scenario_merge_refusals(tmp):
 SCENARIOS = {
     "resume": scenario_resume,
     "resume_refusals": scenario_resume_refusals,
+    "webdataset_resume": scenario_webdataset_resume,
     "help": scenario_help,
     "version": scenario_version,
     "bad_flags": scenario_bad_flags,

@@ -125,6 +125,9 @@ class IMGDL_API RunJournal {
 
   /// True if an earlier run finished this position (see "Done" above).
   [[nodiscard]] bool done(std::size_t position) const noexcept;
+  /// True if an earlier run's latest record of this position is a transient failure that this run
+  /// fetches again (`retry_failed`).
+  [[nodiscard]] bool retrying(std::size_t position) const noexcept;
   /// How many positions are done.
   [[nodiscard]] std::size_t done_count() const noexcept { return done_count_; }
   /// Records read from earlier runs (every record, superseded ones included).

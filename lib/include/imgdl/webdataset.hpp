@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,13 +24,14 @@ namespace imgdl {
 ///
 /// A shard is written to `<NNNNN>.tar.part` and renamed to `<NNNNN>.tar` once every position it covers has
 /// a result (or finish() is called: the list ended), with `<NNNNN>_stats.json` beside it (counts by
-/// status and error kind, bytes, elapsed seconds). A shard holds fewer samples than shard_size when
-/// some of its URLs failed (its stats count them). Shard numbers and keys come from input positions
-/// alone, so they are the same in every run, and runs over different parts of one list never write
-/// the same shard. A killed run leaves only whole shards (and `.part` files); a shard that got a
-/// cancelled result (the run was stopped) is never published, nor are the open shards of a writer
-/// abandoned or destroyed without finish(). A published `<NNNNN>.tar` is never replaced: ask
-/// published() before fetching a shard's URLs (the CLI skips the rows of a published shard).
+/// status and error kind, bytes, elapsed seconds, and each failed position's key, URL and error). A
+/// shard holds fewer samples than shard_size when some of its URLs failed (its stats list them). Shard
+/// numbers and keys come from input positions alone, so they are the same in every run, and runs over
+/// different parts of one list never write the same shard. A killed run leaves only whole shards (and `.part`
+/// files); a shard that got a cancelled result (the run was stopped) is never published, nor are the open
+/// shards of a writer abandoned or destroyed without finish(). A published `<NNNNN>.tar` is never replaced by
+/// a new shard: ask published() before fetching a shard's URLs (the CLI skips the rows of a published shard).
+/// It can only be repaired (repair()): failed positions fetched again and their samples added.
 ///
 /// Thread-safety: none; call from one thread (e.g. a download_stream result callback).
 class IMGDL_API WebDatasetWriter {
@@ -41,9 +43,9 @@ class IMGDL_API WebDatasetWriter {
   WebDatasetWriter(const WebDatasetWriter&) = delete;
   WebDatasetWriter& operator=(const WebDatasetWriter&) = delete;
 
-  /// The result of input position `index`. A successful one's file (result.path) moves into its shard
-  /// and is removed. Throws std::system_error when the shard cannot be written (disk full): the run
-  /// cannot go on writing shards.
+  /// The result of input position `index`: a position never given before, or one a repair() awaits. A
+  /// successful one's file (result.path) moves into its shard and is removed. Throws std::system_error when
+  /// the shard cannot be written (disk full): the run cannot go on writing shards.
   void add(std::size_t index, const DownloadResult& result, const std::optional<std::string>& caption = {},
            const std::vector<std::pair<std::string, std::string>>& columns = {});
 
@@ -55,6 +57,28 @@ class IMGDL_API WebDatasetWriter {
   /// Drops every shard still open (the run stopped early): nothing of them is published, their `.part`
   /// files are removed, so a later run fetches their URLs again. The destructor does this.
   void abandon() noexcept;
+
+  /// Reopens published shard `shard` to fetch some of its failed positions again: those its stats list
+  /// as failed and `retry` returns true for. Returns how many: from now on add() takes exactly those
+  /// positions (awaits()), and once each has its result the shard is published again, atomically
+  /// replacing the tar with one holding its earlier samples and the new ones, and its stats updated (a
+  /// position that fails again stays listed, with its new error). A cancelled result, abandon() or the
+  /// destructor drop the repair: the published tar stays as it was. Returns 0, opening nothing, when no
+  /// listed failure is to be retried, or when the stats cannot be read or list no failures by position
+  /// (imgdl 0.2.0 wrote none). Throws std::system_error when the tar cannot be read or copied,
+  /// std::invalid_argument if the shard is not published or already open.
+  [[nodiscard]] std::size_t repair(std::size_t shard, const std::function<bool(std::size_t position)>& retry);
+
+  /// Whether input position `index` is one a repair() awaits (its shard is open for repair and it has
+  /// no new result yet).
+  [[nodiscard]] bool awaits(std::size_t index) const;
+
+  /// Whether shard `shard` is open for repair (some awaited position has no result yet).
+  [[nodiscard]] bool repairing(std::size_t shard) const;
+
+  /// Calls `fn` with a shard's number each time one is published (a new shard, or a repair), from
+  /// add() or finish(), after its tar and stats are in place: e.g. to record its samples as done.
+  void on_published(std::function<void(std::size_t shard)> fn);
 
   /// Whether shard `shard`'s tar is in the directory (published by this run or an earlier one): its
   /// input positions need not be fetched, and add() must not be given them.
