@@ -15,6 +15,7 @@
 
 #include "imgdl/executor.hpp"
 #include "imgdl/version.hpp"
+#include "merge.hpp"
 #include "option_docs.hpp"
 
 namespace imgdl::app {
@@ -326,9 +327,10 @@ ParseOutcome parse_command_line(int argc, char** argv) {
     if (!generate_doc.empty()) {
       workers_opt->description(workers_description(false));
       const auto docs = option_docs(app);
+      const std::vector<SubcommandDoc> subcommands = {merge_doc()};
       std::cout << (generate_doc == doc_kind_man    ? render_man_options(docs)
-                    : generate_doc == doc_kind_bash ? render_bash_completion(docs)
-                                                    : render_zsh_completion(docs));
+                    : generate_doc == doc_kind_bash ? render_bash_completion(docs, subcommands)
+                                                    : render_zsh_completion(docs, subcommands));
       return exit_ok;
     }
     if (settings.urls.empty() && input_opt->count() == 0) {

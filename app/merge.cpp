@@ -419,28 +419,33 @@ int merge(const std::vector<std::string>& names, const std::optional<std::filesy
   return exit_code;
 }
 
-}  // namespace
+/// What `imgdl merge`'s command line gives.
+struct MergeArgs {
+  std::vector<std::string> names;
+  std::string out;
+  CLI::Option* out_opt = nullptr;
+  std::string sort_buffer = "64M";
+};
 
-int run_merge(int argc, char** argv) {
-  CLI::App app{
+/// `imgdl merge`'s options, on an app named "imgdl merge": its --help and its completion read this one
+/// table.
+void add_merge_options(CLI::App& app, MergeArgs& args) {
+  app.description(
       "imgdl merge: join the reports of a list's shards (imgdl --shard K/N --report FILE) into the "
-      "report one run over the whole list would have written.",
-      "imgdl merge"};
+      "report one run over the whole list would have written.");
   app.footer(R"(Results come out in input order (by index), invalid lines by line; the totals are counted
 again from the results and the exit status is one run's. Every shard's report must be given,
 once. Large reports are sorted on disk (temporary files), in --sort-buffer of memory.
 
 Example:
   imgdl merge reports/shard-*.json --report report.json)");
-  std::vector<std::string> names;
-  app.add_option("REPORT", names, "The shards' reports (imgdl --report FILE)")
+  app.add_option("REPORT", args.names, "The shards' reports (imgdl --report FILE)")
       ->required()
       ->option_text("...");
-  std::string out;
-  auto* out_opt = app.add_option("--report", out, "Write the merged report to FILE (default: stdout)")
-                      ->option_text("FILE");
-  std::string sort_buffer = "64M";
-  app.add_option("--sort-buffer", sort_buffer, "Memory for sorting before spilling to disk (default: 64M)")
+  args.out_opt = app.add_option("--report", args.out, "Write the merged report to FILE (default: stdout)")
+                     ->option_text("FILE");
+  app.add_option("--sort-buffer", args.sort_buffer,
+                 "Memory for sorting before spilling to disk (default: 64M)")
       ->option_text("SIZE")
       ->check(
           [](const std::string& s) {
@@ -448,6 +453,21 @@ Example:
             return size && *size >= 1024 ? std::string() : "not a size of at least 1K: " + s;
           },
           "SIZE");
+}
+
+}  // namespace
+
+SubcommandDoc merge_doc() {
+  CLI::App app{"", "imgdl merge"};
+  MergeArgs args;
+  add_merge_options(app, args);
+  return {"merge", "join the reports of --shard runs into one", "REPORT", option_docs(app)};
+}
+
+int run_merge(int argc, char** argv) {
+  CLI::App app{"", "imgdl merge"};
+  MergeArgs args;
+  add_merge_options(app, args);
   try {
     app.parse(argc - 1, argv + 1);
   } catch (const CLI::ParseError& e) {
@@ -457,8 +477,9 @@ Example:
     return exit_usage;
   }
   try {
-    return merge(names, out_opt->count() > 0 ? std::optional<std::filesystem::path>(out) : std::nullopt,
-                 static_cast<std::size_t>(*parse_size(sort_buffer)));
+    return merge(args.names,
+                 args.out_opt->count() > 0 ? std::optional<std::filesystem::path>(args.out) : std::nullopt,
+                 static_cast<std::size_t>(*parse_size(args.sort_buffer)));
   } catch (const MergeError& e) {
     std::cerr << "imgdl merge: " << e.what() << "\n";
     return exit_usage;

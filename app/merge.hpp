@@ -2,7 +2,13 @@
 // `imgdl merge REPORT... [--report OUT]`: the reports of a list's shards (--shard K/N) joined into the
 // report one process would have written for the whole list.
 
+#include "option_docs.hpp"
+
 namespace imgdl::app {
+
+/// `imgdl merge` for the shell completion: its options as its --help lists them, and its operands, the
+/// shards' reports (files).
+SubcommandDoc merge_doc();
 
 /// Runs `imgdl merge` with argv[1] == "merge": parses its options (CLI11), reads every report,
 /// streaming, and writes the merged report to --report OUT (through a temporary file renamed at the

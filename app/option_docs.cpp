@@ -118,16 +118,21 @@ std::string render_man_options(const std::vector<OptionDoc>& options) {
   return out;
 }
 
-std::string render_bash_completion(const std::vector<OptionDoc>& options) {
-  std::vector<std::string> all_names, file_options, directory_options, other_value_options;
+namespace {
+
+/// The arms of bash's `case "$prev" in` that complete the value after one of `options`: files after a
+/// FILE option, directories after a DIR one, the fixed values, nothing after a number or text.
+std::string bash_value_cases(const std::vector<OptionDoc>& options, std::string_view indent) {
+  std::vector<std::string> file_options, directory_options, other_value_options;
   std::string choice_cases;
+  const std::string arm_body(std::string(indent) + "  ");
   for (const auto& option : options) {
-    all_names.insert(all_names.end(), option.names.begin(), option.names.end());
     if (option.value_name.empty())
       continue;
     if (!option.choices.empty()) {
-      choice_cases += "    " + join(option.names, " | ") + ")\n      mapfile -t COMPREPLY < <(compgen -W \"" +
-                      join(option.choices, " ") + "\" -- \"$cur\")\n      return 0\n      ;;\n";
+      choice_cases += std::string(indent) + join(option.names, " | ") + ")\n" + arm_body +
+                      "mapfile -t COMPREPLY < <(compgen -W \"" + join(option.choices, " ") +
+                      "\" -- \"$cur\")\n" + arm_body + "return 0\n" + arm_body + ";;\n";
       continue;
     }
     switch (value_completion(option)) {
@@ -142,51 +147,32 @@ std::string render_bash_completion(const std::vector<OptionDoc>& options) {
         break;
     }
   }
-  std::ostringstream out;
-  out << "# bash completion for imgdl(1): generated from imgdl's option table (imgdl --generate-doc bash),\n"
-         "# so it offers exactly the options --help lists. Plain bash; bash-completion loads it on demand.\n"
-         "_imgdl() {\n"
-         "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"\"\n"
-         "  ((COMP_CWORD > 0)) && prev=\"${COMP_WORDS[COMP_CWORD - 1]}\"\n"
-         "  # --option=value reaches here split at '=' (COMP_WORDBREAKS): \"--option\" \"=\" \"value\".\n"
-         "  if [[ $cur == \"=\" ]]; then\n"
-         "    cur=\"\"\n"
-         "  elif [[ $prev == \"=\" ]] && ((COMP_CWORD > 1)); then\n"
-         "    prev=\"${COMP_WORDS[COMP_CWORD - 2]}\"\n"
-         "  fi\n"
-         "  COMPREPLY=()\n"
-         "  case \"$prev\" in\n";
+  std::string out;
   if (!file_options.empty())
-    out << "    " << join(file_options, " | ")
-        << ")\n      compopt -o filenames 2>/dev/null\n"
-           "      mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n      return 0\n      ;;\n";
+    out += std::string(indent) + join(file_options, " | ") + ")\n" + arm_body +
+           "compopt -o filenames 2>/dev/null\n" + arm_body +
+           "mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n" + arm_body + "return 0\n" + arm_body + ";;\n";
   if (!directory_options.empty())
-    out << "    " << join(directory_options, " | ")
-        << ")\n      compopt -o filenames 2>/dev/null\n"
-           "      mapfile -t COMPREPLY < <(compgen -d -- \"$cur\")\n      return 0\n      ;;\n";
-  out << choice_cases;
+    out += std::string(indent) + join(directory_options, " | ") + ")\n" + arm_body +
+           "compopt -o filenames 2>/dev/null\n" + arm_body +
+           "mapfile -t COMPREPLY < <(compgen -d -- \"$cur\")\n" + arm_body + "return 0\n" + arm_body + ";;\n";
+  out += choice_cases;
   if (!other_value_options.empty())
-    out << "    " << join(other_value_options, " | ")
-        << ")\n      return 0 # a number or text: nothing to offer\n"
-        << "      ;;\n";
-  out << "  esac\n"
-         "  if [[ $cur == -* ]]; then\n"
-         "    mapfile -t COMPREPLY < <(compgen -W \""
-      << join(all_names, " ")
-      << "\" -- \"$cur\")\n"
-         "  fi\n"
-         "  return 0\n"
-         "}\n"
-         "complete -F _imgdl imgdl\n";
-  return out.str();
+    out += std::string(indent) + join(other_value_options, " | ") + ")\n" + arm_body +
+           "return 0 # a number or text: nothing to offer\n" + arm_body + ";;\n";
+  return out;
 }
 
-std::string render_zsh_completion(const std::vector<OptionDoc>& options) {
+std::vector<std::string> all_names(const std::vector<OptionDoc>& options) {
+  std::vector<std::string> names;
+  for (const auto& option : options)
+    names.insert(names.end(), option.names.begin(), option.names.end());
+  return names;
+}
+
+/// _arguments specs, one a line ("  'spec' \\\n"), for `options`.
+std::string zsh_option_specs(const std::vector<OptionDoc>& options) {
   std::ostringstream out;
-  out << "#compdef imgdl\n"
-         "# zsh completion for imgdl(1): generated from imgdl's option table (imgdl --generate-doc zsh),\n"
-         "# so it offers exactly the options --help lists.\n"
-         "_arguments -s -S \\\n";
   for (const auto& option : options) {
     // Each name once; a value may follow a long name after '=' or as the next word.
     std::vector<std::string> spellings;
@@ -211,7 +197,85 @@ std::string render_zsh_completion(const std::vector<OptionDoc>& options) {
     }
     out << "' \\\n";
   }
-  out << "  '*:URL:_urls'\n";
+  return out.str();
+}
+
+}  // namespace
+
+std::string render_bash_completion(const std::vector<OptionDoc>& options,
+                                   const std::vector<SubcommandDoc>& subcommands) {
+  std::vector<std::string> subcommand_names;
+  std::ostringstream out;
+  out << "# bash completion for imgdl(1): generated from imgdl's option table (imgdl --generate-doc bash),\n"
+         "# so it offers exactly the options --help lists. Plain bash; bash-completion loads it on demand.\n"
+         "_imgdl() {\n"
+         "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"\"\n"
+         "  ((COMP_CWORD > 0)) && prev=\"${COMP_WORDS[COMP_CWORD - 1]}\"\n"
+         "  # --option=value reaches here split at '=' (COMP_WORDBREAKS): \"--option\" \"=\" \"value\".\n"
+         "  if [[ $cur == \"=\" ]]; then\n"
+         "    cur=\"\"\n"
+         "  elif [[ $prev == \"=\" ]] && ((COMP_CWORD > 1)); then\n"
+         "    prev=\"${COMP_WORDS[COMP_CWORD - 2]}\"\n"
+         "  fi\n"
+         "  COMPREPLY=()\n";
+  for (const auto& sub : subcommands) {
+    subcommand_names.push_back(sub.name);
+    out << "  # `imgdl " << sub.name << " ...`: its own options, and files (" << sub.operand_name << ").\n"
+        << "  if ((COMP_CWORD > 1)) && [[ ${COMP_WORDS[1]} == " << sub.name << " ]]; then\n"
+        << "    case \"$prev\" in\n"
+        << bash_value_cases(sub.options, "      ") << "    esac\n"
+        << "    if [[ $cur == -* ]]; then\n"
+        << "      mapfile -t COMPREPLY < <(compgen -W \"" << join(all_names(sub.options), " ")
+        << "\" -- \"$cur\")\n"
+           "    else\n"
+           "      compopt -o filenames 2>/dev/null\n"
+           "      mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
+           "    fi\n"
+           "    return 0\n"
+           "  fi\n";
+  }
+  out << "  case \"$prev\" in\n" << bash_value_cases(options, "    ") << "  esac\n";
+  out << "  if [[ $cur == -* ]]; then\n"
+         "    mapfile -t COMPREPLY < <(compgen -W \""
+      << join(all_names(options), " ") << "\" -- \"$cur\")\n";
+  if (!subcommand_names.empty())
+    out << "  elif ((COMP_CWORD == 1)); then # a subcommand is only ever the first word\n"
+           "    mapfile -t COMPREPLY < <(compgen -W \""
+        << join(subcommand_names, " ") << "\" -- \"$cur\")\n";
+  out << "  fi\n"
+         "  return 0\n"
+         "}\n"
+         "complete -F _imgdl imgdl\n";
+  return out.str();
+}
+
+std::string render_zsh_completion(const std::vector<OptionDoc>& options,
+                                  const std::vector<SubcommandDoc>& subcommands) {
+  std::ostringstream out;
+  out << "#compdef imgdl\n"
+         "# zsh completion for imgdl(1): generated from imgdl's option table (imgdl --generate-doc zsh),\n"
+         "# so it offers exactly the options --help lists.\n";
+  std::vector<std::string> menu;
+  for (const auto& sub : subcommands) {
+    menu.push_back(sub.name + "\\:\"" + sub.description + "\"");
+    out << "# `imgdl " << sub.name << " ...`: its own options, and files (" << sub.operand_name << ").\n"
+        << "if [[ ${words[2]} == " << sub.name << " ]] && ((CURRENT > 2)); then\n"
+        << "  shift words\n"
+           "  ((CURRENT--))\n"
+           "  _arguments -s -S \\\n"
+        << zsh_option_specs(sub.options) << "  '*:" << sub.operand_name << ":_files'\n"
+        << "  return\n"
+           "fi\n";
+  }
+  if (!menu.empty())
+    out << "# The first word may be a subcommand, or a URL.\n"
+           "if ((CURRENT == 2)) && [[ $PREFIX != -* ]]; then\n"
+           "  _alternative 'subcommands:subcommand:(("
+        << join(menu, " ")
+        << "))' 'urls:URL:_urls'\n"
+           "  return\n"
+           "fi\n";
+  out << "_arguments -s -S \\\n" << zsh_option_specs(options) << "  '*:URL:_urls'\n";
   return out.str();
 }
 

@@ -33,6 +33,15 @@ struct OptionDoc {
   std::vector<std::string> choices;  ///< the values it accepts, when they are a fixed set
 };
 
+/// A subcommand, `imgdl NAME ...` (imgdl merge), for the completion scripts: offered as imgdl's first
+/// word, and then completed with its own options and, as its operands, files.
+struct SubcommandDoc {
+  std::string name;                ///< "merge"
+  std::string description;         ///< a few plain words (no quotes or colons), for zsh's menu
+  std::string operand_name;        ///< "REPORT": what its operand files are
+  std::vector<OptionDoc> options;  ///< as its --help lists them
+};
+
 /// The options --help lists, in its order: neither positionals nor hidden options (group "").
 /// Reads the app only, though CLI11 offers its validators through non-const accessors alone.
 std::vector<OptionDoc> option_docs(CLI::App& app);
@@ -42,10 +51,14 @@ std::string render_man_options(const std::vector<OptionDoc>& options);
 
 /// A bash completion script defining _imgdl and registering it for `imgdl` (`complete -F`): option
 /// names after '-', the fixed values of an option after it (also as --opt=value), files after a FILE
-/// option and directories after a DIR one. Plain bash: needs no bash-completion helpers.
-std::string render_bash_completion(const std::vector<OptionDoc>& options);
+/// option and directories after a DIR one; the subcommands' names as the first word, and after one, its
+/// own options the same way and files. Plain bash: needs no bash-completion helpers.
+std::string render_bash_completion(const std::vector<OptionDoc>& options,
+                                   const std::vector<SubcommandDoc>& subcommands);
 
-/// A zsh completion function (`#compdef imgdl`, for a directory on $fpath) built on _arguments.
-std::string render_zsh_completion(const std::vector<OptionDoc>& options);
+/// A zsh completion function (`#compdef imgdl`, for a directory on $fpath) built on _arguments, with
+/// the subcommands as the bash script has them.
+std::string render_zsh_completion(const std::vector<OptionDoc>& options,
+                                  const std::vector<SubcommandDoc>& subcommands);
 
 }  // namespace imgdl::app

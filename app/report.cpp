@@ -50,26 +50,47 @@ Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t in
   return t;
 }
 
-nlohmann::ordered_json to_json(const DownloadResult& r, std::size_t index) {
+namespace {
+
+/// `json` as text; a URL or name may carry any bytes, so invalid UTF-8 is replaced, never thrown on.
+std::string dump(const nlohmann::ordered_json& json, int indent = -1) {
+  return json.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+/// An array element's lead-in: the elements sit one per line, at the second indentation level.
+std::string_view element_prefix(bool first) {
+  return first ? "\n    " : ",\n    ";
+}
+
+/// What a report entry adds after the result's own fields.
+nlohmann::ordered_json entry_members(const DownloadResult& r, std::size_t index) {
   return {
-      {"url", r.url},
-      {"path", r.path.string()},
-      {"status", std::string(to_string(r.status))},
-      {"http_status", r.http_status},
-      {"http_version", r.http_version},
-      {"bytes", r.bytes},
-      {"image_type", std::string(to_string(r.image_type))},
-      {"width", r.width},
-      {"height", r.height},
-      {"orientation", r.orientation},
-      {"sha256", r.sha256},
-      {"attempts", r.attempts},
-      {"elapsed_s", to_seconds(r.elapsed)},
-      {"error", std::string(to_string(r.error))},
-      {"message", cli_message(r.message)},
       {"index", index},
       {"format", std::string(to_string(r.image_type))},  // image_type's other name, as dataset tools call it
   };
+}
+
+/// A report entry's text: the library's fields of `r` (to_json_text), its message naming CLI flags, then
+/// `more`'s members. Spliced as text rather than parsed back: a long list's report writes millions.
+std::string entry_text(const DownloadResult& r, const nlohmann::ordered_json& more) {
+  std::string message = cli_message(r.message);
+  std::string text;
+  if (message == r.message) {
+    text = to_json_text(r);
+  } else {
+    DownloadResult shown = r;
+    shown.message = std::move(message);
+    text = to_json_text(shown);
+  }
+  // Two compact objects, "{a}" and "{b}", make "{a,b}": their keys never overlap.
+  text.pop_back();
+  return text + "," + dump(more).substr(1);
+}
+
+}  // namespace
+
+nlohmann::ordered_json to_json(const DownloadResult& r, std::size_t index) {
+  return nlohmann::ordered_json::parse(entry_text(r, entry_members(r, index)));
 }
 
 nlohmann::ordered_json to_json(const UrlLineError& e) {
@@ -124,20 +145,6 @@ std::ofstream open_report_file(const std::filesystem::path& file) {
   return out;
 }
 
-namespace {
-
-/// `json` as text; a URL or name may carry any bytes, so invalid UTF-8 is replaced, never thrown on.
-std::string dump(const nlohmann::ordered_json& json, int indent = -1) {
-  return json.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
-/// An array element's lead-in: the elements sit one per line, at the second indentation level.
-std::string_view element_prefix(bool first) {
-  return first ? "\n    " : ",\n    ";
-}
-
-}  // namespace
-
 ReportWriter::ReportWriter(std::vector<std::ostream*> sinks) : sinks_(std::move(sinks)) {}
 
 ReportWriter::~ReportWriter() {
@@ -167,20 +174,20 @@ void ReportWriter::begin(std::string_view mode, std::size_t workers, const std::
 }
 
 void ReportWriter::add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras) {
-  auto entry = to_json(result, index);
+  auto more = entry_members(result, index);
   if (extras != nullptr) {
     if (extras->key)
-      entry["key"] = *extras->key;
+      more["key"] = *extras->key;
     if (extras->caption)
-      entry["caption"] = *extras->caption;
+      more["caption"] = *extras->caption;
     if (!extras->columns.empty()) {
       nlohmann::ordered_json columns = nlohmann::ordered_json::object();
       for (const auto& [name, value] : extras->columns)
         columns[name] = value;
-      entry["columns"] = std::move(columns);
+      more["columns"] = std::move(columns);
     }
   }
-  add_result_text(dump(entry));
+  add_result_text(entry_text(result, more));
 }
 
 void ReportWriter::add_result_text(std::string_view json) {
@@ -189,18 +196,18 @@ void ReportWriter::add_result_text(std::string_view json) {
 
 void ReportWriter::add_earlier_result(std::size_t index, const DownloadResult& result,
                                       std::string_view extras_json) {
-  auto entry = to_json(result, index);
+  auto more = entry_members(result, index);
   if (!extras_json.empty()) {
     const auto extras = nlohmann::ordered_json::parse(extras_json, nullptr, false);
     if (extras.is_object()) {
       for (const char* key : {"key", "caption", "columns"}) {
         if (const auto it = extras.find(key); it != extras.end())
-          entry[key] = *it;
+          more[key] = *it;
       }
     }
   }
-  entry["earlier_run"] = true;
-  write(std::string(element_prefix(results_++ == 0)) + dump(entry));
+  more["earlier_run"] = true;
+  write(std::string(element_prefix(results_++ == 0)) + entry_text(result, more));
 }
 
 void ReportWriter::add_invalid_line(const UrlLineError& error) {

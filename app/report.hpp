@@ -46,9 +46,9 @@ struct Totals {
 Totals compute_totals(const std::vector<DownloadResult>& results, std::size_t invalid_lines,
                       double elapsed_s);
 
-/// Every DownloadResult field: url, path, status, http_status, http_version, bytes, image_type, sha256,
-/// attempts, elapsed_s, error, message (naming CLI flags, see cli_message); then "index", the URL's position
-/// in the input (URL arguments first).
+/// Every DownloadResult field, as to_json_text() writes them (the message naming CLI flags, see
+/// cli_message); then "index", the URL's position in the input (URL arguments first), and "format" (the
+/// image_type again, as dataset tools name it).
 nlohmann::ordered_json to_json(const DownloadResult& result, std::size_t index);
 nlohmann::ordered_json to_json(const UrlLineError& error);
 nlohmann::ordered_json to_json(const Totals& totals);

@@ -18,6 +18,7 @@
 #include "imgdl/executor.hpp"
 #include "sha256.hpp"
 #include "test_files.hpp"
+#include "test_options.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -27,21 +28,12 @@ using imgdl::DownloadOptions;
 using imgdl::DownloadResult;
 using imgdl::DownloadStatus;
 using imgdl::ErrorKind;
+using imgdl::test::local_server_options;
 using imgdl::test::read_file;
 using imgdl::test::TempDir;
 using imgdl::test::TestServer;
 
 namespace {
-
-DownloadOptions options_for(const fs::path& dir) {
-  DownloadOptions o;
-  o.output_dir = dir;
-  o.retry_backoff = 10ms;
-  o.retry_max_delay = 2s;
-  o.connect_timeout = 5s;
-  o.timeout = 20s;
-  return o;
-}
 
 /// Every observer call but on_progress, in order, as "<call> <name>"; on_progress is counted. Thread-safe.
 struct CallLog : imgdl::DownloadObserver {
@@ -73,7 +65,7 @@ struct CallLog : imgdl::DownloadObserver {
 TEST_CASE("download_image saves an image under the URL's basename, with its type, size and sha256") {
   TestServer server;
   TempDir dir;
-  const auto r = download_image(server.url("/img/photo.jpg?size=54321"), options_for(dir.path));
+  const auto r = download_image(server.url("/img/photo.jpg?size=54321"), local_server_options(dir.path));
   REQUIRE(r.status == DownloadStatus::Ok);
   const auto expected = TestServer::image_bytes("jpeg", 54321, "/img/photo.jpg");
   CHECK(r.path == dir.path / "photo.jpg");
@@ -90,7 +82,7 @@ TEST_CASE("download_image saves an image under the URL's basename, with its type
 TEST_CASE("download_image adds the sniffed type's extension to a name that has none") {
   TestServer server;
   TempDir dir;
-  const auto r = download_image(server.url("/img/noext?type=png&size=2000"), options_for(dir.path));
+  const auto r = download_image(server.url("/img/noext?type=png&size=2000"), local_server_options(dir.path));
   REQUIRE(r.status == DownloadStatus::Ok);
   CHECK(r.path.filename() == "noext.png");
   CHECK(r.image_type == imgdl::ImageType::Png);
@@ -99,7 +91,7 @@ TEST_CASE("download_image adds the sniffed type's extension to a name that has n
 TEST_CASE("download_image returns a 404 as a failed result with its status, and keeps nothing") {
   TestServer server;
   TempDir dir;
-  const auto r = download_image(server.url("/status/404"), options_for(dir.path));
+  const auto r = download_image(server.url("/status/404"), local_server_options(dir.path));
   CHECK(r.status == DownloadStatus::Failed);
   CHECK(r.error == ErrorKind::HttpStatus);
   CHECK(r.http_status == 404);
@@ -111,7 +103,7 @@ TEST_CASE("download_image returns a 404 as a failed result with its status, and 
 TEST_CASE("download_image refuses a body that is not an image and leaves no file") {
   TestServer server;
   TempDir dir;
-  const auto r = download_image(server.url("/html"), options_for(dir.path));
+  const auto r = download_image(server.url("/html"), local_server_options(dir.path));
   CHECK(r.status == DownloadStatus::Failed);
   CHECK(r.error == ErrorKind::NotImage);
   CHECK(r.message == "not an image (server sent text/html)");
@@ -120,7 +112,7 @@ TEST_CASE("download_image refuses a body that is not an image and leaves no file
 
 TEST_CASE("download_image reports an invalid URL as a value, without a request") {
   TempDir dir;
-  const auto r = download_image("ftp://example.invalid/a.jpg", options_for(dir.path));
+  const auto r = download_image("ftp://example.invalid/a.jpg", local_server_options(dir.path));
   CHECK(r.status == DownloadStatus::Failed);
   CHECK(r.error == ErrorKind::InvalidUrl);
   CHECK(r.attempts == 0);
@@ -131,7 +123,7 @@ TEST_CASE("download_image retries a 503 after a backoff and then succeeds, telli
   TestServer server;
   TempDir dir;
   auto log = std::make_shared<CallLog>();
-  auto o = options_for(dir.path);
+  auto o = local_server_options(dir.path);
   o.observer = log;
   o.retries = 3;
   const auto r = download_image(server.url("/flaky/k.jpg?fails=2&code=503&size=5000"), o);
@@ -160,7 +152,7 @@ TEST_CASE("download_image waits as long as Retry-After says, under retry_max_del
   TestServer server;
   TempDir dir;
   auto log = std::make_shared<CallLog>();
-  auto o = options_for(dir.path);
+  auto o = local_server_options(dir.path);
   o.observer = log;
   o.retry_max_delay = 300ms;
   const auto r = download_image(server.url("/flaky/ra.jpg?fails=1&code=429&retry_after=60"), o);
@@ -172,7 +164,7 @@ TEST_CASE("download_image waits as long as Retry-After says, under retry_max_del
 TEST_CASE("download_image stops a retry's wait when its stop token is requested") {
   TestServer server;
   TempDir dir;
-  auto o = options_for(dir.path);
+  auto o = local_server_options(dir.path);
   o.retry_backoff = 30s;
   o.retry_max_delay = 30s;
   std::stop_source stop;
@@ -191,7 +183,7 @@ TEST_CASE("download_image stops a retry's wait when its stop token is requested"
 TEST_CASE("download_image calls on a pool's map with the same basenames get distinct names on disk") {
   TestServer server;
   TempDir dir;
-  const auto o = options_for(dir.path);
+  const auto o = local_server_options(dir.path);
   std::vector<std::string> urls;
   for (int i = 0; i < 8; ++i)
     urls.push_back(server.url("/img/same.jpg?size=" + std::to_string(1000 + i)));
@@ -240,7 +232,7 @@ TEST_CASE("no URL makes download_image write outside the output directory") {
   TestServer server;
   TempDir outer;
   const auto dir = outer.path / "out";
-  const auto o = options_for(dir);
+  const auto o = local_server_options(dir);
   for (const auto& url : server.escaping_urls()) {
     const auto r = download_image(url, o);
     CAPTURE(r.url);
@@ -258,7 +250,7 @@ TEST_CASE("download_image under Skip leaves a file already there and fetches not
   TestServer server;
   TempDir dir;
   std::ofstream(dir.path / "cat.jpg") << "mine";
-  auto o = options_for(dir.path);
+  auto o = local_server_options(dir.path);
   o.on_exists = imgdl::OnExists::Skip;
   const auto r = download_image(server.url("/img/cat.jpg"), o);
   CHECK(r.status == DownloadStatus::Skipped);
@@ -268,11 +260,11 @@ TEST_CASE("download_image under Skip leaves a file already there and fetches not
 
 TEST_CASE("download_image throws for bad options and an output directory it cannot create") {
   TempDir dir;
-  auto o = options_for(dir.path);
+  auto o = local_server_options(dir.path);
   o.retries = -1;
   CHECK_THROWS_AS(download_image("http://127.0.0.1:1/a.jpg", o), std::invalid_argument);
   std::ofstream(dir.path / "file") << "x";
-  o = options_for(dir.path / "file" / "sub");  // a directory under a regular file
+  o = local_server_options(dir.path / "file" / "sub");  // a directory under a regular file
   CHECK_THROWS_AS(download_image("http://127.0.0.1:1/a.jpg", o), std::system_error);
 }
 
@@ -282,7 +274,7 @@ TEST_CASE("download_image rethrows an observer's exception once the file is sett
   struct Throwing : imgdl::DownloadObserver {
     void on_started(const Transfer&) override { throw std::runtime_error("observer failed"); }
   };
-  auto o = options_for(dir.path);
+  auto o = local_server_options(dir.path);
   o.observer = std::make_shared<Throwing>();
   CHECK_THROWS_WITH_AS(download_image(server.url("/img/t.jpg"), o), "observer failed", std::runtime_error);
   CHECK(dir.entries() == std::set<std::string>{"t.jpg"});

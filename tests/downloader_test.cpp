@@ -31,6 +31,7 @@
 #include "sha256.hpp"
 #include "support/loopback_listener.hpp"
 #include "test_files.hpp"
+#include "test_options.hpp"
 #include "test_server.hpp"
 #include "transfer.hpp"
 
@@ -50,13 +51,8 @@ using imgdl::test::TestServer;
 namespace {
 
 DownloadOptions options_for(const TempDir& dir) {
-  DownloadOptions o;
-  o.output_dir = dir.path;
+  DownloadOptions o = imgdl::test::local_server_options(dir.path);
   o.max_workers = 4;
-  o.retry_backoff = 10ms;
-  o.retry_max_delay = 2s;
-  o.connect_timeout = 5s;
-  o.timeout = 20s;
   return o;
 }
 

@@ -10,6 +10,7 @@
 #include "imgdl/downloader.hpp"
 #include "support/real_images.hpp"
 #include "test_files.hpp"
+#include "test_options.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -29,13 +30,9 @@ using imgdl::test::read_image;
 namespace {
 
 DownloadOptions options_for(const TempDir& dir) {
-  DownloadOptions o;
-  o.output_dir = dir.path;
+  DownloadOptions o = imgdl::test::local_server_options(dir.path);
   o.max_workers = 4;
   o.retries = 0;
-  o.retry_backoff = 10ms;
-  o.connect_timeout = 5s;
-  o.timeout = 20s;
   return o;
 }
 

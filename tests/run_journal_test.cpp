@@ -106,6 +106,19 @@ TEST_CASE("a record gives back every field of the result, and what the caller at
   CHECK(e.extra == R"({"caption":"a cat"})");
 }
 
+TEST_CASE("a record is its position, to_json_text()'s fields of the result, then what was attached") {
+  const DownloadResult r = ok("a.png");
+  const std::string fields = imgdl::to_json_text(r);
+  CHECK(
+      fields ==
+      R"({"url":"http://h/a.png","path":"out/a.png","status":"ok","http_status":200,"http_version":"1.1",)"
+      R"("bytes":1234,"image_type":"png","width":3,"height":2,"orientation":6,"sha256":"ab12","attempts":2,)"
+      R"("elapsed_s":0.25,"error":"none","message":""})");
+  const std::string line = imgdl::detail::encode_journal_record(7, r, R"({"caption":"a cat"})");
+  CHECK(line.substr(9) == R"({"position":7,)" + fields.substr(1, fields.size() - 2) +
+                              R"(,"extra":{"caption":"a cat"}})" + "\n");
+}
+
 TEST_CASE("a record whose bytes changed fails its checksum and is not read") {
   std::string line = imgdl::detail::encode_journal_record(7, ok("a.png"), "");
   line.pop_back();

@@ -45,11 +45,28 @@ std::vector<Scheduled*> start_all(Scheduler& s) {
   return started;
 }
 
+/// A job's result is decided and delivered (its attempt, if any, has ended).
+void deliver(Scheduler& s, Scheduled& job) {
+  s.finishing(job);
+  s.done(job);
+}
+
 /// A job's whole end: its attempt leaves libcurl, its result is decided and delivered.
 void end(Scheduler& s, Scheduled& job) {
   s.attempt_ended(job);
-  s.finishing(job);
-  s.done(job);
+  deliver(s, job);
+}
+
+/// A job's attempt ends and it waits `delay` to retry, keeping its slot.
+void back_off(Scheduler& s, Scheduled& job, std::chrono::milliseconds delay) {
+  s.attempt_ended(job);
+  s.back_off(job, delay);
+}
+
+/// Moves the clock on by `by` and lets the scheduler release what is due by then.
+void advance(FakeClock& clock, Scheduler& s, Scheduler::Clock::duration by) {
+  clock.now += by;
+  s.release_due();
 }
 
 }  // namespace
@@ -128,8 +145,7 @@ TEST_CASE("a begun job that waits for its host keeps its slot and goes back befo
   Jobs jobs;
   Scheduled& b1 = jobs.add(s, "b");
   REQUIRE(s.next_start() == &b1);
-  s.attempt_ended(b1);
-  s.back_off(b1, 0ms);
+  back_off(s, b1, 0ms);
   // While b1 backs off, b2 takes host b's one connection.
   Scheduled& b2 = jobs.add(s, "b");
   REQUIRE(s.next_start() == &b2);
@@ -151,18 +167,15 @@ TEST_CASE("a backoff ends at its retry time on the clock, and due retries start 
   Jobs jobs;
   Scheduled& a = jobs.add(s);
   REQUIRE(s.next_start() == &a);
-  s.attempt_ended(a);
-  s.back_off(a, 500ms);
+  back_off(s, a, 500ms);
   Scheduled& b = jobs.add(s);
   CHECK(a.state == JobState::BackingOff);
   CHECK(s.next_deadline() == clock.now + 500ms);
   // a holds its slot through the backoff, as a worker thread would: b waits.
   CHECK(s.next_start() == nullptr);
-  clock.now += 499ms;
-  s.release_due();
+  advance(clock, s, 499ms);
   CHECK(s.next_start() == nullptr);
-  clock.now += 1ms;
-  s.release_due();
+  advance(clock, s, 1ms);
   CHECK(s.next_deadline() == std::nullopt);
   CHECK(s.next_start() == &a);
   CHECK(b.state == JobState::Queued);
@@ -177,11 +190,9 @@ TEST_CASE("retries are released in the order of their retry times") {
   Scheduled& c = jobs.add(s);
   start_all(s);
   for (auto [job, delay] : {std::pair{&a, 300ms}, {&b, 100ms}, {&c, 200ms}}) {
-    s.attempt_ended(*job);
-    s.back_off(*job, delay);
+    back_off(s, *job, delay);
   }
-  clock.now += 1s;
-  s.release_due();
+  advance(clock, s, 1s);
   CHECK(start_all(s) == std::vector<Scheduled*>{&b, &c, &a});
 }
 
@@ -202,13 +213,11 @@ TEST_CASE("cancelling takes the chosen waiting jobs out of line, in the order th
   Scheduled& b = jobs.add(s, "b");
   Scheduled& c = jobs.add(s, "c");
   REQUIRE(s.next_start() == &a);
-  s.attempt_ended(a);
-  s.back_off(a, 1s);
+  back_off(s, a, 1s);
   const auto taken = s.take_waiting([&](const Scheduled& job) { return &job != &c; });
   CHECK(taken == std::vector<Scheduled*>{&b, &a});
   for (Scheduled* job : taken) {
-    s.finishing(*job);
-    s.done(*job);
+    deliver(s, *job);
   }
   CHECK(s.next_deadline() == std::nullopt);
   CHECK(s.next_start() == &c);
@@ -253,8 +262,13 @@ AttemptOutcome retry_after(long status, std::chrono::milliseconds after) {
 /// A job's attempt ends with `outcome` and its result is delivered.
 void end(Scheduler& s, Scheduled& job, const AttemptOutcome& outcome) {
   s.attempt_ended(job, &outcome);
-  s.finishing(job);
-  s.done(job);
+  deliver(s, job);
+}
+
+/// A job's attempt ends with `outcome` and it waits `delay` to retry, keeping its slot.
+void back_off(Scheduler& s, Scheduled& job, std::chrono::milliseconds delay, const AttemptOutcome& outcome) {
+  s.attempt_ended(job, &outcome);
+  s.back_off(job, delay);
 }
 
 }  // namespace
@@ -274,16 +288,13 @@ TEST_CASE("a host's attempts start no closer than its rate allows; a waiting URL
   CHECK(s.holding_slots() == 2);
   CHECK(s.next_deadline() == clock.now + 500ms);
   end(s, a1);
-  clock.now += 499ms;
-  s.release_due();
+  advance(clock, s, 499ms);
   CHECK(start_all(s).empty());
-  clock.now += 1ms;
-  s.release_due();
+  advance(clock, s, 1ms);
   CHECK(start_all(s) == std::vector<Scheduled*>{&a2});
   // The next start is spaced from a2's, and the loop's timer says when.
   CHECK(s.next_deadline() == clock.now + 500ms);
-  clock.now += 500ms;
-  s.release_due();
+  advance(clock, s, 500ms);
   CHECK(start_all(s) == std::vector<Scheduled*>{&a3});
   CHECK(s.next_deadline() == std::nullopt);
 }
@@ -297,8 +308,7 @@ TEST_CASE("a fractional rate spaces starts by more than a second") {
   Scheduled& a2 = jobs.add(s, "http://a:80");
   CHECK(start_all(s) == std::vector<Scheduled*>{&a1});
   CHECK(s.next_deadline() == clock.now + 2s);
-  clock.now += 2s;
-  s.release_due();
+  advance(clock, s, 2s);
   CHECK(start_all(s) == std::vector<Scheduled*>{&a2});
 }
 
@@ -314,8 +324,7 @@ TEST_CASE("two loops sharing a host table space one host's starts between them")
   CHECK(start_all(loop2).empty());
   CHECK(y.state == JobState::WaitingForHost);
   CHECK(loop2.next_deadline() == clock.now + 100ms);
-  clock.now += 100ms;
-  loop2.release_due();
+  advance(clock, loop2, 100ms);
   CHECK(start_all(loop2) == std::vector<Scheduled*>{&y});
 }
 
@@ -337,18 +346,15 @@ TEST_CASE("a begun job held off by its host's rate keeps its slot and goes befor
   Jobs jobs;
   Scheduled& a1 = jobs.add(s, "http://a:80");
   REQUIRE(s.next_start() == &a1);
-  s.attempt_ended(a1);
-  s.back_off(a1, 100ms);
+  back_off(s, a1, 100ms);
   Scheduled& b1 = jobs.add(s, "http://b:80");
-  clock.now += 100ms;
-  s.release_due();
+  advance(clock, s, 100ms);
   // a1's retry is due, but host a's next start is at 1 s: it waits, keeping the slot.
   CHECK(start_all(s).empty());
   CHECK(a1.state == JobState::WaitingForHost);
   CHECK(a1.holds_slot);
   CHECK(b1.state == JobState::Queued);
-  clock.now += 900ms;
-  s.release_due();
+  advance(clock, s, 900ms);
   CHECK(start_all(s) == std::vector<Scheduled*>{&a1});
 }
 
@@ -361,19 +367,15 @@ TEST_CASE("a 429 or 503 with Retry-After pauses its host, not only its URL; othe
     Jobs jobs;
     Scheduled& a1 = jobs.add(s, "http://a:80");
     REQUIRE(start_all(s) == std::vector<Scheduled*>{&a1});
-    const AttemptOutcome paused = retry_after(status, 2s);
-    s.attempt_ended(a1, &paused);
-    s.back_off(a1, 2s);
+    back_off(s, a1, 2s, retry_after(status, 2s));
     Scheduled& a2 = jobs.add(s, "http://a:80");
     Scheduled& b1 = jobs.add(s, "http://b:80");
     CHECK(start_all(s) == std::vector<Scheduled*>{&b1});
     CHECK(a2.state == JobState::WaitingForHost);
     CHECK_FALSE(a2.holds_slot);
-    clock.now += 1999ms;
-    s.release_due();
+    advance(clock, s, 1999ms);
     CHECK(start_all(s).empty());
-    clock.now += 1ms;
-    s.release_due();
+    advance(clock, s, 1ms);
     // The retry and the waiter both start once the pause is over, the retry first.
     CHECK(start_all(s) == std::vector<Scheduled*>{&a1, &a2});
   }
@@ -405,9 +407,7 @@ TEST_CASE(
   Scheduled& b1 = jobs.add(s, "http://b:80");
   REQUIRE(start_all(s) == std::vector<Scheduled*>{&a1, &a2});
   end(s, a1, failed(ErrorKind::Connect));
-  const AttemptOutcome timed_out = failed(ErrorKind::Timeout);
-  s.attempt_ended(a2, &timed_out);
-  s.back_off(a2, 1s);  // a retry waits
+  back_off(s, a2, 1s, failed(ErrorKind::Timeout));  // a retry waits
   CHECK_FALSE(s.host_unreachable(a3));
   REQUIRE(start_all(s) == std::vector<Scheduled*>{&a3});
   end(s, a3, failed(ErrorKind::Connect));
@@ -416,8 +416,7 @@ TEST_CASE(
   CHECK(s.take_unreachable() == std::vector<Scheduled*>{&a4, &a2});
   CHECK(s.next_deadline() == std::nullopt);
   for (Scheduled* job : {&a4, &a2}) {
-    s.finishing(*job);
-    s.done(*job);
+    deliver(s, *job);
   }
   CHECK(start_all(s) == std::vector<Scheduled*>{&b1});
   // A URL added later is set aside as soon as it comes.
@@ -478,8 +477,7 @@ TEST_CASE("a waiter let go and then cancelled leaves its host's next waiter a ti
   REQUIRE(start_all(s) == std::vector<Scheduled*>{&a1});
   end(s, a1);
   CHECK(start_all(s).empty());  // a2 and a3 wait for host a
-  clock.now += 1s;
-  s.release_due();  // a2 is back in line...
+  advance(clock, s, 1s);        // a2 is back in line...
   CHECK(s.take_waiting([&](const Scheduled& job) { return &job == &a2; }) == std::vector<Scheduled*>{&a2});
   s.done(a2);
   // ...and a3 is not stranded.

@@ -1,5 +1,7 @@
 #include "imgdl/download_result.hpp"
 
+#include "result_json.hpp"
+
 namespace imgdl {
 
 std::string_view to_string(DownloadStatus status) noexcept {
@@ -58,6 +60,34 @@ std::string_view to_string(ErrorKind kind) noexcept {
       return "host_unreachable";
   }
   return "unknown";
+}
+
+namespace detail {
+
+void append_result_fields(nlohmann::ordered_json& json, const DownloadResult& r) {
+  json["url"] = r.url;
+  json["path"] = r.path.string();
+  json["status"] = std::string(to_string(r.status));
+  json["http_status"] = r.http_status;
+  json["http_version"] = r.http_version;
+  json["bytes"] = r.bytes;
+  json["image_type"] = std::string(to_string(r.image_type));
+  json["width"] = r.width;
+  json["height"] = r.height;
+  json["orientation"] = r.orientation;
+  json["sha256"] = r.sha256;
+  json["attempts"] = r.attempts;
+  json["elapsed_s"] = std::chrono::duration<double>(r.elapsed).count();
+  json["error"] = std::string(to_string(r.error));
+  json["message"] = r.message;
+}
+
+}  // namespace detail
+
+std::string to_json_text(const DownloadResult& result) {
+  nlohmann::ordered_json json = nlohmann::ordered_json::object();
+  detail::append_result_fields(json, result);
+  return json.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace imgdl

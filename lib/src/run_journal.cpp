@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "result_json.hpp"
 #include "sha256.hpp"
 
 namespace imgdl {
@@ -107,24 +108,8 @@ std::optional<Enum> enum_from(std::string_view name, int count) {
 }  // namespace
 
 std::string encode_journal_record(std::size_t position, const DownloadResult& r, std::string_view extra) {
-  Json j = {
-      {"position", position},
-      {"url", r.url},
-      {"path", r.path.string()},
-      {"status", std::string(to_string(r.status))},
-      {"http_status", r.http_status},
-      {"http_version", r.http_version},
-      {"bytes", r.bytes},
-      {"image_type", std::string(to_string(r.image_type))},
-      {"width", r.width},
-      {"height", r.height},
-      {"orientation", r.orientation},
-      {"sha256", r.sha256},
-      {"attempts", r.attempts},
-      {"elapsed_s", std::chrono::duration<double>(r.elapsed).count()},
-      {"error", std::string(to_string(r.error))},
-      {"message", r.message},
-  };
+  Json j = Json::object({{"position", position}});
+  append_result_fields(j, r);
   if (!extra.empty()) {
     Json parsed = Json::parse(extra, nullptr, false);
     if (!parsed.is_discarded())

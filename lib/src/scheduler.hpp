@@ -125,8 +125,6 @@ class Scheduler {
   std::size_t unfinished() const noexcept { return unfinished_; }
   std::size_t holding_slots() const noexcept { return holding_; }
   std::size_t announced() const noexcept { return announced_; }
-  /// The slots the loop has now (its share, plus what it borrowed, minus what it lent).
-  std::size_t slots() const { return pool_->slots(loop_); }
 
  private:
   /// A backoff's end (job set) or a host's time to let its first waiter go (job null): one heap of

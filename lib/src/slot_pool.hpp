@@ -45,7 +45,6 @@ class SlotPool {
   [[nodiscard]] bool has_free(std::size_t loop) const;
   /// The slots loop `loop` has now: its share, plus what it borrowed, minus what it lent.
   [[nodiscard]] std::size_t slots(std::size_t loop) const;
-  [[nodiscard]] std::size_t loops() const noexcept { return loops_.size(); }
 
  private:
   struct Loop {

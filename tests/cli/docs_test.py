@@ -9,9 +9,11 @@ _imgdl. Each scenario reads --help, the one source of truth, and checks one docu
                      and descriptions --help lists, in the same order
     bash_completion  bash, with imgdl.bash sourced, completes every option --help lists; after an option, its
                      fixed values (each accepted by imgdl, also as --option=value), files after FILE and
-                     directories after DIR
+                     directories after DIR; `merge` as the first word, and after it the options
+                     `imgdl merge --help` lists and files
     zsh_completion   zsh reads _imgdl and hands _arguments a spec for every option --help lists, with a value
-                     where --help shows one and the same fixed values as bash
+                     where --help shows one and the same fixed values as bash; the same for `imgdl merge`,
+                     offered as the first word
 Standard library only; needs bash, zsh and groff (scripts/install-deps.sh).
 """
 
@@ -37,9 +39,9 @@ def run(command, cwd=None, env=None):
     return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
 
 
-def help_options():
-    """[(names, value, description)] from `imgdl --help`'s Options section, in its order."""
-    code, out, err = run([ARGS.imgdl, "--help"])
+def help_options(subcommand=None, at_least=20):
+    """[(names, value, description)] from `imgdl [subcommand] --help`'s Options section, in its order."""
+    code, out, err = run([ARGS.imgdl] + ([subcommand] if subcommand else []) + ["--help"])
     check(code == 0, f"--help exited {code}", err)
     lines = out.splitlines()
     check("Options:" in lines, "--help has no 'Options:' section", out)
@@ -54,7 +56,7 @@ def help_options():
         if description is None:  # a long name: CLI11 puts the description on the next line
             description = lines[i + 1].strip()
         options.append((m.group(1).split(","), m.group(2) or "", description.strip()))
-    check(len(options) > 20, "too few options parsed from --help", out)
+    check(len(options) > at_least, "too few options parsed from --help", out)
     return options
 
 
@@ -162,24 +164,44 @@ def scenario_bash_completion(tmp):
               f"'imgdl {name}={first}<Tab>' does not narrow its values")
     check(complete_bash(["imgdl", "-j", ""], tmp) == [], "'imgdl -j <Tab>' offers something for a number")
 
+    # `imgdl merge`: offered as the first word only, then its own options and the reports (files).
+    check(complete_bash(["imgdl", ""], tmp) == ["merge"], "'imgdl <Tab>' does not offer merge")
+    check(complete_bash(["imgdl", "me"], tmp) == ["merge"], "'imgdl me<Tab>' is not merge")
+    check(complete_bash(["imgdl", "https://example.com/a.jpg", ""], tmp) == [], "merge is offered after a URL")
+    merge_names = all_names(help_options("merge", at_least=2))
+    offered = complete_bash(["imgdl", "merge", "-"], tmp)
+    check(sorted(offered) == sorted(merge_names), "'imgdl merge -<Tab>' does not offer exactly its --help's options",
+          f"missing: {sorted(set(merge_names) - set(offered))}", f"extra: {sorted(set(offered) - set(merge_names))}")
+    check(complete_bash(["imgdl", "merge", "--on"], tmp) == [], "'imgdl merge' offers imgdl's own options")
+    for words in (["merge", ""], ["merge", "a.json", ""], ["merge", "--report", ""], ["merge", "--report", "=", ""]):
+        check(sorted(complete_bash(["imgdl"] + words, tmp)) == ["list.txt", "shards"],
+              f"'imgdl {' '.join(words)}<Tab>' does not offer the files")
+    check(complete_bash(["imgdl", "merge", "--sort-buffer", ""], tmp) == [],
+          "'imgdl merge --sort-buffer <Tab>' offers something for a size")
 
-def scenario_zsh_completion(tmp):
-    options = help_options()
-    script = os.path.join(ARGS.docs, "_imgdl")
-    check(open(script, encoding="utf-8").readline() == "#compdef imgdl\n", "_imgdl does not start with #compdef")
-    # zsh itself reads the script (quoting, brace expansion); a stand-in _arguments prints what it is handed.
-    program = '_arguments() { printf "%s\\n" "$@"; }; source "$1"'
+
+def zsh_specs(script, setup=""):
+    """What _imgdl hands to _arguments (or _alternative), one argument a line, after the zsh code `setup`
+    (the completion context: words, CURRENT, PREFIX)."""
+    # zsh itself reads the script (quoting, brace expansion); stand-ins print what they are handed.
+    program = ('_arguments() { printf "%s\\n" "$@"; }; _alternative() { printf "%s\\n" "$@"; }; ' + setup +
+               '; source "$1"')
     code, out, err = run(["zsh", "-f", "-c", program, "zsh", script])
     check(code == 0 and err == "", "zsh could not read _imgdl", err)
-    specs = out.splitlines()
-    check(specs[:2] == ["-s", "-S"] and specs[-1] == "*:URL:_urls", "unexpected _arguments flags or URL spec", specs)
+    return out.splitlines()
+
+
+def check_zsh_specs(specs, options, operand, tmp, command):
+    """The _arguments specs `specs` offer exactly `options` (from --help) and then `operand`."""
+    check(specs[:2] == ["-s", "-S"] and specs[-1] == operand, f"unexpected _arguments flags or {operand} spec",
+          specs)
     by_name = {}
     for spec in specs[2:-1]:
         m = re.fullmatch(r"(?:\(([^)]*)\))?(-[^=\[]+)=?\[((?:[^\]\\]|\\.)*)\](.*)", spec)
         check(m is not None, "an _arguments spec does not parse", spec)
         by_name[m.group(2)] = (m.group(1), m.group(4))
     names = all_names(options)
-    check(sorted(by_name) == sorted(names), "_imgdl does not complete exactly --help's options",
+    check(sorted(by_name) == sorted(names), f"_imgdl does not complete exactly {command} --help's options",
           f"missing: {sorted(set(names) - set(by_name))}", f"extra: {sorted(set(by_name) - set(names))}")
     for option_names, value, _ in options:
         for name in option_names:
@@ -197,9 +219,23 @@ def scenario_zsh_completion(tmp):
             elif value == "DIR":
                 check(action == "_files -/", f"{name} does not complete directories", action)
             elif name in OPTIONS_WITH_FIXED_VALUES:
-                bash_values = sorted(complete_bash(["imgdl", name, ""], tmp))
+                bash_values = sorted(complete_bash(command.split() + [name, ""], tmp))
                 check(action == "(" + " ".join(bash_values) + ")", f"zsh and bash offer different values for {name}",
                       action, bash_values)
+
+
+def scenario_zsh_completion(tmp):
+    script = os.path.join(ARGS.docs, "_imgdl")
+    check(open(script, encoding="utf-8").readline() == "#compdef imgdl\n", "_imgdl does not start with #compdef")
+    check_zsh_specs(zsh_specs(script), help_options(), "*:URL:_urls", tmp, "imgdl")
+    # After `imgdl merge`, merge's options and its reports; `imgdl <Tab>` offers merge besides URLs.
+    check_zsh_specs(zsh_specs(script, "words=(imgdl merge a.json ''); CURRENT=4"), help_options("merge", at_least=2),
+                    "*:REPORT:_files", tmp, "imgdl merge")
+    first = zsh_specs(script, "words=(imgdl ''); CURRENT=2; PREFIX=''")
+    check(len(first) == 2 and first[0].startswith("subcommands:") and "((merge\\:" in first[0]
+          and first[1] == "urls:URL:_urls", "'imgdl <Tab>' does not offer merge and URLs", first)
+    check(zsh_specs(script, "words=(imgdl -); CURRENT=2; PREFIX=-")[:2] == ["-s", "-S"],
+          "'imgdl -<Tab>' does not complete imgdl's options")
 
 
 SCENARIOS = {

@@ -72,4 +72,11 @@ struct DownloadResult {
 /// "network", "write", "cancelled", "host_unreachable". Thread-safe.
 [[nodiscard]] IMGDL_API std::string_view to_string(ErrorKind kind) noexcept;
 
+/// Every field of `result` as one compact JSON object's text, in this order: "url", "path", "status",
+/// "http_status", "http_version", "bytes", "image_type", "width", "height", "orientation", "sha256",
+/// "attempts", "elapsed_s" (seconds), "error", "message"; enums as to_string() names them. Bytes that are
+/// not UTF-8 (a URL or path may carry any) become U+FFFD. The run journal and imgdl's report share it.
+/// Thread-safe: reads `result` only.
+[[nodiscard]] IMGDL_API std::string to_json_text(const DownloadResult& result);
+
 }  // namespace imgdl
