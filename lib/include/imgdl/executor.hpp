@@ -58,8 +58,8 @@ struct ExecutorOptions {
   /// a burst keeps its core instead of losing it to every worker it wakes: with more workers than
   /// cores, bursts of short tasks run several times faster (bench/README.md). The price: when no
   /// core is idle, a worker woken by a task or by I/O inside one waits for the running thread's
-  /// time slice, so leave it off for latency-sensitive tasks; with one worker, round trips (submit,
-  /// then result()) are about 20 % slower.
+  /// time slice, so round trips (submit, then result()) slow down, most with few workers (0.6x with
+  /// one), and latency-sensitive tasks should leave it off.
   bool batch_scheduling = false;
 };
 
