@@ -1,6 +1,7 @@
-// Throughput and memory of imgdl::ThreadPoolExecutor on empty tasks, side by side with
-// BS::thread_pool 5.1.0 and Boost.Asio's thread_pool (post + std::packaged_task), each compiled in
-// when CMake finds it. Every tool is measured the same way, in the same process:
+// Throughput and memory of imgdl::ThreadPoolExecutor on empty tasks, by default and with
+// ExecutorOptions::batch_scheduling, side by side with BS::thread_pool 5.1.0 and Boost.Asio's
+// thread_pool (post + std::packaged_task), each compiled in when CMake finds it. Every tool is
+// measured the same way, in the same process:
 //
 //   batch:         submit N empty tasks, then wait for each result in order;
 //   one at a time: submit one task and wait for its result, N / 10 times (the round trip);
@@ -27,6 +28,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #if IMGDL_BENCH_HAVE_BS
@@ -95,6 +98,7 @@ struct Imgdl {
   static constexpr const char* name = "imgdl";
   imgdl::ThreadPoolExecutor pool;
   explicit Imgdl(std::size_t workers) : pool(workers) {}
+  explicit Imgdl(imgdl::ExecutorOptions options) : pool(std::move(options)) {}
   static imgdl::Future<void> submit(imgdl::ThreadPoolExecutor& p) {
     return p.submit([] {});
   }
@@ -103,6 +107,13 @@ struct Imgdl {
     return p.submit(std::forward<F>(fn));
   }
   static void wait(const imgdl::Future<void>& f) { f.result(); }
+};
+
+/// The same executor with ExecutorOptions::batch_scheduling: its workers run under SCHED_BATCH.
+struct ImgdlBatch : Imgdl {
+  static constexpr const char* name = "imgdl, batch_scheduling";
+  explicit ImgdlBatch(std::size_t workers)
+      : Imgdl(imgdl::ExecutorOptions{.max_workers = workers, .batch_scheduling = true}) {}
 };
 
 #if IMGDL_BENCH_HAVE_BS
@@ -168,13 +179,14 @@ double bytes_per_pending_task() {
 
 struct ToolInfo {
   std::string name;
+  bool imgdl;  // one of imgdl's configurations, not a peer
   std::unique_ptr<Tool> (*make)(std::size_t workers);
   double (*bytes)();
 };
 
 template <class Pool>
 ToolInfo info() {
-  return {Pool::name,
+  return {Pool::name, std::is_base_of_v<Imgdl, Pool>,
           [](std::size_t w) -> std::unique_ptr<Tool> { return std::make_unique<ToolImpl<Pool>>(w); },
           &bytes_per_pending_task<Pool>};
 }
@@ -211,7 +223,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::vector<ToolInfo> tools{info<Imgdl>()};
+  std::vector<ToolInfo> tools{info<Imgdl>(), info<ImgdlBatch>()};
   std::vector<std::string> missing;
 #if IMGDL_BENCH_HAVE_BS
   tools.push_back(info<Bs>());
@@ -254,12 +266,13 @@ int main(int argc, char** argv) {
   for (const auto& t : tools)
     bytes.push_back(t.bytes());
 
-  // imgdl's ratio to the best peer of each cell (imgdl is tools[0] unless --only left it out).
-  const bool ratios = tools.size() > 1 && tools[0].name == Imgdl::name;
+  // Each imgdl configuration's ratio to the best peer of each cell, when peers were measured.
+  const bool ratios = std::ranges::any_of(tools, [](const ToolInfo& t) { return !t.imgdl; });
   auto best_peer = [&](std::size_t w, double Cell::*field) {
     double best = 0;
-    for (std::size_t t = 1; t < tools.size(); ++t)
-      best = std::max(best, cells[w][t].*field);
+    for (std::size_t t = 0; t < tools.size(); ++t)
+      if (!tools[t].imgdl)
+        best = std::max(best, cells[w][t].*field);
     return best;
   };
 
@@ -284,10 +297,11 @@ int main(int argc, char** argv) {
     for (std::size_t t = 0; t < tools.size(); ++t)
       std::printf("| %zu | %s | %.0f | %.0f |\n", worker_counts[w], tools[t].name.c_str(), cells[w][t].batch,
                   cells[w][t].one_at_a_time);
-    if (ratios)
-      std::printf("| %zu | **imgdl / best peer** | **%.2fx** | **%.2fx** |\n", worker_counts[w],
-                  cells[w][0].batch / best_peer(w, &Cell::batch),
-                  cells[w][0].one_at_a_time / best_peer(w, &Cell::one_at_a_time));
+    for (std::size_t t = 0; ratios && t < tools.size(); ++t)
+      if (tools[t].imgdl)
+        std::printf("| %zu | **%s / best peer** | **%.2fx** | **%.2fx** |\n", worker_counts[w],
+                    tools[t].name.c_str(), cells[w][t].batch / best_peer(w, &Cell::batch),
+                    cells[w][t].one_at_a_time / best_peer(w, &Cell::one_at_a_time));
   }
   std::printf("\n| tool | heap bytes per pending task |\n|---|---:|\n");
   for (std::size_t t = 0; t < tools.size(); ++t)

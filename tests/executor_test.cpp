@@ -4,6 +4,7 @@
 // hangs.
 
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <imgdl/executor.hpp>
 #include <imgdl/wait.hpp>
 
@@ -795,6 +796,22 @@ TEST_CASE("Worker threads are named prefix_N as seen in /proc/self/task/*/comm")
   std::vector<std::string> seen{futures[0].result(), futures[1].result()};
   std::sort(seen.begin(), seen.end());
   CHECK(seen == expected);
+}
+
+TEST_CASE(
+    "batch_scheduling runs the workers, initializer included, under SCHED_BATCH; by default they "
+    "inherit the creating thread's policy") {
+  const int own_policy = sched_getscheduler(0);
+  std::atomic<int> initializer_policy{-1};
+  ThreadPoolExecutor batch(ExecutorOptions{.max_workers = 1,
+                                           .initializer = [&] { initializer_policy = sched_getscheduler(0); },
+                                           .batch_scheduling = true});
+  CHECK(batch.submit([] { return sched_getscheduler(0); }).result() == SCHED_BATCH);
+  CHECK(initializer_policy == SCHED_BATCH);
+  CHECK(sched_getscheduler(0) == own_policy);  // the submitting thread is left alone
+
+  ThreadPoolExecutor normal(1);
+  CHECK(normal.submit([] { return sched_getscheduler(0); }).result() == own_policy);
 }
 
 // ---- shutdown ----

@@ -1,6 +1,7 @@
 #include "imgdl/executor.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,7 +23,8 @@ class ExecutorCore {
       : max_workers_(options.max_workers.value_or(ThreadPoolExecutor::default_max_workers())),
         prefix_(options.thread_name_prefix.empty() ? "imgdl" : std::move(options.thread_name_prefix)),
         initializer_(std::move(options.initializer)),
-        on_callback_error_(std::move(options.on_callback_error)) {
+        on_callback_error_(std::move(options.on_callback_error)),
+        batch_scheduling_(options.batch_scheduling) {
     if (max_workers_ == 0)
       throw std::invalid_argument("max_workers must be greater than 0");
   }
@@ -161,6 +163,13 @@ class ExecutorCore {
   void worker_main(std::size_t index) {
     current_worker_core = this;
     name_thread(index);
+    if (batch_scheduling_) {
+#ifdef SCHED_BATCH
+      // Priority 0 is the only one SCHED_BATCH takes; failure leaves the thread as it was.
+      const sched_param param{};
+      pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+#endif
+    }
     if (initializer_) {
       try {
         initializer_();
@@ -259,6 +268,7 @@ class ExecutorCore {
   const std::string prefix_;
   const std::function<void()> initializer_;
   const std::function<void(std::exception_ptr)> on_callback_error_;
+  const bool batch_scheduling_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;

@@ -52,6 +52,15 @@ struct ExecutorOptions {
   /// Receives exceptions thrown by done-callbacks, on the thread that ran the callback. Must be
   /// thread-safe. Whether set or not, such errors are counted in ExecutorStats::callback_errors.
   std::function<void(std::exception_ptr)> on_callback_error;
+  /// Linux: each worker switches itself to the SCHED_BATCH policy when it starts, before the
+  /// initializer (same nice value and CPU share; no privilege needed; a refusal is ignored; no effect
+  /// elsewhere). A woken SCHED_BATCH thread does not preempt the running one, so a thread submitting
+  /// a burst keeps its core instead of losing it to every worker it wakes: with more workers than
+  /// cores, bursts of short tasks run several times faster (bench/README.md). The price: when no
+  /// core is idle, a worker woken by a task or by I/O inside one waits for the running thread's
+  /// time slice, so round trips (submit, then result()) slow down, most with few workers (0.6x with
+  /// one), and latency-sensitive tasks should leave it off.
+  bool batch_scheduling = false;
 };
 
 /// A snapshot of live counts, for progress displays. Each count is read atomically, but the set is
