@@ -118,11 +118,9 @@ nlohmann::ordered_json to_json(const Shard& shard) {
 }
 
 std::string extras_json(const RowExtras& extras) {
-  if (!extras.key && !extras.caption && extras.columns.empty())
+  if (!extras.caption && extras.columns.empty())
     return {};
   nlohmann::ordered_json json = nlohmann::ordered_json::object();
-  if (extras.key)
-    json["key"] = *extras.key;
   if (extras.caption)
     json["caption"] = *extras.caption;
   if (!extras.columns.empty()) {
@@ -195,14 +193,16 @@ void ReportWriter::add_result_text(std::string_view json) {
 }
 
 void ReportWriter::add_earlier_result(std::size_t index, const DownloadResult& result,
-                                      std::string_view extras_json) {
+                                      std::string_view extras_json, const std::optional<std::string>& key) {
   auto more = entry_members(result, index);
+  if (key)
+    more["key"] = *key;
   if (!extras_json.empty()) {
     const auto extras = nlohmann::ordered_json::parse(extras_json, nullptr, false);
     if (extras.is_object()) {
-      for (const char* key : {"key", "caption", "columns"}) {
-        if (const auto it = extras.find(key); it != extras.end())
-          more[key] = *it;
+      for (const char* name : {"caption", "columns"}) {
+        if (const auto it = extras.find(name); it != extras.end())
+          more[name] = *it;
       }
     }
   }

@@ -55,8 +55,8 @@ nlohmann::ordered_json to_json(const Totals& totals);
 /// {"index": K, "count": N, "block_size": B}.
 nlohmann::ordered_json to_json(const Shard& shard);
 
-/// A row's sample key, caption and columns as a JSON object's text, for the run journal ("" when it has
-/// none of them).
+/// A row's caption and columns as a JSON object's text, for the run journal ("" when it has neither; a
+/// sample's key is not kept: it follows from the position).
 std::string extras_json(const RowExtras& extras);
 
 /// Opens (creates or truncates) the report file up front, so a bad path fails before any download.
@@ -88,7 +88,8 @@ class ReportWriter {
   void add_result(std::size_t index, const DownloadResult& result, const RowExtras* extras = nullptr);
   /// A result an earlier run recorded in the journal, with the caption and columns it kept
   /// (`extras_json`, from extras_json()), marked "earlier_run": true.
-  void add_earlier_result(std::size_t index, const DownloadResult& result, std::string_view extras_json);
+  void add_earlier_result(std::size_t index, const DownloadResult& result, std::string_view extras_json,
+                          const std::optional<std::string>& key = std::nullopt);
   void add_invalid_line(const UrlLineError& error);
   /// A result or an invalid line already in the report's JSON form, one line of compact JSON (as
   /// `imgdl merge` reads them from other reports).

@@ -185,7 +185,9 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
       journal->for_each_done([&](const JournalEntry& e) {
         outcome.totals.add_earlier(e.result);
         if (ctx.report)
-          ctx.report->add_earlier_result(e.position, e.result, e.extra);
+          ctx.report->add_earlier_result(
+              e.position, e.result, e.extra,
+              shards ? std::optional(WebDatasetWriter::key(e.position, *ctx.shard_size)) : std::nullopt);
       });
     }
     // The row's extras, with its sample key for WebDataset output.
@@ -249,18 +251,19 @@ RunOutcome run_streamed(RunContext& ctx, Mode mode) {
           bool held_back = false;
           if (shards) {
             const std::size_t shard = index / shards->shard_size();
-            // Reported and recorded where the sample ends up: in its shard, its file gone.
-            const auto in_shard = ctx.options.output_dir / WebDatasetWriter::shard_file_name(shard);
+            // Reported and recorded where the sample ends up: in its shard, its file gone (a failure
+            // has no file: the name planned in the scratch directory means nothing).
+            const auto in_shard = r.status == DownloadStatus::Ok
+                                      ? ctx.options.output_dir / WebDatasetWriter::shard_file_name(shard)
+                                      : std::filesystem::path();
             held_back = journal != nullptr && shards->repairing(shard);
             if (held_back) {  // before add(), which may publish the shard and so release what is held
               DownloadResult recorded = r;
-              if (recorded.status == DownloadStatus::Ok)
-                recorded.path = in_shard;
+              recorded.path = in_shard;
               held.hold(shard, index, recorded, extras_json(*extras));
             }
             shards->add(index, r, extras->caption, extras->columns);
-            if (r.status == DownloadStatus::Ok)
-              r.path = in_shard;
+            r.path = in_shard;
           }
           outcome.totals.add(r);
           if (ctx.report)

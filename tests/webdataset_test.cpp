@@ -189,15 +189,30 @@ void publish_shard_with_failures(const fs::path& scratch, const fs::path& out) {
 
 }  // namespace
 
-TEST_CASE("published stats list each failed position by key, URL and error") {
+TEST_CASE("published stats list the failed rows' offsets by error kind, as JSON Python reads") {
   TempDir dir;
-  publish_shard_with_failures(dir.path / "s", dir.path / "shards");
-  const std::string stats = read_file(dir.path / "shards" / "00000_stats.json");
-  CHECK(stats.find(
-            "\"key\": \"000000001\",\n      \"url\": \"http://h/404\",\n      \"error\": \"http_status\",\n"
-            "      \"http_status\": 404") != std::string::npos);
-  CHECK(stats.find("\"key\": \"000000002\"") != std::string::npos);
-  CHECK(stats.find("000000000") == std::string::npos);  // a sample is in the tar, not in the failures
+  const fs::path out = dir.path / "shards";
+  {
+    WebDatasetWriter writer(out, 4);
+    writer.add(3, failed("http://h/t", ErrorKind::Timeout));
+    writer.add(0, http_failure("http://h/404", 404));
+    writer.add(1, downloaded(dir.path / "s", "b.png", "B"));
+    writer.add(2, http_failure("http://h/503", 503));
+  }
+  CHECK(read_file(out / "00000_stats.json")
+            .find("\"failed_rows\": {\n    \"http_status\": [0,2],\n    "
+                  "\"timeout\": [3]\n  }\n}\n") != std::string::npos);
+  const std::string check =
+      "python3 -c \"import json,sys; s=json.load(open(sys.argv[1])); "
+      "assert s['errors'] == {'http_status': 2, 'timeout': 1}, s; "
+      "assert s['failed_rows'] == {'http_status': [0, 2], 'timeout': [3]}, s; "
+      "assert (s['count'], s['ok'], s['failed']) == (4, 1, 3), s\" '" +
+      (out / "00000_stats.json").string() + "'";
+  CHECK(run(check) == 0);
+  WebDatasetWriter writer(dir.path / "none", 1);
+  writer.add(0, downloaded(dir.path / "s", "a.png", "A"));
+  CHECK(read_file(dir.path / "none" / "00000_stats.json").find("\"failed_rows\": {}\n}\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("a repair adds the retried samples to the published shard and keeps every earlier one") {
@@ -236,8 +251,7 @@ TEST_CASE("a repair adds the retried samples to the published shard and keeps ev
   CHECK(stats.find("\"ok\": 3") != std::string::npos);
   CHECK(stats.find("\"failed\": 1") != std::string::npos);
   CHECK(stats.find("\"errors\": {\n    \"http_status\": 1\n  }") != std::string::npos);
-  CHECK(stats.find("000000002") == std::string::npos);
-  CHECK(stats.find("000000001") != std::string::npos);
+  CHECK(stats.find("\"http_status\": [1]") != std::string::npos);  // the 503 at 2 is a sample now
   CHECK_FALSE(fs::exists(out / "00000.tar.part"));
 }
 
@@ -252,6 +266,8 @@ TEST_CASE("a retried position that fails again stays listed with its new error")
   const std::string stats = read_file(out / "00000_stats.json");
   CHECK(stats.find("\"failed\": 2") != std::string::npos);
   CHECK(stats.find("\"errors\": {\n    \"http_status\": 1,\n    \"timeout\": 1\n  }") != std::string::npos);
+  CHECK(stats.find("\"failed_rows\": {\n    \"http_status\": [1],\n    \"timeout\": [2]\n  }") !=
+        std::string::npos);
   CHECK(tar_names(out / "00000.tar") == "000000000.png\n000000000.json\n000000003.png\n000000003.json\n");
 }
 
@@ -293,12 +309,12 @@ TEST_CASE("a repair is refused for a shard not published, open, or with no failu
   CHECK_THROWS_AS((void)writer.repair(0, [](std::size_t) { return true; }), std::invalid_argument);
   writer.abandon();
 
-  // Stats without a list of failures (imgdl 0.2.0's), or another shard size's keys: left alone.
+  // Stats without the failed rows (imgdl 0.2.0's), or offsets past another shard size: left alone.
   std::ofstream(out / "00000_stats.json", std::ios::trunc) << R"({"count": 4, "ok": 2, "failed": 2})";
   CHECK(writer.repair(0, [](std::size_t) { return true; }) == 0);
   publish_shard_with_failures(dir.path / "s", dir.path / "other");
-  WebDatasetWriter wider(dir.path / "other", 100000);
-  CHECK(wider.repair(0, [](std::size_t) { return true; }) == 0);
+  WebDatasetWriter narrower(dir.path / "other", 2);
+  CHECK(narrower.repair(0, [](std::size_t) { return true; }) == 0);
 }
 
 TEST_CASE("a repair is dropped when its shard was replaced meanwhile by another writer") {

@@ -116,22 +116,15 @@ bool same_file(const struct stat& a, const struct stat& b) {
 }  // namespace
 
 struct WebDatasetWriter::Impl {
-  /// A position that left no sample, as its shard's stats list it.
-  struct Failure {
-    std::size_t index = 0;
-    std::string url;
-    std::string error;  // an error kind's name, or "missing_file"
-    long http_status = 0;
-  };
-
   struct Shard {
     detail::PartFile part;
     std::size_t results = 0;
     std::size_t ok = 0;
     std::size_t failed = 0;
-    std::size_t cancelled = 0;                  // a run stopped: the shard is not whole, never published
-    std::map<std::string, std::size_t> errors;  // by error kind
-    std::vector<Failure> failures;
+    std::size_t cancelled = 0;  // a run stopped: the shard is not whole, never published
+    // The rows that left no sample, as offsets in the shard, by error kind (or "missing_file"): their
+    // counts are the stats' "errors", and a repair finds a retried row's earlier error here.
+    std::map<std::string, std::vector<std::uint32_t>> failed_rows;
     std::uint64_t bytes = 0;  // image bytes
     Clock::time_point started = Clock::now();
     // A repair: the published tar it replaces, its positions still to come, the time spent before.
@@ -243,9 +236,8 @@ struct WebDatasetWriter::Impl {
       ++shard.cancelled;
     } else {
       ++shard.failed;
-      Failure failure{index, r.url, std::string(r.ok() ? "missing_file" : to_string(r.error)), r.http_status};
-      ++shard.errors[failure.error];
-      shard.failures.push_back(std::move(failure));
+      shard.failed_rows[std::string(r.ok() ? "missing_file" : to_string(r.error))].push_back(
+          static_cast<std::uint32_t>(index % shard_size));
     }
     std::error_code ignored;
     if (!r.path.empty() && r.status == DownloadStatus::Ok)
@@ -254,15 +246,19 @@ struct WebDatasetWriter::Impl {
       publish(number);
   }
 
-  static void forget_failure(Shard& shard, std::size_t index) {
-    const auto it = std::find_if(shard.failures.begin(), shard.failures.end(),
-                                 [index](const Failure& f) { return f.index == index; });
-    if (it == shard.failures.end())
+  void forget_failure(Shard& shard, std::size_t index) const {
+    const auto offset = static_cast<std::uint32_t>(index % shard_size);
+    for (auto kind = shard.failed_rows.begin(); kind != shard.failed_rows.end(); ++kind) {
+      auto& rows = kind->second;
+      const auto it = std::find(rows.begin(), rows.end(), offset);
+      if (it == rows.end())
+        continue;
+      rows.erase(it);
+      if (rows.empty())
+        shard.failed_rows.erase(kind);
+      --shard.failed;
       return;
-    --shard.failed;
-    if (const auto kind = shard.errors.find(it->error); kind != shard.errors.end() && --kind->second == 0)
-      shard.errors.erase(kind);
-    shard.failures.erase(it);
+    }
   }
 
   /// The stats of published shard `number`, or nothing when they cannot be read or list no failures.
@@ -276,7 +272,7 @@ struct WebDatasetWriter::Impl {
     if (!read_at(fd.get(), text.data(), text.size(), 0))
       return std::nullopt;
     auto json = nlohmann::json::parse(text, nullptr, false);
-    if (!json.is_object() || !json.contains("failures") || !json["failures"].is_array())
+    if (!json.is_object() || !json.contains("failed_rows") || !json["failed_rows"].is_object())
       return std::nullopt;
     return json;
   }
@@ -321,31 +317,23 @@ struct WebDatasetWriter::Impl {
       return 0;
     Shard shard;
     shard.repair = true;
-    for (const auto& f : (*stats)["failures"]) {
-      Failure failure;
-      const std::string key = f.value("key", "");
-      const std::string in_shard = key.size() > 5 ? key.substr(5) : std::string();
-      std::size_t offset = 0;
-      const auto [end, ec] = std::from_chars(in_shard.data(), in_shard.data() + in_shard.size(), offset);
-      if (ec != std::errc() || end != in_shard.data() + in_shard.size() || offset >= shard_size ||
-          WebDatasetWriter::key(number * shard_size + offset, shard_size) != key)
-        return 0;  // not a list this writer's shard size made: leave the shard alone
-      failure.index = number * shard_size + offset;
-      failure.url = f.value("url", "");
-      failure.error = f.value("error", "");
-      failure.http_status = f.value("http_status", 0L);
-      if (retry(failure.index))
-        shard.awaited.insert(failure.index);
-      shard.failures.push_back(std::move(failure));
+    for (const auto& [kind, offsets] : (*stats)["failed_rows"].items()) {
+      if (!offsets.is_array())
+        return 0;
+      auto& rows = shard.failed_rows[kind];
+      for (const auto& offset : offsets) {
+        if (!offset.is_number_unsigned() || offset.get<std::size_t>() >= shard_size)
+          return 0;  // not a list this writer's shard size made: leave the shard alone
+        rows.push_back(offset.get<std::uint32_t>());
+        if (retry(number * shard_size + rows.back()))
+          shard.awaited.insert(number * shard_size + rows.back());
+      }
     }
     if (shard.awaited.empty())
       return 0;
     shard.results = stats->value("count", std::size_t{0});
     shard.ok = stats->value("ok", std::size_t{0});
     shard.failed = stats->value("failed", std::size_t{0});
-    if (const auto it = stats->find("errors"); it != stats->end() && it->is_object())
-      for (const auto& [kind, count] : it->items())
-        shard.errors[kind] = count.get<std::size_t>();
     shard.bytes = stats->value("bytes", std::uint64_t{0});
     shard.earlier_elapsed_s = stats->value("elapsed_s", 0.0);
     std::error_code error;
@@ -396,18 +384,8 @@ struct WebDatasetWriter::Impl {
     }
     publish_file(shard.part, base + ".tar", !shard.repair);
     nlohmann::ordered_json errors = nlohmann::ordered_json::object();
-    for (const auto& [kind, count] : shard.errors)
-      errors[kind] = count;
-    std::sort(shard.failures.begin(), shard.failures.end(),
-              [](const Failure& a, const Failure& b) { return a.index < b.index; });
-    nlohmann::ordered_json failures = nlohmann::ordered_json::array();
-    for (const Failure& f : shard.failures) {
-      nlohmann::ordered_json entry{
-          {"key", WebDatasetWriter::key(f.index, shard_size)}, {"url", f.url}, {"error", f.error}};
-      if (f.http_status != 0)
-        entry["http_status"] = f.http_status;
-      failures.push_back(std::move(entry));
-    }
+    for (const auto& [kind, rows] : shard.failed_rows)
+      errors[kind] = rows.size();
     const nlohmann::ordered_json stats{
         {"shard", base + ".tar"},
         {"count", shard.results},
@@ -416,14 +394,32 @@ struct WebDatasetWriter::Impl {
         {"errors", errors},
         {"bytes", shard.bytes},
         {"elapsed_s",
-         shard.earlier_elapsed_s + std::chrono::duration<double>(Clock::now() - shard.started).count()},
-        {"failures", failures}};
+         shard.earlier_elapsed_s + std::chrono::duration<double>(Clock::now() - shard.started).count()}};
+    // The failed rows' offsets, one line per kind, written directly: a shard of a list that mostly
+    // fails holds thousands of them.
+    std::string text = stats.dump(2);
+    text.resize(text.size() - 2);  // reopen the object: drop "\n}"
+    text += ",\n  \"failed_rows\": {";
+    bool first_kind = true;
+    for (auto& [kind, rows] : shard.failed_rows) {
+      std::sort(rows.begin(), rows.end());
+      text += first_kind ? "\n    \"" : ",\n    \"";
+      text += kind;  // an error kind's name: letters and '_', nothing to escape
+      text += "\": [";
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (i > 0)
+          text += ',';
+        text += std::to_string(rows[i]);
+      }
+      text += ']';
+      first_kind = false;
+    }
+    text += first_kind ? "}\n}\n" : "\n  }\n}\n";
     std::error_code error;
     auto part = dir.open_part(base + "_stats.json", false, error);
     if (error)
       throw shard_error(error, "cannot create " + base + "_stats.json.part");
-    if (auto e =
-            part.write(stats.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n"))
+    if (auto e = part.write(text))
       throw shard_error(e, "cannot write " + part.name());
     publish_file(part, base + "_stats.json", false);
     ++written;

@@ -24,8 +24,9 @@ namespace imgdl {
 ///
 /// A shard is written to `<NNNNN>.tar.part` and renamed to `<NNNNN>.tar` once every position it covers has
 /// a result (or finish() is called: the list ended), with `<NNNNN>_stats.json` beside it (counts by
-/// status and error kind, bytes, elapsed seconds, and each failed position's key, URL and error). A
-/// shard holds fewer samples than shard_size when some of its URLs failed (its stats list them). Shard
+/// status and error kind, bytes, elapsed seconds, and "failed_rows": the offsets in the shard of the
+/// rows that left no sample, by error kind). A shard holds fewer samples than shard_size when some of
+/// its URLs failed (its stats list them). Shard
 /// numbers and keys come from input positions alone, so they are the same in every run, and runs over
 /// different parts of one list never write the same shard. A killed run leaves only whole shards (and `.part`
 /// files); a shard that got a cancelled result (the run was stopped) is never published, nor are the open
