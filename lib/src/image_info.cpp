@@ -892,9 +892,9 @@ void ImageInspector::on_isobmff(Step s) {
 
 void ImageInspector::on_svg_head() {
   const std::string_view b = buf_;
-  std::size_t open = b.find("<svg");
-  if (open == std::string_view::npos)
-    open = b.find(":svg");  // a namespace prefix, e.g. <svg:svg
+  // The earlier of "<svg" and ":svg" (a namespace prefix, e.g. <svg:svg): a match found in the first
+  // bytes stays the earliest as more arrive, so the answer does not depend on how the body is chunked.
+  const std::size_t open = std::min(b.find("<svg"), b.find(":svg"));
   if (open != std::string_view::npos) {
     // The root's start tag ends at the first '>' outside quotes.
     char quote = 0;
