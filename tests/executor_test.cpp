@@ -684,14 +684,21 @@ TEST_CASE("N blocked tasks with max_workers M start exactly min(N, M) threads") 
 }
 
 TEST_CASE(
-    "Tasks that wait for each other always each get a worker, whether workers sleep or are on their way "
-    "back") {
-  // Workers are signalled only for queued tasks beyond those the signalled workers will take, by the
-  // submitter or by a worker that pops a task; a busy worker's task may block, so it is never counted
-  // on. Each round needs all its tasks running at once; the rounds follow each other closely, catching
-  // workers asleep, returning from a task, or just woken.
+    "Tasks that wait for each other always each get a worker, whether workers sleep, poll or are on "
+    "their way back") {
+  // Workers are signalled only for queued tasks beyond those that idle workers will take, by the
+  // submitter or by a worker that pops a task (the only one when a worker is polling); a busy
+  // worker's task may block, so it is never counted on. Each round needs all its tasks running at
+  // once; the rounds follow each other closely, catching workers asleep, polling, returning from a
+  // task, or just woken.
   constexpr std::size_t workers = 4;
-  ThreadPoolExecutor executor(workers);
+  ExecutorOptions options{.max_workers = workers};
+  SUBCASE("with an idle worker polling before it sleeps (the default)") {}
+  SUBCASE("with idle workers sleeping at once") {
+    options.idle_spin = std::chrono::microseconds(0);
+  }
+  CAPTURE(options.idle_spin.count());
+  ThreadPoolExecutor executor(options);
   for (int round = 0; round < 300; ++round) {
     CAPTURE(round);
     std::latch all_running(static_cast<std::ptrdiff_t>(workers));
@@ -1019,6 +1026,31 @@ TEST_CASE(
     CHECK(executor.submit([] { return 2; }).result() == 2);
     CHECK(executor.stats().workers == 1);
   }
+}
+
+TEST_CASE("A task submitted while a done-callback runs gets a thread, even when the callback waits for it") {
+  // As in Python, a worker counts as idle only once its task's callbacks have run: the task below
+  // must start a second thread rather than wait for the worker stuck in the callback.
+  ThreadPoolExecutor executor(2);
+  Gate gate;
+  std::promise<void> second_ran;
+  auto second_ran_future = second_ran.get_future();
+  std::latch callback_running(1);
+  std::latch callback_done(1);
+  bool callback_saw_second = false;
+  auto first = executor.submit([w = gate.waiter()] { w.wait(); });
+  first.add_done_callback([&](const Future<void>&) {
+    callback_running.count_down();
+    callback_saw_second = second_ran_future.wait_for(30s) == std::future_status::ready;
+    callback_done.count_down();
+  });
+  gate.open();
+  callback_running.wait();
+  auto second = executor.submit([&second_ran] { second_ran.set_value(); });
+  second.result();
+  callback_done.wait();
+  CHECK(callback_saw_second);
+  CHECK(executor.stats().workers == 2);
 }
 
 TEST_CASE("shutdown(wait, cancel_futures, cancel_running=true) asks running tasks to stop") {

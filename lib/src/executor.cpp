@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -14,6 +15,112 @@
 
 namespace imgdl {
 namespace detail {
+namespace {
+
+/// Tells the core that this thread is polling (a PAUSE on x86), which frees the sibling hyperthread.
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// The queue's mutex is held for a few instructions, so a thread that finds it taken tries again a
+/// while before it sleeps on it: std::mutex (glibc) sleeps at once, which costs both threads a futex
+/// call. 100 tries is glibc's own default for its adaptive mutexes (glibc.pthread.mutex_spin_count).
+void lock_briefly_spinning(std::unique_lock<std::mutex>& lock) {
+  for (int i = 0; i < 100; ++i) {
+    if (lock.try_lock())
+      return;
+    cpu_relax();
+  }
+  lock.lock();
+}
+
+}  // namespace
+
+/// How an idle worker and a thread waiting for a result poll before they sleep. Polling saves the
+/// wake-up (a futex call, and a slow return from idle for a core that went idle) only while the
+/// polling thread has a core: one that lost it is not asleep, so nobody wakes it, and whatever
+/// waits on it waits for another thread's time slice to end.
+class IdlePoll {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit IdlePoll(std::chrono::nanoseconds budget) noexcept : budget_(budget) {}
+
+  bool enabled() const noexcept { return budget_.count() > 0; }
+
+  /// A worker's poll for a task: up to the budget, with a heartbeat that enqueue() reads through
+  /// on_core(). Yields the core between looks, so a submitter on the same core runs at once.
+  template <class Ready>
+  bool poll_for_work(Ready ready) noexcept {
+    auto now = clock::now();
+    const auto deadline = now + budget_;
+    for (;;) {
+      heartbeat_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+      if (look(ready))
+        return true;
+      sched_yield();
+      now = clock::now();
+      if (now >= deadline)
+        return ready();
+    }
+  }
+
+  /// Whether the polling worker looked at the queue a moment ago: if not, it lost its core, and a
+  /// task must not count on it.
+  bool on_core() const noexcept {
+    return clock::now().time_since_epoch().count() - heartbeat_.load(std::memory_order_relaxed) <
+           std::chrono::duration_cast<clock::duration>(descheduled).count();
+  }
+
+  /// A thread waiting for a result: polls up to the budget (at most `limit`). The first poll that
+  /// finds itself descheduled turns this off, executor-wide, for a few time slices: with more
+  /// runnable threads than cores, a sleeping waiter is woken sooner than a polling one gets its core
+  /// back.
+  template <class Ready>
+  bool wait_for(Ready ready, std::chrono::nanoseconds limit = std::chrono::nanoseconds::max()) noexcept {
+    auto now = clock::now();
+    if (!enabled() || now.time_since_epoch().count() < paused_until_.load(std::memory_order_relaxed))
+      return ready();
+    const auto deadline = now + std::min(budget_, limit);
+    for (;;) {
+      if (look(ready))
+        return true;
+      sched_yield();
+      const auto after = clock::now();
+      if (after - now > descheduled) {
+        paused_until_.store((after + pause).time_since_epoch().count(), std::memory_order_relaxed);
+        return ready();
+      }
+      if (after >= deadline)
+        return ready();
+      now = after;
+    }
+  }
+
+ private:
+  template <class Ready>
+  static bool look(Ready& ready) noexcept {
+    for (int i = 0; i < 16; ++i) {
+      if (ready())
+        return true;
+      cpu_relax();
+    }
+    return false;
+  }
+
+  // A look and a yield take about a microsecond on a core of its own: a longer gap means that
+  // another thread ran there.
+  static constexpr std::chrono::microseconds descheduled{20};
+  static constexpr std::chrono::milliseconds pause{50};
+
+  const std::chrono::nanoseconds budget_;
+  alignas(64) std::atomic<clock::rep> heartbeat_{0};
+  alignas(64) std::atomic<clock::rep> paused_until_{0};
+};
 
 /// Everything the workers, the futures and the executor handle share. Futures keep it alive through
 /// their state, so a future may outlive its executor.
@@ -24,26 +131,30 @@ class ExecutorCore {
         prefix_(options.thread_name_prefix.empty() ? "imgdl" : std::move(options.thread_name_prefix)),
         initializer_(std::move(options.initializer)),
         on_callback_error_(std::move(options.on_callback_error)),
-        batch_scheduling_(options.batch_scheduling) {
+        batch_scheduling_(options.batch_scheduling),
+        idle_poll_(options.idle_spin) {
     if (max_workers_ == 0)
       throw std::invalid_argument("max_workers must be greater than 0");
   }
 
   void enqueue(const std::shared_ptr<ExecutorCore>& self, std::shared_ptr<StateBase> task) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(mutex_, std::defer_lock);
+    lock_briefly_spinning(lock);
     if (broken_)
       throw BrokenExecutor(broken_message);
     if (shutdown_)
       throw ExecutorShutdownError();
     queue_.push_back(std::move(task));
+    queued_.store(queue_.size(), std::memory_order_relaxed);
     pending_.fetch_add(1, std::memory_order_relaxed);
     // Python >= 3.8: each idle worker takes one queued task; start a thread only for tasks beyond
-    // what the idle workers will take. A worker is idle from the moment its task completes (running_
-    // drops before the future turns done), not only once it waits on work_cv_ again: otherwise a
-    // caller that submits right after result() returns races the worker back to the queue and starts
-    // threads that are not needed.
-    const std::size_t idle_workers = threads_.size() - running_.load(std::memory_order_relaxed);
-    if (queue_.size() > idle_workers && threads_.size() < max_workers_) {
+    // what the idle workers will take. A worker is idle once its task and the task's done-callbacks
+    // have run; without callbacks, from before the future turns done, not only once it is back at
+    // work_cv_: otherwise a caller that submits right after result() returns races the worker back to
+    // the queue and starts threads that are not needed. Once every thread is started, running_
+    // (written by the workers) is not even read here.
+    if (threads_.size() < max_workers_ &&
+        queue_.size() > threads_.size() - running_.load(std::memory_order_relaxed)) {
       const std::size_t index = threads_.size();
       running_tasks_.resize(index + 1, nullptr);
       try {
@@ -53,6 +164,7 @@ class ExecutorCore {
         running_tasks_.resize(index);
         if (threads_.empty()) {
           queue_.pop_back();
+          queued_.store(queue_.size(), std::memory_order_relaxed);
           pending_.fetch_sub(1, std::memory_order_relaxed);
           throw;
         }
@@ -71,8 +183,10 @@ class ExecutorCore {
     {
       std::lock_guard lock(mutex_);
       shutdown_ = true;
-      if (cancel_futures)
+      if (cancel_futures) {
         cancelled.swap(queue_);
+        queued_.store(0, std::memory_order_relaxed);
+      }
       if (cancel_running) {
         for (auto* running : running_tasks_)
           if (running)
@@ -127,16 +241,20 @@ class ExecutorCore {
     return s;
   }
   std::size_t max_workers() const noexcept { return max_workers_; }
+  IdlePoll& idle_poll() noexcept { return idle_poll_; }
 
   // running_ counts tasks a worker has taken from the queue and not completed: it rises under
   // mutex_ when a worker pops a task, so enqueue() never mistakes a worker about to run a task for an
   // idle one. A popped task that was cancelled while queued never starts and drops it right away.
   void task_started() noexcept { pending_.fetch_sub(1, std::memory_order_relaxed); }
   void task_skipped() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
-  void task_finished(bool was_cancelled) noexcept {
-    running_.fetch_sub(1, std::memory_order_relaxed);
+  void task_done(bool was_cancelled) noexcept {
     (was_cancelled ? cancelled_ : completed_).fetch_add(1, std::memory_order_relaxed);
   }
+  /// The worker is done with its task, done-callbacks included: enqueue() may count on it.
+  void worker_idle() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
+  /// A callback was added while the task completed, after the worker counted itself idle.
+  void worker_busy_again() noexcept { running_.fetch_add(1, std::memory_order_relaxed); }
   void pending_cancelled() noexcept {
     pending_.fetch_sub(1, std::memory_order_relaxed);
     cancelled_.fetch_add(1, std::memory_order_relaxed);
@@ -182,6 +300,7 @@ class ExecutorCore {
     std::shared_ptr<StateBase> current;
     std::unique_lock lock(mutex_);
     for (;;) {
+      bool spun = false;
       while (queue_.empty()) {
         if (shutdown_ || broken_) {
           current.reset();
@@ -189,6 +308,18 @@ class ExecutorCore {
           lock.unlock();
           worker_exit();
           return;
+        }
+        if (!spun && spinning_ == 0 && idle_poll_.enabled()) {
+          // One idle worker at a time polls before sleeping: a task submitted meanwhile then needs no
+          // wake-up, which is a futex call for the submitter and, on an idle core, a slow exit
+          // from the idle state. While it has its core, enqueue() wakes nobody (take_wake_turn).
+          spun = true;
+          ++spinning_;
+          lock.unlock();
+          idle_poll_.poll_for_work([this] { return queued_.load(std::memory_order_relaxed) != 0; });
+          lock_briefly_spinning(lock);
+          --spinning_;
+          continue;
         }
         ++sleeping_;
         work_cv_.wait(lock);
@@ -201,6 +332,7 @@ class ExecutorCore {
       // section every submit and every worker contend for.
       auto previous = std::exchange(current, std::move(queue_.front()));
       queue_.pop_front();
+      queued_.store(queue_.size(), std::memory_order_relaxed);
       running_.fetch_add(1, std::memory_order_relaxed);
       running_tasks_[index] = current.get();
       // Tasks remain queued: wake the next sleeper from here, not from the submitting thread.
@@ -210,17 +342,29 @@ class ExecutorCore {
         work_cv_.notify_one();
       previous.reset();
       current->run();
-      lock.lock();
+      lock_briefly_spinning(lock);
     }
   }
 
-  /// Under mutex_: whether to signal a sleeping worker (and count it signalled): only for queued
-  /// tasks beyond those the signalled, not yet awake workers will take. Awake workers are not
-  /// counted: while the caller holds mutex_, each of them is busy with a task that may block. A
-  /// signal is a futex wake-up that, on a loaded machine, preempts the thread that sends it; a
-  /// woken worker keeps taking tasks until the queue is empty.
+  /// Under mutex_: whether to signal a sleeping worker (and count it signalled). Never while the
+  /// polling worker has its core: it takes the next task, and a worker that pops a task signals
+  /// for those left. Otherwise only for queued tasks beyond those that awake workers not running a
+  /// task will take: the signalled ones not yet awake, and those done with their task (callbacks
+  /// included) on their way back; each looks at the queue before it sleeps. A worker running a task
+  /// is never counted, since its task may block. A signal is a futex wake-up that, on a loaded
+  /// machine, preempts the thread that sends it; a woken worker keeps taking tasks while any are
+  /// queued.
   bool take_wake_turn() noexcept {
-    if (sleeping_ <= signalled_ || queue_.size() <= signalled_)
+    if (sleeping_ <= signalled_)
+      return false;
+    if (spinning_ > 0 && idle_poll_.on_core())
+      return false;
+    // A poller that lost its core counts for nothing: nobody would wake it. running_ drops outside
+    // mutex_: a stale, higher value only makes this wake one more worker.
+    const std::size_t running = running_.load(std::memory_order_relaxed);
+    const std::size_t not_asleep = threads_.size() - (sleeping_ - signalled_) - spinning_;
+    const std::size_t awake_idle = not_asleep > running ? not_asleep - running : 0;
+    if (queue_.size() <= awake_idle)
       return false;
     ++signalled_;
     return true;
@@ -247,6 +391,7 @@ class ExecutorCore {
       std::lock_guard lock(mutex_);
       broken_ = true;
       pending.swap(queue_);
+      queued_.store(0, std::memory_order_relaxed);
     }
     work_cv_.notify_all();
     const auto error = std::make_exception_ptr(BrokenExecutor(message));
@@ -269,24 +414,28 @@ class ExecutorCore {
   const std::function<void()> initializer_;
   const std::function<void(std::exception_ptr)> on_callback_error_;
   const bool batch_scheduling_;
+  IdlePoll idle_poll_;
 
-  mutable std::mutex mutex_;
+  // What a submit and a pop touch under mutex_ shares its cache line.
+  alignas(64) mutable std::mutex mutex_;
+  std::atomic<std::size_t> queued_{0};  // queue_.size(), for the polling worker
+  std::size_t sleeping_ = 0;            // workers waiting on work_cv_
+  std::size_t signalled_ = 0;           // of those, notified and not yet awake
   std::condition_variable work_cv_;
   std::condition_variable exit_cv_;
   std::deque<std::shared_ptr<StateBase>> queue_;
   std::vector<std::thread> threads_;
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
-  std::size_t sleeping_ = 0;               // workers waiting on work_cv_
-  std::size_t signalled_ = 0;              // of those, notified and not yet awake
+  std::size_t spinning_ = 0;               // workers polling queued_ before they sleep
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;
   bool broken_ = false;
   std::mutex join_mutex_;
 
-  std::atomic<std::size_t> pending_{0};
-  std::atomic<std::size_t> running_{0};
-  std::atomic<std::size_t> completed_{0};
+  alignas(64) std::atomic<std::size_t> pending_{0};
+  alignas(64) std::atomic<std::size_t> running_{0};
+  alignas(64) std::atomic<std::size_t> completed_{0};
   std::atomic<std::size_t> cancelled_{0};
   std::atomic<std::size_t> callback_errors_{0};
 };
@@ -373,26 +522,54 @@ void StateBase::finish(std::exception_ptr error) noexcept {
     } catch (...) {
     }
   }
-  if (core_)
-    core_->task_finished(final_status == FutureStatus::Cancelled);
-  complete(final_status, std::move(error));
+  if (!core_) {
+    complete(final_status, std::move(error));
+    return;
+  }
+  core_->task_done(final_status == FutureStatus::Cancelled);
+  // The worker counts as idle once its done-callbacks have run, as in Python: a callback may wait for
+  // a task submitted meanwhile, which must then find a thread. Without callbacks it counts as idle
+  // before the future turns done, so a caller that submits right after result() reuses it.
+  const bool had_callbacks = (word_.load(std::memory_order_acquire) & callback_bit) != 0;
+  if (!had_callbacks)
+    core_->worker_idle();
+  auto callbacks = publish(final_status, std::move(error));
+  if (callbacks.empty()) {
+    if (had_callbacks)
+      core_->worker_idle();
+    return;
+  }
+  if (!had_callbacks)
+    core_->worker_busy_again();  // added while completing: a window of a few instructions
+  run_callbacks(callbacks);
+  core_->worker_idle();
 }
 
-void StateBase::complete(FutureStatus final_status, std::exception_ptr error) noexcept {
+std::vector<std::function<void()>> StateBase::publish(FutureStatus final_status,
+                                                      std::exception_ptr error) noexcept {
   // The caller holds a reference to this state, so waking the waiters after publishing is safe.
   if (error)
     error_ = std::move(error);  // a cancelled future is seen done before this: never write it then
+  std::vector<std::function<void()>> callbacks;
   const auto before = word_.exchange(static_cast<std::uint32_t>(final_status), std::memory_order_acq_rel);
   if (!(before & watched_bit))
-    return;
+    return callbacks;
   // Whoever set watched_bit did so under mutex_ and registered its callback or wait there: taking the
   // mutex once makes both visible here.
-  std::vector<std::function<void()>> callbacks;
   {
     std::lock_guard lock(mutex_);
     callbacks.swap(callbacks_);
   }
   done_cv_.notify_all();
+  return callbacks;
+}
+
+void StateBase::complete(FutureStatus final_status, std::exception_ptr error) noexcept {
+  auto callbacks = publish(final_status, std::move(error));
+  run_callbacks(callbacks);
+}
+
+void StateBase::run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {
   for (auto& callback : callbacks) {
     try {
       callback();
@@ -405,6 +582,8 @@ void StateBase::complete(FutureStatus final_status, std::exception_ptr error) no
 void StateBase::wait() const {
   if (done())
     return;
+  if (core_ && core_->idle_poll().wait_for([this] { return done(); }))
+    return;
   // A condition variable, not std::atomic::wait on word_: with the latter, executor_bench once hung
   // in result() with every worker asleep, after about a million round trips (not diagnosed further).
   std::unique_lock lock(mutex_);
@@ -416,6 +595,12 @@ void StateBase::wait() const {
 bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
   if (done())
     return true;
+  if (core_) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (core_->idle_poll().wait_for([this] { return done(); },
+                                    std::max<std::chrono::nanoseconds>(left, left.zero())))
+      return true;
+  }
   std::unique_lock lock(mutex_);
   // Set under mutex_: complete() then takes the mutex before notifying, so the wake-up is not lost.
   if (done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel)))
@@ -426,7 +611,7 @@ bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const
 void StateBase::add_callback(std::function<void()> callback) {
   {
     std::lock_guard lock(mutex_);
-    if (!done_word(word_.fetch_or(watched_bit, std::memory_order_acq_rel))) {
+    if (!done_word(word_.fetch_or(watched_bit | callback_bit, std::memory_order_acq_rel))) {
       callbacks_.push_back(std::move(callback));
       return;
     }

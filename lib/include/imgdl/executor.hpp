@@ -55,12 +55,21 @@ struct ExecutorOptions {
   /// Linux: each worker switches itself to the SCHED_BATCH policy when it starts, before the
   /// initializer (same nice value and CPU share; no privilege needed; a refusal is ignored; no effect
   /// elsewhere). A woken SCHED_BATCH thread does not preempt the running one, so a thread submitting
-  /// a burst keeps its core instead of losing it to every worker it wakes: with more workers than
-  /// cores, bursts of short tasks run several times faster (bench/README.md). The price: when no
-  /// core is idle, a worker woken by a task or by I/O inside one waits for the running thread's
-  /// time slice, so round trips (submit, then result()) slow down, most with few workers (0.6x with
-  /// one), and latency-sensitive tasks should leave it off.
+  /// a burst keeps its core instead of losing it to every worker it wakes; with more workers than
+  /// cores, bursts of short tasks may run faster (bench/README.md). The price: when no core is
+  /// idle, a worker woken by a task or by I/O inside one waits for the running thread's time
+  /// slice, so latency-sensitive tasks (the Downloader's transfer loops) should leave it off.
   bool batch_scheduling = false;
+  /// How long an idle worker (one at a time) keeps looking for a task, and a thread in
+  /// Future::result() or exception() for the result, before it sleeps; it yields its core between
+  /// looks. A task submitted, or a result ready, within that time costs no wake-up: no futex call,
+  /// and no return from idle for a core that went idle (tens of microseconds in a VM), so round
+  /// trips (submit, then result()) run many times faster, and while the polling worker has its core
+  /// a burst of submits wakes nobody. A polling worker that loses its core (more runnable threads
+  /// than cores) is no longer counted on, and a waiter that loses its core stops polling, as all
+  /// waiters do for a while after: a loaded machine wakes a sleeping thread sooner than it gives a
+  /// polling one its core back. Each idle spell costs at most this much CPU. Zero: sleep at once.
+  std::chrono::microseconds idle_spin{50};
 };
 
 /// A snapshot of live counts, for progress displays. Each count is read atomically, but the set is

@@ -74,11 +74,13 @@ class IMGDL_API StateBase {
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
  private:
-  // word_ holds the FutureStatus in its low byte and a flag, so that completing a task that nobody
+  // word_ holds the FutureStatus in its low byte and flags, so that completing a task that nobody
   // waits on and nobody watches costs one atomic exchange, no lock and no wake-up: watched_bit says
-  // that done-callbacks or waiters are registered under mutex_, and the completer must take it.
+  // that done-callbacks or waiters are registered under mutex_, and the completer must take it;
+  // callback_bit, set with it, that callbacks are, so the worker will run user code after the task.
   static constexpr std::uint32_t status_mask = 0xff;
   static constexpr std::uint32_t watched_bit = 0x100;
+  static constexpr std::uint32_t callback_bit = 0x200;
   static constexpr FutureStatus status_of(std::uint32_t word) noexcept {
     return static_cast<FutureStatus>(word & status_mask);
   }
@@ -88,6 +90,9 @@ class IMGDL_API StateBase {
   }
   /// from -> to, keeping the flags; on failure `from` holds the status seen.
   bool transition(FutureStatus& from, FutureStatus to) noexcept;
+  /// Publishes the final status and wakes the waiters; returns the callbacks left to run.
+  std::vector<std::function<void()>> publish(FutureStatus final_status, std::exception_ptr error) noexcept;
+  void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept;
   void complete(FutureStatus final_status, std::exception_ptr error) noexcept;
 
   std::shared_ptr<ExecutorCore> core_;  // null for a Promise's state: no executor counts it
