@@ -122,9 +122,7 @@ std::function<bool(std::size_t)> published_shard_test(const std::filesystem::pat
   return [dir, shard_size, shard = static_cast<std::size_t>(-1), published = false](std::size_t p) mutable {
     if (p / shard_size != shard) {
       shard = p / shard_size;
-      std::error_code error;
-      published = std::filesystem::is_regular_file(
-          std::filesystem::symlink_status(dir / WebDatasetWriter::shard_file_name(shard), error));
+      published = WebDatasetWriter::published(dir, shard);
     }
     return published;
   };

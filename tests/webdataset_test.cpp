@@ -149,6 +149,10 @@ TEST_CASE("a published shard is never replaced, and says it is there") {
     CHECK_FALSE(first.published(1));
   }
   const std::string before = read_file(out / "00000.tar");
+  // Asked of the directory alone, before any writer is made (the CLI's journal does).
+  CHECK(WebDatasetWriter::published(out, 0));
+  CHECK_FALSE(WebDatasetWriter::published(out, 1));
+  CHECK_FALSE(WebDatasetWriter::published(dir.path / "missing", 0));
   WebDatasetWriter second(out, 1);
   CHECK(second.published(0));
   CHECK_THROWS_AS(second.add(0, downloaded(dir.path / "s", "a.png", "SECOND")), std::system_error);

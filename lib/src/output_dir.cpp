@@ -35,6 +35,22 @@ UniqueFd::~UniqueFd() {
     ::close(fd_);
 }
 
+bool read_exactly(int fd, char* data, std::size_t size, std::uint64_t offset) noexcept {
+  std::size_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::pread(fd, data + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      if (n == 0)
+        errno = 0;
+      return false;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
 PartFile::PartFile(PartFile&& other) noexcept
     : dir_fd_(other.dir_fd_),
       name_(std::exchange(other.name_, {})),

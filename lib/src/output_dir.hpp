@@ -37,6 +37,10 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+/// Reads exactly `size` bytes of `fd` at `offset`, through short reads and EINTR. False at an early
+/// end of file (errno 0) or on an error (errno says which).
+bool read_exactly(int fd, char* data, std::size_t size, std::uint64_t offset) noexcept;
+
 /// The file a download is written to until it is published: either a `<name>.part` file, or an
 /// unnamed one (O_TMPFILE) that appears in the directory only when published whole. Removes itself on
 /// destruction unless kept or published (an unnamed one needs no removal: closing it frees it).

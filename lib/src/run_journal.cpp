@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "output_dir.hpp"
 #include "result_json.hpp"
 #include "sha256.hpp"
 
@@ -272,24 +273,7 @@ constexpr std::size_t write_threshold = std::size_t{1} << 20;
 constexpr auto write_interval = std::chrono::seconds(1);
 constexpr auto sync_interval = std::chrono::seconds(2);
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0)
-      ::close(fd_);
-  }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_ = -1;
-};
+using detail::UniqueFd;
 
 [[noreturn]] void throw_io(const std::string& what, const std::filesystem::path& file, int err) {
   throw JournalError(JournalError::Kind::Io,
@@ -347,7 +331,7 @@ std::uint64_t read_lines(int fd, const std::filesystem::path& file, Line&& line)
 }
 
 std::optional<nlohmann::ordered_json> read_json_file(int dir_fd, const std::string& name) {
-  Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0)
     return std::nullopt;
   std::string text;
@@ -365,8 +349,8 @@ std::optional<nlohmann::ordered_json> read_json_file(int dir_fd, const std::stri
 struct RunJournal::Impl {
   JournalOptions options;
   std::filesystem::path dir_path;
-  Fd dir;
-  Fd file;
+  UniqueFd dir;
+  UniqueFd file;
   PositionStates states;
   std::uint64_t earlier_end = 0;  // where this run's records begin
 
@@ -422,7 +406,8 @@ struct RunJournal::Impl {
     const std::string temp = name + ".new";
     const std::filesystem::path shown = dir_path / name;
     ::unlinkat(dir.get(), temp.c_str(), 0);
-    Fd out(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+    UniqueFd out(
+        ::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (out.get() < 0)
       throw_io("write", shown, errno);
     if (!write_all(out.get(),
@@ -482,17 +467,17 @@ RunJournal::RunJournal(JournalOptions options) : impl_(std::make_unique<Impl>())
   if (ec)
     throw JournalError(JournalError::Kind::Io,
                        "cannot create '" + m.options.output_dir.string() + "': " + ec.message());
-  Fd out_dir(::open(m.options.output_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd out_dir(::open(m.options.output_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (out_dir.get() < 0)
     throw_io("open", m.options.output_dir, errno);
   if (::mkdirat(out_dir.get(), ".imgdl", 0755) != 0 && errno != EEXIST)
     throw_io("create", m.dir_path, errno);
-  m.dir = Fd(::openat(out_dir.get(), ".imgdl", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  m.dir = UniqueFd(::openat(out_dir.get(), ".imgdl", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   if (m.dir.get() < 0)
     throw_io("open", m.dir_path, errno);
   const std::string name = "journal-" + m.options.id;
-  m.file =
-      Fd(::openat(m.dir.get(), name.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  m.file = UniqueFd(
+      ::openat(m.dir.get(), name.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (m.file.get() < 0)
     throw_io("open", path_, errno);
   if (::flock(m.file.get(), LOCK_EX | LOCK_NB) != 0) {
@@ -588,15 +573,8 @@ void RunJournal::for_each_done(const std::function<void(const JournalEntry&)>& f
   while (end > 0) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(end, buffer.size()));
     const std::uint64_t from = end - n;
-    std::size_t got = 0;
-    while (got < n) {
-      const ssize_t r = ::pread(m.file.get(), buffer.data() + got, n - got, static_cast<off_t>(from + got));
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        throw_io("read", path_, r < 0 ? errno : EIO);
-      got += static_cast<std::size_t>(r);
-    }
+    if (!detail::read_exactly(m.file.get(), buffer.data(), n, from))
+      throw_io("read", path_, errno != 0 ? errno : EIO);
     block.insert(0, buffer.data(), n);
     end = from;
     // Lines wholly inside the block: each starts after a '\n' in it (or at offset 0 of the file).
@@ -654,7 +632,7 @@ std::string RunJournal::error() const {
 }
 
 std::string RunJournal::checksum_file(const std::filesystem::path& file) {
-  Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0)
     throw_io("read", file, errno);
   detail::Sha256 hash;

@@ -91,23 +91,6 @@ std::error_code errno_code(int error) {
   return {error, std::generic_category()};
 }
 
-/// Reads exactly `size` bytes at `offset`; false at an early end of file or an error (errno; 0 at the end).
-bool read_at(int fd, char* data, std::size_t size, std::uint64_t offset) {
-  std::size_t got = 0;
-  while (got < size) {
-    const ssize_t n = ::pread(fd, data + got, size - got, static_cast<off_t>(offset + got));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      if (n == 0)
-        errno = 0;
-      return false;
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 bool same_file(const struct stat& a, const struct stat& b) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
          a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
@@ -269,7 +252,7 @@ struct WebDatasetWriter::Impl {
     if (error || ::fstat(fd.get(), &st) != 0 || st.st_size > (std::int64_t{1} << 30))
       return std::nullopt;
     std::string text(static_cast<std::size_t>(st.st_size), '\0');
-    if (!read_at(fd.get(), text.data(), text.size(), 0))
+    if (!detail::read_exactly(fd.get(), text.data(), text.size(), 0))
       return std::nullopt;
     auto json = nlohmann::json::parse(text, nullptr, false);
     if (!json.is_object() || !json.contains("failed_rows") || !json["failed_rows"].is_object())
@@ -289,7 +272,7 @@ struct WebDatasetWriter::Impl {
     std::uint64_t end = 0;  // where the end-of-archive blocks begin
     char header[kBlock];
     while (end + kBlock <= size) {
-      if (!read_at(fd.get(), header, kBlock, end))
+      if (!detail::read_exactly(fd.get(), header, kBlock, end))
         throw shard_error(errno_code(errno != 0 ? errno : EIO), "cannot read " + name);
       if (std::all_of(header, header + kBlock, [](char c) { return c == '\0'; }))
         break;
@@ -300,7 +283,7 @@ struct WebDatasetWriter::Impl {
     std::string buffer(std::size_t{1} << 18, '\0');
     for (std::uint64_t copied = 0; copied < end;) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - copied));
-      if (!read_at(fd.get(), buffer.data(), n, copied))
+      if (!detail::read_exactly(fd.get(), buffer.data(), n, copied))
         throw shard_error(errno_code(errno != 0 ? errno : EIO), "cannot read " + name);
       write(shard, std::string_view(buffer.data(), n));
       copied += n;
@@ -478,7 +461,12 @@ bool WebDatasetWriter::repairing(std::size_t shard) const {
 }
 
 bool WebDatasetWriter::published(std::size_t shard) const {
-  return impl_->dir.exists(Impl::shard_name(shard) + ".tar");
+  return impl_->dir.exists(shard_file_name(shard));
+}
+
+bool WebDatasetWriter::published(const std::filesystem::path& dir, std::size_t shard) {
+  struct stat st {};
+  return ::fstatat(AT_FDCWD, (dir / shard_file_name(shard)).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 std::size_t WebDatasetWriter::shard_size() const noexcept {

@@ -84,6 +84,9 @@ class IMGDL_API WebDatasetWriter {
   /// Whether shard `shard`'s tar is in the directory (published by this run or an earlier one): its
   /// input positions need not be fetched, and add() must not be given them.
   [[nodiscard]] bool published(std::size_t shard) const;
+  /// The same question of directory `dir`, for a caller with no writer yet (the CLI's journal asks
+  /// it before the writer is made). Thread-safe.
+  [[nodiscard]] static bool published(const std::filesystem::path& dir, std::size_t shard);
 
   /// The samples per shard this writer was made with.
   std::size_t shard_size() const noexcept;
