@@ -1,7 +1,7 @@
-// Throughput and memory of imgdl::ThreadPoolExecutor on empty tasks, by default and with
-// ExecutorOptions::batch_scheduling, side by side with BS::thread_pool 5.1.0 and Boost.Asio's
-// thread_pool (post + std::packaged_task), each compiled in when CMake finds it. Every tool is
-// measured the same way, in the same process:
+// Throughput and memory of imgdl::ThreadPoolExecutor on empty tasks, by default, with
+// ExecutorOptions::batch_scheduling and with idle polling off (idle_spin = 0), side by side with
+// BS::thread_pool 5.1.0 and Boost.Asio's thread_pool (post + std::packaged_task), each compiled in when CMake
+// finds it. Every tool is measured the same way, in the same process:
 //
 //   batch:         submit N empty tasks, then wait for each result in order;
 //   one at a time: submit one task and wait for its result, N / 10 times (the round trip);
@@ -116,6 +116,13 @@ struct ImgdlBatch : Imgdl {
       : Imgdl(imgdl::ExecutorOptions{.max_workers = workers, .batch_scheduling = true}) {}
 };
 
+/// The same executor with ExecutorOptions::idle_spin = 0: idle workers and waiters sleep at once.
+struct ImgdlNoPoll : Imgdl {
+  static constexpr const char* name = "imgdl, idle_spin = 0";
+  explicit ImgdlNoPoll(std::size_t workers)
+      : Imgdl(imgdl::ExecutorOptions{.max_workers = workers, .idle_spin = std::chrono::microseconds(0)}) {}
+};
+
 #if IMGDL_BENCH_HAVE_BS
 struct Bs {
   static constexpr const char* name = "BS::thread_pool 5.1.0";
@@ -223,7 +230,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::vector<ToolInfo> tools{info<Imgdl>(), info<ImgdlBatch>()};
+  std::vector<ToolInfo> tools{info<Imgdl>(), info<ImgdlBatch>(), info<ImgdlNoPoll>()};
   std::vector<std::string> missing;
 #if IMGDL_BENCH_HAVE_BS
   tools.push_back(info<Bs>());
