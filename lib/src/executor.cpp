@@ -13,18 +13,11 @@
 #include <utility>
 #include <vector>
 
+#include "idle_poll.hpp"
+
 namespace imgdl {
 namespace detail {
 namespace {
-
-/// Tells the core that this thread is polling (a PAUSE on x86), which frees the sibling hyperthread.
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 /// The queue's mutex is held for a few instructions, so a thread that finds it taken tries again a
 /// while before it sleeps on it: std::mutex (glibc) sleeps at once, which costs both threads a futex
@@ -39,88 +32,6 @@ void lock_briefly_spinning(std::unique_lock<std::mutex>& lock) {
 }
 
 }  // namespace
-
-/// How an idle worker and a thread waiting for a result poll before they sleep. Polling saves the
-/// wake-up (a futex call, and a slow return from idle for a core that went idle) only while the
-/// polling thread has a core: one that lost it is not asleep, so nobody wakes it, and whatever
-/// waits on it waits for another thread's time slice to end.
-class IdlePoll {
- public:
-  using clock = std::chrono::steady_clock;
-
-  explicit IdlePoll(std::chrono::nanoseconds budget) noexcept : budget_(budget) {}
-
-  bool enabled() const noexcept { return budget_.count() > 0; }
-
-  /// A worker's poll for a task: up to the budget, with a heartbeat that enqueue() reads through
-  /// on_core(). Yields the core between looks, so a submitter on the same core runs at once.
-  template <class Ready>
-  bool poll_for_work(Ready ready) noexcept {
-    auto now = clock::now();
-    const auto deadline = now + budget_;
-    for (;;) {
-      heartbeat_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
-      if (look(ready))
-        return true;
-      sched_yield();
-      now = clock::now();
-      if (now >= deadline)
-        return ready();
-    }
-  }
-
-  /// Whether the polling worker looked at the queue a moment ago: if not, it lost its core, and a
-  /// task must not count on it.
-  bool on_core() const noexcept {
-    return clock::now().time_since_epoch().count() - heartbeat_.load(std::memory_order_relaxed) <
-           std::chrono::duration_cast<clock::duration>(descheduled).count();
-  }
-
-  /// A thread waiting for a result: polls up to the budget (at most `limit`). The first poll that
-  /// finds itself descheduled turns this off, executor-wide, for a few time slices: with more
-  /// runnable threads than cores, a sleeping waiter is woken sooner than a polling one gets its core
-  /// back.
-  template <class Ready>
-  bool wait_for(Ready ready, std::chrono::nanoseconds limit = std::chrono::nanoseconds::max()) noexcept {
-    auto now = clock::now();
-    if (!enabled() || now.time_since_epoch().count() < paused_until_.load(std::memory_order_relaxed))
-      return ready();
-    const auto deadline = now + std::min(budget_, limit);
-    for (;;) {
-      if (look(ready))
-        return true;
-      sched_yield();
-      const auto after = clock::now();
-      if (after - now > descheduled) {
-        paused_until_.store((after + pause).time_since_epoch().count(), std::memory_order_relaxed);
-        return ready();
-      }
-      if (after >= deadline)
-        return ready();
-      now = after;
-    }
-  }
-
- private:
-  template <class Ready>
-  static bool look(Ready& ready) noexcept {
-    for (int i = 0; i < 16; ++i) {
-      if (ready())
-        return true;
-      cpu_relax();
-    }
-    return false;
-  }
-
-  // A look and a yield take about a microsecond on a core of its own: a longer gap means that
-  // another thread ran there.
-  static constexpr std::chrono::microseconds descheduled{20};
-  static constexpr std::chrono::milliseconds pause{50};
-
-  const std::chrono::nanoseconds budget_;
-  alignas(64) std::atomic<clock::rep> heartbeat_{0};
-  alignas(64) std::atomic<clock::rep> paused_until_{0};
-};
 
 /// Everything the workers, the futures and the executor handle share. Futures keep it alive through
 /// their state, so a future may outlive its executor.
