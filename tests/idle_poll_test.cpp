@@ -95,6 +95,13 @@ TEST_CASE_FIXTURE(FreshClock, "A waiter polls for the result, and stops at its b
   CHECK_FALSE(poll.wait_for(never(), 5us));
   CHECK(FakeClock::current - start >= 5us);
   CHECK(FakeClock::current - start < 7us);
+
+  // A deadline already passed (result(0s)): one look, no yield.
+  FakeYield::count = 0;
+  CHECK_FALSE(poll.wait_for(never(), 0us));
+  CHECK_FALSE(poll.wait_for(never(), -1us));
+  CHECK(poll.wait_for([] { return true; }, 0us));
+  CHECK(FakeYield::count == 0);
 }
 
 TEST_CASE_FIXTURE(

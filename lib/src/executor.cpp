@@ -58,31 +58,27 @@ class ExecutorCore {
     queue_.push_back(std::move(task));
     queued_.store(queue_.size(), std::memory_order_relaxed);
     pending_.fetch_add(1, std::memory_order_relaxed);
-    // Python >= 3.8: each idle worker takes one queued task; start a thread only for tasks beyond
-    // what the idle workers will take. A worker is idle once its task and the task's done-callbacks
-    // have run; without callbacks, from before the future turns done, not only once it is back at
-    // work_cv_: otherwise a caller that submits right after result() returns races the worker back to
-    // the queue and starts threads that are not needed. Once every thread is started, running_
-    // (written by the workers) is not even read here.
-    if (threads_.size() < max_workers_ &&
-        queue_.size() > threads_.size() - running_.load(std::memory_order_relaxed)) {
-      const std::size_t index = threads_.size();
-      running_tasks_.resize(index + 1, nullptr);
-      try {
-        threads_.emplace_back([core = self, index] { core->worker_main(index); });
-      } catch (...) {
-        // No thread (e.g. EAGAIN): existing workers still run the task; with none, nobody would.
-        running_tasks_.resize(index);
-        if (threads_.empty()) {
-          queue_.pop_back();
-          queued_.store(queue_.size(), std::memory_order_relaxed);
-          pending_.fetch_sub(1, std::memory_order_relaxed);
-          throw;
-        }
-      }
-      if (threads_.size() > index)
-        ++live_workers_;
+    if (auto error = start_worker_if_needed(self); error && threads_.empty()) {
+      // No thread (e.g. EAGAIN): existing workers would still run the task; with none, nobody would.
+      queue_.pop_back();
+      queued_.store(queue_.size(), std::memory_order_relaxed);
+      pending_.fetch_sub(1, std::memory_order_relaxed);
+      std::rethrow_exception(error);
     }
+    const bool wake = take_wake_turn();
+    lock.unlock();
+    if (wake)
+      work_cv_.notify_one();
+  }
+
+  /// A done-callback was added while its task completed, after the worker had counted itself idle:
+  /// it counts as busy again while the callback runs, and the tasks submitted meanwhile, which may
+  /// have counted on it, get the thread or the wake-up they would have had.
+  void worker_busy_again(const std::shared_ptr<ExecutorCore>& self) noexcept {
+    std::unique_lock lock(mutex_);
+    running_.fetch_add(1, std::memory_order_relaxed);
+    if (!shutdown_ && !broken_)
+      (void)start_worker_if_needed(self);  // a failure leaves the other workers to take them
     const bool wake = take_wake_turn();
     lock.unlock();
     if (wake)
@@ -154,9 +150,10 @@ class ExecutorCore {
   std::size_t max_workers() const noexcept { return max_workers_; }
   IdlePoll& idle_poll() noexcept { return idle_poll_; }
 
-  // running_ counts tasks a worker has taken from the queue and not completed: it rises under
-  // mutex_ when a worker pops a task, so enqueue() never mistakes a worker about to run a task for an
-  // idle one. A popped task that was cancelled while queued never starts and drops it right away.
+  // running_ counts workers busy with a task taken from the queue: running it, or its done-callbacks.
+  // It rises under mutex_ (when a worker pops a task, or worker_busy_again()), so enqueue() never
+  // mistakes a worker about to run a task for an idle one, and drops without it. A popped task that
+  // was cancelled while queued never starts and drops it right away.
   void task_started() noexcept { pending_.fetch_sub(1, std::memory_order_relaxed); }
   void task_skipped() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
   void task_done(bool was_cancelled) noexcept {
@@ -164,8 +161,6 @@ class ExecutorCore {
   }
   /// The worker is done with its task, done-callbacks included: enqueue() may count on it.
   void worker_idle() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
-  /// A callback was added while the task completed, after the worker counted itself idle.
-  void worker_busy_again() noexcept { running_.fetch_add(1, std::memory_order_relaxed); }
   void pending_cancelled() noexcept {
     pending_.fetch_sub(1, std::memory_order_relaxed);
     cancelled_.fetch_add(1, std::memory_order_relaxed);
@@ -203,6 +198,10 @@ class ExecutorCore {
       try {
         initializer_();
       } catch (...) {
+        {
+          std::lock_guard lock(mutex_);
+          --initializing_;
+        }
         break_pool(std::current_exception());
         worker_exit();
         return;
@@ -210,6 +209,7 @@ class ExecutorCore {
     }
     std::shared_ptr<StateBase> current;
     std::unique_lock lock(mutex_);
+    --initializing_;
     for (;;) {
       bool spun = false;
       while (queue_.empty()) {
@@ -257,6 +257,29 @@ class ExecutorCore {
     }
   }
 
+  /// Under mutex_. Python >= 3.8: each idle worker takes one queued task, so a thread is started
+  /// only for tasks beyond what the idle workers will take (while max_workers allows). A worker is
+  /// idle once its task and the task's done-callbacks have run; without callbacks, from before the
+  /// future turns done, not only once it is back at work_cv_: otherwise a caller that submits right
+  /// after result() returns races the worker back to the queue and starts threads that are not
+  /// needed. Returns the error when a thread could not be started (e.g. EAGAIN).
+  std::exception_ptr start_worker_if_needed(const std::shared_ptr<ExecutorCore>& self) noexcept {
+    if (threads_.size() >= max_workers_ ||
+        queue_.size() <= threads_.size() - running_.load(std::memory_order_relaxed))
+      return nullptr;
+    const std::size_t index = threads_.size();
+    try {
+      running_tasks_.resize(index + 1, nullptr);
+      threads_.emplace_back([core = self, index] { core->worker_main(index); });
+    } catch (...) {
+      running_tasks_.resize(index);
+      return std::current_exception();
+    }
+    ++live_workers_;
+    ++initializing_;
+    return nullptr;
+  }
+
   /// Under mutex_: whether to signal a sleeping worker (and count it signalled). Never while the
   /// polling worker has its core: it takes the next task, and a worker that pops a task signals
   /// for those left. Otherwise only for queued tasks beyond those that awake workers not running a
@@ -264,7 +287,7 @@ class ExecutorCore {
   /// included) on their way back; each looks at the queue before it sleeps. A worker running a task
   /// is never counted, since its task may block. A signal is a futex wake-up that, on a loaded
   /// machine, preempts the thread that sends it; a woken worker keeps taking tasks while any are
-  /// queued.
+  /// queued. A thread still in its initializer is not counted either: that may take long.
   bool take_wake_turn() noexcept {
     if (sleeping_ <= signalled_)
       return false;
@@ -273,7 +296,7 @@ class ExecutorCore {
     // A poller that lost its core counts for nothing: nobody would wake it. running_ drops outside
     // mutex_: a stale, higher value only makes this wake one more worker.
     const std::size_t running = running_.load(std::memory_order_relaxed);
-    const std::size_t not_asleep = threads_.size() - (sleeping_ - signalled_) - spinning_;
+    const std::size_t not_asleep = threads_.size() - (sleeping_ - signalled_) - spinning_ - initializing_;
     const std::size_t awake_idle = not_asleep > running ? not_asleep - running : 0;
     if (queue_.size() <= awake_idle)
       return false;
@@ -338,6 +361,7 @@ class ExecutorCore {
   std::vector<std::thread> threads_;
   std::vector<StateBase*> running_tasks_;  // per worker index: the task it runs or last ran
   std::size_t spinning_ = 0;               // workers polling queued_ before they sleep
+  std::size_t initializing_ = 0;           // workers started and not yet through the initializer
   std::size_t live_workers_ = 0;
   std::size_t waiting_workers_ = 0;
   bool shutdown_ = false;
@@ -451,7 +475,7 @@ void StateBase::finish(std::exception_ptr error) noexcept {
     return;
   }
   if (!had_callbacks)
-    core_->worker_busy_again();  // added while completing: a window of a few instructions
+    core_->worker_busy_again(core_);  // a callback added while the task completed
   run_callbacks(callbacks);
   core_->worker_idle();
 }

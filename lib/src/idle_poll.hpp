@@ -72,7 +72,8 @@ class BasicIdlePoll {
   template <class Ready>
   bool wait_for(Ready ready, std::chrono::nanoseconds limit = std::chrono::nanoseconds::max()) noexcept {
     auto now = clock::now();
-    if (!enabled() || now.time_since_epoch().count() < paused_until_.load(std::memory_order_relaxed))
+    if (!enabled() || limit <= limit.zero() ||
+        now.time_since_epoch().count() < paused_until_.load(std::memory_order_relaxed))
       return ready();
     const auto deadline = now + std::min(budget_, limit);
     for (;;) {

@@ -60,8 +60,9 @@ struct ExecutorOptions {
   /// idle, a worker woken by a task or by I/O inside one waits for the running thread's time
   /// slice, so latency-sensitive tasks (the Downloader's transfer loops) should leave it off.
   bool batch_scheduling = false;
-  /// How long an idle worker (one at a time) keeps looking for a task, and a thread in
-  /// Future::result() or exception() for the result, before it sleeps; it yields its core between
+  /// How long an idle worker (one at a time) keeps looking for a task, and a thread waiting for a
+  /// Future (result(), exception(), with or without a timeout; map()) for the result, before it
+  /// sleeps, never past a timeout; it yields its core between
   /// looks. A task submitted, or a result ready, within that time costs no wake-up: no futex call,
   /// and no return from idle for a core that went idle (tens of microseconds in a VM), so round
   /// trips (submit, then result()) run many times faster, and while the polling worker has its core
@@ -76,8 +77,9 @@ struct ExecutorOptions {
 /// not one consistent instant: a task may be seen moving between two counts.
 struct ExecutorStats {
   std::size_t pending = 0;          ///< queued, not started, not cancelled
-  std::size_t running = 0;          ///< taken by a worker and executing now
-  std::size_t completed = 0;        ///< finished, with a value or an exception
+  std::size_t running = 0;          ///< taken by a worker and executing now, or its done-callbacks
+  std::size_t completed = 0;        ///< finished, with a value or an exception (and in `running`
+                                    ///< while its done-callbacks run)
   std::size_t cancelled = 0;        ///< cancelled before running, or stopped on request
   std::size_t workers = 0;          ///< threads started so far (never more than max_workers)
   std::size_t callback_errors = 0;  ///< done-callbacks that threw
