@@ -712,6 +712,46 @@ TEST_CASE(
   CHECK(executor.stats().completed == 300 * workers);
 }
 
+TEST_CASE("A task goes to a sleeping worker rather than wait for another thread's slow initializer") {
+  // Worker 3's initializer blocks until the end, while workers 1 and 2 sleep. Two tasks come, the
+  // first waiting for the second: each must wake a sleeper. A thread still in its initializer must
+  // not be counted as an idle worker about to take a queued task, or they would wait for it.
+  with_watchdog([] {
+    Gate third_initializer;
+    std::atomic<int> initializers{0};
+    ThreadPoolExecutor executor(
+        ExecutorOptions{.max_workers = 3,
+                        .initializer =
+                            [&initializers, w = third_initializer.waiter()] {
+                              if (++initializers == 3)
+                                w.wait();
+                            },
+                        .idle_spin = std::chrono::microseconds(0)});  // idle workers sleep at once
+    Gate gate;
+    auto first = executor.submit([w = gate.waiter()] { w.wait(); });   // starts worker 1
+    auto second = executor.submit([w = gate.waiter()] { w.wait(); });  // starts worker 2
+    auto third = executor.submit([] {});  // starts worker 3, which stays in its initializer
+    REQUIRE(eventually([&] { return initializers == 3; }));
+    gate.open();
+    first.result();
+    second.result();
+    third.result();  // taken by worker 1 or 2
+    // Lets workers 1 and 2 reach their sleep: one still on its way back would take a task anyway, so
+    // this can only hide the fault, never invent it.
+    std::this_thread::sleep_for(20ms);
+
+    std::promise<void> needed_ran;
+    auto needed_ran_future = needed_ran.get_future();
+    auto waiter = executor.submit(
+        [&needed_ran_future] { return needed_ran_future.wait_for(30s) == std::future_status::ready; });
+    auto needed = executor.submit([&needed_ran] { needed_ran.set_value(); });
+    CHECK(waiter.result());
+    needed.result();
+    CHECK(executor.stats().workers == 3);
+    third_initializer.open();
+  });
+}
+
 TEST_CASE("The initializer runs once in each worker, before its tasks") {
   constexpr std::size_t workers = 3;
   std::mutex mutex;
